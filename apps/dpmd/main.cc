@@ -1,0 +1,204 @@
+// dpmd — one dpm stack instance (SPEC.md §2). `dpmd client` runs lwIP on a TUN device or a
+// virtual link and serves the modified socket API; `dpmd status` asks a running instance for
+// its links, counters and sockets.
+#include <arpa/inet.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "api/protocol.h"
+#include "dpm/socket.h"
+#include "stack/socket_service.h"
+#include "stack/stack.h"
+#include "tun/pcap_link.h"
+#include "tun/tun_link.h"
+#include "tun/virtual_link.h"
+
+namespace {
+
+[[noreturn]] void Die(const std::string& message, int code = 1) {
+  std::fprintf(stderr, "dpmd: %s\n", message.c_str());
+  std::exit(code);
+}
+
+// "10.77.1.2/24" → address (host byte order) and prefix; "10.77.1.2" → prefix `default_prefix`.
+bool ParsePrefix(const std::string& text, uint32_t* address, int* prefix, int default_prefix) {
+  std::vector<std::string> parts = absl::StrSplit(text, '/');
+  if (parts.empty() || parts.size() > 2) return false;
+  in_addr a{};
+  if (inet_pton(AF_INET, parts[0].c_str(), &a) != 1) return false;
+  *address = ntohl(a.s_addr);
+  *prefix = default_prefix;
+  if (parts.size() == 2 && (!absl::SimpleAtoi(parts[1], prefix) || *prefix < 1 || *prefix > 32)) return false;
+  return true;
+}
+
+void RaiseDescriptorLimit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
+void MakeParentDirectory(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return;
+  std::string dir = path.substr(0, slash);
+  for (size_t i = 1; i <= dir.size(); ++i) {
+    if (i == dir.size() || dir[i] == '/') ::mkdir(dir.substr(0, i).c_str(), 0755);
+  }
+}
+
+struct ClientOptions {
+  std::string tun = "dpm0";
+  bool attach = false;
+  std::string virtual_link;
+  size_t mtu = 1500;
+  std::string address = "10.77.1.2/24";
+  std::string gateway = "10.77.1.1";
+  std::string host_address;
+  std::string api_socket = DPM_DEFAULT_DAEMON_PATH;
+  std::string pcap;
+  size_t max_sockets = 65536;
+};
+
+int RunClient(const ClientOptions& o) {
+  uint32_t address = 0, gateway = 0;
+  int prefix = 24, ignored = 0;
+  if (!ParsePrefix(o.address, &address, &prefix, 24)) Die("bad --address '" + o.address + "' (want A.B.C.D/N)");
+  if (!o.gateway.empty() && !ParsePrefix(o.gateway, &gateway, &ignored, 32)) Die("bad --gateway '" + o.gateway + "'");
+
+  std::unique_ptr<dpm::tun::Link> link;
+  if (!o.virtual_link.empty()) {
+    std::vector<std::string> paths = absl::StrSplit(o.virtual_link, ',');
+    if (paths.size() != 2) Die("--virtual wants LOCAL_PATH,PEER_PATH");
+    auto v = dpm::tun::VirtualLink::Open(paths[0], paths[1], o.mtu);
+    if (!v.ok()) Die(std::string(v.status().message()));
+    link = std::move(*v);
+  } else {
+    dpm::tun::TunOptions t;
+    t.name = o.tun;
+    t.mtu = o.mtu;
+    t.create = !o.attach;
+    if (!o.host_address.empty()) {
+      uint32_t host = 0;
+      int host_prefix = 0;
+      if (!ParsePrefix(o.host_address, &host, &host_prefix, prefix)) Die("bad --host-address '" + o.host_address + "'");
+      t.host_address = host;
+      t.host_prefix = host_prefix;
+    }
+    auto tun = dpm::tun::TunLink::Open(t);
+    if (!tun.ok()) Die(std::string(tun.status().message()));
+    link = std::move(*tun);
+  }
+  if (!o.pcap.empty()) {
+    auto writer = dpm::tun::PcapWriter::Open(o.pcap, 65535);
+    if (!writer.ok()) Die(std::string(writer.status().message()));
+    link = std::make_unique<dpm::tun::PcapLink>(std::move(link), std::move(*writer));
+  }
+  std::string link_name = link->name();
+
+  boost::asio::io_context io(1);
+  auto stack = dpm::stack::Stack::Create(io, std::move(link), {address, prefix, gateway});
+  if (!stack.ok()) Die(std::string(stack.status().message()));
+  MakeParentDirectory(o.api_socket);
+  auto service = dpm::stack::SocketService::Create(io, **stack, {o.api_socket, o.max_sockets});
+  if (!service.ok()) Die(std::string(service.status().message()));
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&io](const boost::system::error_code&, int) { io.stop(); });
+  std::printf("dpmd: ready on %s address %s gateway %s mtu %zu api %s\n", link_name.c_str(), o.address.c_str(),
+              o.gateway.c_str(), o.mtu, o.api_socket.c_str());
+  std::fflush(stdout);
+  io.run();
+  return 0;
+}
+
+int RunStatus(const std::string& path, bool json) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) Die("API socket path too long");
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    Die(absl::StrCat("no dpmd answers at ", path, ": ", std::strerror(errno)));
+  }
+  std::vector<uint8_t> request = dpm::api::EncodeRequest(dpm::api::StatusRequest{json});
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) < 0) Die("send status request failed");
+  std::vector<uint8_t> buf(dpm::api::kMaxMessage * 16);
+  ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+  if (n <= 0) Die("dpmd closed the connection");
+  auto reply = dpm::api::ParseReply(absl::MakeConstSpan(buf.data(), static_cast<size_t>(n)));
+  if (!reply.ok() || reply->error != 0) Die("bad status reply");
+  std::fwrite(reply->body.data(), 1, reply->body.size(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  CLI::App app{"dpmd: a user-space TCP/IP stack instance (lwIP) on a TUN device or virtual link.\n"
+               "Programs use it through libdpm (dpm/socket.h) over the API socket."};
+  app.require_subcommand(1);
+  app.set_config("--config", "", "Read options from this file (TOML/INI: one 'option = value' per line)");
+
+  ClientOptions o;
+  CLI::App* client = app.add_subcommand("client", "Run a stack instance for programs linked with libdpm");
+  client->add_option("--tun", o.tun, "TUN device to create or attach (max 15 characters)")->capture_default_str();
+  client->add_flag("--attach", o.attach, "Only attach: fail if the TUN device does not exist");
+  client->add_option("--virtual", o.virtual_link,
+                     "Use a virtual link instead of TUN: LOCAL_PATH,PEER_PATH of UNIX datagram sockets "
+                     "(no root needed; the peer dpmd uses the same paths swapped)");
+  client->add_option("--mtu", o.mtu, "Link MTU in bytes; TCP's MSS follows it")
+      ->check(CLI::Range(576, 65535))
+      ->capture_default_str();
+  client->add_option("--address", o.address, "The stack's IPv4 address and prefix")->capture_default_str();
+  client->add_option("--gateway", o.gateway, "Next hop for addresses outside the prefix ('' for none)")
+      ->capture_default_str();
+  client->add_option("--host-address", o.host_address,
+                     "Give the kernel's side of the TUN device this address/prefix (e.g. 10.77.1.1/24)");
+  client->add_option("--api-socket", o.api_socket, "UNIX socket where libdpm programs reach this instance")
+      ->capture_default_str();
+  client->add_option("--pcap", o.pcap, "Record every packet on the link to this pcap file (tshark reads it)");
+  client->add_option("--max-sockets", o.max_sockets, "Most dpm sockets served at once (more get ENOBUFS)")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+
+  std::string status_socket = DPM_DEFAULT_DAEMON_PATH;
+  bool status_json = false;
+  CLI::App* status = app.add_subcommand("status", "Print a running instance's link, counters and sockets");
+  status->add_option("--api-socket", status_socket, "The instance's API socket")->capture_default_str();
+  status->add_flag("--json", status_json, "Print JSON instead of a table");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "dpmd: %s (see dpmd --help)\n", e.what());
+    return 2;
+  }
+  RaiseDescriptorLimit();
+  if (client->parsed()) return RunClient(o);
+  return RunStatus(status_socket, status_json);
+}

@@ -1,0 +1,125 @@
+/* dpm/socket.h — the modified socket API of dpm (libdpm).
+ *
+ * Every call talks to a running `dpmd` over a UNIX socket (path from dpm_set_daemon_path(),
+ * else the DPM_SOCKET environment variable, else DPM_DEFAULT_DAEMON_PATH). Sockets are
+ * ordinary file descriptors: a TCP socket is one end of a UNIX stream socket pair whose other
+ * end the daemon joins to an lwIP connection, so read(), write(), poll() and epoll work on it
+ * as on a kernel socket. A UDP socket is one end of a UNIX seqpacket pair; use dpm_sendto() /
+ * dpm_recvfrom() (or dpm_send() / dpm_recv() once connected) on it, because each datagram
+ * travels with its address (see docs/api.md for the framing).
+ *
+ * Errors: every call returns -1 and sets errno to the value the Linux kernel would give for
+ * the same mistake (EBADF, EINVAL, EAFNOSUPPORT, EADDRINUSE, EADDRNOTAVAIL, ECONNREFUSED,
+ * ETIMEDOUT, ENOTCONN, EISCONN, EOPNOTSUPP, ENOPROTOOPT, ...). ECONNREFUSED / ENOENT from the
+ * daemon's own socket (daemon not running) are reported as ENETDOWN.
+ *
+ * Threads: every function is reentrant and may be called from any thread; each thread has
+ * its own control connection to the daemon, so a blocking dpm_connect() in one thread never
+ * holds up another. Many programs may use one daemon at once.
+ *
+ * Byte order: addresses and ports are in network byte order inside struct sockaddr, as with
+ * the kernel API.
+ *
+ * Source: seed 004 (the modified socket function, bind, connect, getsockname and close), and
+ * SPEC.md §2 ("the modified socket API returns ordinary file descriptors").
+ */
+#ifndef DPM_SOCKET_H
+#define DPM_SOCKET_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Where the daemon listens when neither dpm_set_daemon_path() nor DPM_SOCKET says. */
+#define DPM_DEFAULT_DAEMON_PATH "/run/dpm/dpmd.sock"
+
+/** The `tuple` argument of dpm_socket() (seed 004: which network address the socket gets).
+ * Only DPM_TUPLE_COMMON is served so far; the other values are reserved and give EINVAL. */
+enum dpm_tuple {
+  DPM_TUPLE_COMMON = 0,  /**< the instance's common address (default) */
+  DPM_TUPLE_STATIC = 1,  /**< a new address from the static pool (reserved) */
+  DPM_TUPLE_DYNAMIC = 2, /**< a new, dynamically leased address (reserved) */
+};
+
+/** Sets the daemon's UNIX socket path for calls made after this one (copied; NULL resets to
+ * the default). Not thread-safe with respect to calls already in flight. */
+void dpm_set_daemon_path(const char *path);
+
+/** Creates a socket in the dpm stack. domain: AF_INET; type: SOCK_STREAM or SOCK_DGRAM,
+ * optionally or-ed with SOCK_NONBLOCK and SOCK_CLOEXEC; protocol: 0 or the matching
+ * IPPROTO_TCP / IPPROTO_UDP; tuple: see enum dpm_tuple. Returns a file descriptor.
+ * Errors: EAFNOSUPPORT (domain), EINVAL (type, tuple), EPROTONOSUPPORT (protocol),
+ * EMFILE/ENFILE (descriptors), ENOBUFS (daemon's --max-sockets reached), ENETDOWN (no
+ * daemon). */
+int dpm_socket(int domain, int type, int protocol, int tuple);
+
+/** Binds to a local address of the stack (INADDR_ANY or the instance's address) and port
+ * (0 = ephemeral). Errors: EBADF, ENOTSOCK (not a dpm socket), EINVAL (already bound, bad
+ * length), EAFNOSUPPORT, EADDRNOTAVAIL (not an address of this stack), EADDRINUSE. */
+int dpm_bind(int fd, const struct sockaddr *addr, socklen_t addrlen);
+
+/** Marks a TCP socket as listening; backlog <= 0 takes the default (128).
+ * Errors: EBADF, ENOTSOCK, EOPNOTSUPP (UDP), EINVAL (connected), EADDRINUSE. */
+int dpm_listen(int fd, int backlog);
+
+/** Takes the next established connection from a listening socket; blocks unless the
+ * listening descriptor is non-blocking (then EAGAIN). The peer address is written to
+ * addr/addrlen when they are not NULL. Returns the new connection's descriptor.
+ * Errors: EBADF, ENOTSOCK, EINVAL (not listening), EAGAIN, EMFILE. */
+int dpm_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
+
+/** Connects a TCP socket (blocks until established or failed) or sets the default peer of a
+ * UDP socket. Errors: EBADF, ENOTSOCK, EAFNOSUPPORT, EINVAL, EISCONN, ECONNREFUSED (RST),
+ * ETIMEDOUT (no answer after lwIP's SYN retries), ENETUNREACH (no route), EADDRNOTAVAIL. */
+int dpm_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+
+/** The socket's own address and port as the stack sees it. Errors: EBADF, ENOTSOCK, EINVAL. */
+int dpm_getsockname(int fd, struct sockaddr *addr, socklen_t *addrlen);
+
+/** The connected peer's address and port. Errors: EBADF, ENOTSOCK, ENOTCONN, EINVAL. */
+int dpm_getpeername(int fd, struct sockaddr *addr, socklen_t *addrlen);
+
+/** Shuts down reading (SHUT_RD), writing (SHUT_WR: the peer gets a FIN after the data already
+ * written) or both. Errors: EBADF, ENOTSOCK, EINVAL (how), ENOTCONN. */
+int dpm_shutdown(int fd, int how);
+
+/** Closes the descriptor. When the last descriptor of the socket is closed the daemon closes
+ * the connection (FIN, or RST if received data was left unread) and frees the port, exactly
+ * as a process exit does. Errors: EBADF. */
+int dpm_close(int fd);
+
+/** Socket options carried to the stack: SOL_SOCKET SO_REUSEADDR, SO_KEEPALIVE;
+ * IPPROTO_TCP TCP_NODELAY; IPPROTO_IP IP_TOS. SO_SNDBUF / SO_RCVBUF act on the local
+ * descriptor. Errors: EBADF, ENOTSOCK, EINVAL (length), ENOPROTOOPT (unknown option). */
+int dpm_setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen);
+
+/** SOL_SOCKET SO_ERROR (the last asynchronous error, e.g. ECONNRESET, then cleared),
+ * SO_TYPE, and the options of dpm_setsockopt(). Errors as dpm_setsockopt(). */
+int dpm_getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen);
+
+/** Sends one datagram (UDP) to dest, or to the connected peer when dest is NULL; for TCP it
+ * is send(2) and dest must be NULL. Returns bytes taken. A UDP datagram is at most 65507
+ * bytes (EMSGSIZE). Errors: EBADF, ENOTSOCK, EDESTADDRREQ, EMSGSIZE, EAGAIN, EPIPE. */
+ssize_t dpm_sendto(int fd, const void *buf, size_t len, int flags,
+                   const struct sockaddr *dest, socklen_t destlen);
+
+/** Receives one datagram (UDP; src gets its sender) or bytes (TCP). A datagram longer than
+ * len is truncated (the rest is lost, as with recvfrom(2)). Returns bytes, 0 at TCP EOF.
+ * Errors: EBADF, ENOTSOCK, EAGAIN, ECONNRESET. */
+ssize_t dpm_recvfrom(int fd, void *buf, size_t len, int flags,
+                     struct sockaddr *src, socklen_t *srclen);
+
+/** dpm_sendto() to the connected peer. */
+ssize_t dpm_send(int fd, const void *buf, size_t len, int flags);
+
+/** dpm_recvfrom() without the sender. */
+ssize_t dpm_recv(int fd, void *buf, size_t len, int flags);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DPM_SOCKET_H */

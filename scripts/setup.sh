@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs every Debian package the build, the tests, the demo and the benchmarks need, and
+# fetches lwIP 2.1.3 from Debian's `lwip` source package (Debian's patches applied) into
+# third_party/lwip/upstream/, which git ignores. Safe to run again: it skips what is done.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+packages=(
+  build-essential cmake ninja-build pkg-config dpkg-dev xz-utils
+  clang libclang-rt-14-dev                      # libFuzzer and sanitizers
+  libboost-dev libcli11-dev libabsl-dev libgtest-dev libgmock-dev libssl-dev
+  iproute2 procps psmisc nginx-light iperf3 curl socat tshark python3 python3-scapy
+)
+
+need_root() { [ "$(id -u)" = 0 ] || { echo "setup: must run as root to install packages (missing: $*)" >&2; exit 1; }; }
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  need_root "${missing[@]}"
+  # Packages must not start their services in the root namespace (nginx would): tests start
+  # their own servers inside network namespaces.
+  policy=/usr/sbin/policy-rc.d; made_policy=0
+  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; made_policy=1; fi
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ $made_policy = 1 ] && rm -f "$policy"
+fi
+
+# lwIP from Debian's source package (SPEC.md §2: no lwIP source is committed).
+lwip_version="2.1.3+dfsg1-2"
+dest="$root/third_party/lwip/upstream"
+if [ ! -f "$dest/.dpm-source-version" ] || [ "$(cat "$dest/.dpm-source-version")" != "$lwip_version" ]; then
+  if ! apt-cache showsrc lwip 2>/dev/null | grep -q '^Package: lwip'; then
+    need_root "deb-src entry"
+    # apt's source client needs a deb-src entry; add one for the release this machine runs.
+    codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+    cat >/etc/apt/sources.list.d/dpm-deb-src.sources <<SRC
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: $codename
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    apt-get update -qq
+  fi
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  (cd "$work" && apt-get source -qq "lwip=$lwip_version" >/dev/null 2>&1 || apt-get source -qq lwip >/dev/null)
+  src=$(find "$work" -maxdepth 1 -mindepth 1 -type d -name 'lwip-*' | head -n1)
+  [ -f "$src/src/core/tcp.c" ] || { echo "setup: apt-get source lwip gave no lwIP tree" >&2; exit 1; }
+  rm -rf "$dest"
+  mv "$src" "$dest"
+  echo "$lwip_version" >"$dest/.dpm-source-version"
+fi
+echo "setup: packages and lwIP source ready"

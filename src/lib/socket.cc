@@ -1,0 +1,398 @@
+// libdpm: the program side of the modified socket API (include/dpm/socket.h, docs/api.md).
+#include "dpm/socket.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "api/protocol.h"
+
+namespace {
+
+using dpm::api::Endpoint;
+using dpm::api::Opcode;
+using dpm::api::SocketRef;
+
+// ---- where the daemon is ----
+std::mutex g_path_mu;
+std::string g_path;  // empty: DPM_SOCKET or the default
+
+std::string DaemonPath() {
+  std::lock_guard<std::mutex> lock(g_path_mu);
+  if (!g_path.empty()) return g_path;
+  const char* env = std::getenv("DPM_SOCKET");
+  return env != nullptr && *env != '\0' ? env : DPM_DEFAULT_DAEMON_PATH;
+}
+
+// ---- one control connection per thread (reentrant without locks) ----
+struct Control {
+  int fd = -1;
+  pid_t pid = 0;
+  ~Control() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+thread_local Control t_control;
+
+int ConnectControl() {
+  if (t_control.fd >= 0 && t_control.pid == ::getpid()) return t_control.fd;
+  if (t_control.fd >= 0) ::close(t_control.fd);  // inherited across fork: the parent's
+  t_control.fd = -1;
+  std::string path = DaemonPath();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    errno = ENETDOWN;
+    return -1;
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    errno = ENETDOWN;  // no daemon at that path
+    return -1;
+  }
+  t_control.fd = fd;
+  t_control.pid = ::getpid();
+  return fd;
+}
+
+void DropControl() {
+  if (t_control.fd >= 0) ::close(t_control.fd);
+  t_control.fd = -1;
+}
+
+// Sends one request and waits for its reply. Returns the reply's errno (0 on success) or
+// ENETDOWN when the daemon cannot be reached. *received_fd gets a descriptor passed back.
+int Transact(const dpm::api::Request& request, dpm::api::Reply* reply, int* received_fd = nullptr) {
+  std::vector<uint8_t> bytes = dpm::api::EncodeRequest(request);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    int fd = ConnectControl();
+    if (fd < 0) return errno;
+    ssize_t sent;
+    do {
+      sent = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0) {
+      DropControl();  // the daemon restarted: reconnect once
+      continue;
+    }
+    uint8_t buf[dpm::api::kMaxMessage];
+    iovec v{buf, sizeof(buf)};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr m{};
+    m.msg_iov = &v;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof(control);
+    ssize_t n;
+    do {
+      n = ::recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+      DropControl();
+      return ENETDOWN;
+    }
+    int passed = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(&passed, CMSG_DATA(c), sizeof(int));
+    }
+    absl::StatusOr<dpm::api::Reply> parsed = dpm::api::ParseReply(absl::MakeConstSpan(buf, static_cast<size_t>(n)));
+    if (!parsed.ok()) {
+      if (passed >= 0) ::close(passed);
+      DropControl();
+      return EPROTO;
+    }
+    *reply = std::move(*parsed);
+    if (received_fd != nullptr) {
+      *received_fd = passed;
+    } else if (passed >= 0) {
+      ::close(passed);
+    }
+    return reply->error;
+  }
+  return ENETDOWN;
+}
+
+// ---- which descriptors are dpm sockets ----
+struct Entry {
+  SocketRef ref;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool tcp = true;
+  bool listening = false;
+  bool connected = false;
+};
+
+std::mutex g_table_mu;
+absl::flat_hash_map<int, Entry>& Table() {
+  static auto* table = new absl::flat_hash_map<int, Entry>();
+  return *table;
+}
+
+void Register(int fd, const SocketRef& ref, bool tcp) {
+  struct stat st {};
+  ::fstat(fd, &st);
+  std::lock_guard<std::mutex> lock(g_table_mu);
+  Table()[fd] = Entry{ref, st.st_dev, st.st_ino, tcp, false, false};
+}
+
+// Finds the dpm socket behind fd. A descriptor closed with close(2) and reused for something
+// else is recognised by its inode. Sets errno (EBADF, ENOTSOCK) and returns false otherwise.
+bool Lookup(int fd, Entry* out) {
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0) {
+    errno = EBADF;
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(g_table_mu);
+  auto it = Table().find(fd);
+  if (it == Table().end() || it->second.ino != st.st_ino || it->second.dev != st.st_dev) {
+    errno = ENOTSOCK;
+    return false;
+  }
+  *out = it->second;
+  return true;
+}
+
+void Update(int fd, void (*change)(Entry&)) {
+  std::lock_guard<std::mutex> lock(g_table_mu);
+  auto it = Table().find(fd);
+  if (it != Table().end()) change(it->second);
+}
+
+int Fail(int err) {
+  errno = err;
+  return -1;
+}
+
+int ToEndpoint(const sockaddr* sa, socklen_t len, Endpoint* e) {
+  if (sa != nullptr && len >= static_cast<socklen_t>(sizeof(sa_family_t)) && sa->sa_family == AF_UNSPEC) {
+    *e = Endpoint{};
+    return 0;
+  }
+  return Endpoint::FromSockaddr(sa, len, e);
+}
+
+int NameCall(int fd, bool peer, sockaddr* addr, socklen_t* len) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  if (addr == nullptr || len == nullptr) return Fail(EFAULT);
+  dpm::api::Reply reply;
+  if (int e = Transact(dpm::api::NameRequest{entry.ref, peer}, &reply)) return Fail(e);
+  absl::StatusOr<Endpoint> endpoint = dpm::api::ParseEndpoint(reply.body);
+  if (!endpoint.ok()) return Fail(EPROTO);
+  endpoint->ToSockaddr(addr, len);
+  return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+void dpm_set_daemon_path(const char* path) {
+  std::lock_guard<std::mutex> lock(g_path_mu);
+  g_path = path != nullptr ? path : "";
+}
+
+int dpm_socket(int domain, int type, int protocol, int tuple) {
+  dpm::api::Reply reply;
+  int fd = -1;
+  if (int e = Transact(dpm::api::SocketRequest{domain, type, protocol, tuple}, &reply, &fd)) {
+    if (fd >= 0) ::close(fd);
+    return Fail(e);
+  }
+  absl::StatusOr<SocketRef> ref = dpm::api::ParseSocketRef(reply.body);
+  if (!ref.ok() || fd < 0) {
+    if (fd >= 0) ::close(fd);
+    return Fail(EPROTO);
+  }
+  if ((type & SOCK_CLOEXEC) == 0) ::fcntl(fd, F_SETFD, 0);  // passed descriptors arrive close-on-exec
+  Register(fd, *ref, (type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_STREAM);
+  return fd;
+}
+
+int dpm_bind(int fd, const sockaddr* addr, socklen_t addrlen) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  Endpoint local;
+  if (int e = Endpoint::FromSockaddr(addr, addrlen, &local)) return Fail(e);
+  dpm::api::Reply reply;
+  if (int e = Transact(dpm::api::BindRequest{entry.ref, local}, &reply)) return Fail(e);
+  return 0;
+}
+
+int dpm_listen(int fd, int backlog) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  dpm::api::Reply reply;
+  if (int e = Transact(dpm::api::ListenRequest{entry.ref, backlog}, &reply)) return Fail(e);
+  Update(fd, [](Entry& e) { e.listening = true; });
+  return 0;
+}
+
+int dpm_accept(int fd, sockaddr* addr, socklen_t* addrlen) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  if (!entry.tcp) return Fail(EOPNOTSUPP);
+  if (!entry.listening) return Fail(EINVAL);
+  uint8_t buf[dpm::api::AcceptRecord::kWireSize];
+  iovec v{buf, sizeof(buf)};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr m{};
+  m.msg_iov = &v;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = sizeof(control);
+  ssize_t n;
+  do {
+    n = ::recvmsg(fd, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return -1;  // EAGAIN for a non-blocking listener
+  int conn = -1;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(&conn, CMSG_DATA(c), sizeof(int));
+  }
+  absl::StatusOr<dpm::api::AcceptRecord> record =
+      dpm::api::ParseAcceptRecord(absl::MakeConstSpan(buf, static_cast<size_t>(n)));
+  if (n == 0) return Fail(ECONNABORTED);  // the daemon closed the listener
+  if (!record.ok() || conn < 0) {
+    if (conn >= 0) ::close(conn);
+    return Fail(EPROTO);
+  }
+  ::fcntl(conn, F_SETFD, 0);  // accept(2) gives a descriptor without close-on-exec
+  Register(conn, record->ref, true);
+  Update(conn, [](Entry& e) { e.connected = true; });
+  if (addr != nullptr && addrlen != nullptr) record->peer.ToSockaddr(addr, addrlen);
+  return conn;
+}
+
+int dpm_connect(int fd, const sockaddr* addr, socklen_t addrlen) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  Endpoint remote;
+  if (int e = ToEndpoint(addr, addrlen, &remote)) return Fail(e);
+  if (entry.tcp && remote.family == AF_UNSPEC) return Fail(EAFNOSUPPORT);
+  dpm::api::Reply reply;
+  if (int e = Transact(dpm::api::ConnectRequest{entry.ref, remote}, &reply)) return Fail(e);
+  if (remote.family == AF_UNSPEC) {
+    Update(fd, [](Entry& e) { e.connected = false; });
+  } else {
+    Update(fd, [](Entry& e) { e.connected = true; });
+  }
+  return 0;
+}
+
+int dpm_getsockname(int fd, sockaddr* addr, socklen_t* addrlen) { return NameCall(fd, false, addr, addrlen); }
+
+int dpm_getpeername(int fd, sockaddr* addr, socklen_t* addrlen) { return NameCall(fd, true, addr, addrlen); }
+
+int dpm_shutdown(int fd, int how) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  dpm::api::Reply reply;
+  if (int e = Transact(dpm::api::ShutdownRequest{entry.ref, how}, &reply)) return Fail(e);
+  // Shutting down this end keeps the order: the daemon sees end-of-file after the data.
+  return ::shutdown(fd, how);
+}
+
+int dpm_close(int fd) {
+  {
+    std::lock_guard<std::mutex> lock(g_table_mu);
+    Table().erase(fd);
+  }
+  return ::close(fd);
+}
+
+int dpm_setsockopt(int fd, int level, int optname, const void* optval, socklen_t optlen) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  if (level == SOL_SOCKET && (optname == SO_SNDBUF || optname == SO_RCVBUF)) {
+    return ::setsockopt(fd, level, optname, optval, optlen);
+  }
+  if (optval == nullptr && optlen > 0) return Fail(EFAULT);
+  if (optlen > dpm::api::kMaxOptionValue) return Fail(EINVAL);
+  dpm::api::SetSockOptRequest request{entry.ref, level, optname, {}};
+  const auto* p = static_cast<const uint8_t*>(optval);
+  request.value.assign(p, p + optlen);
+  dpm::api::Reply reply;
+  if (int e = Transact(request, &reply)) return Fail(e);
+  return 0;
+}
+
+int dpm_getsockopt(int fd, int level, int optname, void* optval, socklen_t* optlen) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  if (optval == nullptr || optlen == nullptr) return Fail(EFAULT);
+  if (level == SOL_SOCKET && (optname == SO_SNDBUF || optname == SO_RCVBUF)) {
+    return ::getsockopt(fd, level, optname, optval, optlen);
+  }
+  dpm::api::Reply reply;
+  if (int e = Transact(dpm::api::GetSockOptRequest{entry.ref, level, optname}, &reply)) return Fail(e);
+  if (reply.body.size() != sizeof(int)) return Fail(EPROTO);
+  socklen_t n = std::min<socklen_t>(*optlen, sizeof(int));
+  std::memcpy(optval, reply.body.data(), n);
+  *optlen = n;
+  return 0;
+}
+
+ssize_t dpm_sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* dest, socklen_t destlen) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  if (entry.tcp) {
+    if (dest != nullptr) return Fail(entry.connected ? EISCONN : ENOTCONN);
+    return ::send(fd, buf, len, flags);
+  }
+  Endpoint to;
+  if (dest != nullptr) {
+    if (int e = Endpoint::FromSockaddr(dest, destlen, &to)) return Fail(e);
+    if (to.family != AF_INET) return Fail(EAFNOSUPPORT);
+  } else if (!entry.connected) {
+    return Fail(EDESTADDRREQ);
+  }
+  if (len > 65507) return Fail(EMSGSIZE);
+  std::vector<uint8_t> header = dpm::api::EncodeEndpoint(to);
+  iovec parts[2] = {{header.data(), header.size()}, {const_cast<void*>(buf), len}};
+  msghdr m{};
+  m.msg_iov = parts;
+  m.msg_iovlen = 2;
+  ssize_t n = ::sendmsg(fd, &m, flags | MSG_NOSIGNAL);
+  if (n < 0) return -1;
+  return static_cast<ssize_t>(len);
+}
+
+ssize_t dpm_recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* src, socklen_t* srclen) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  if (entry.tcp) return ::recv(fd, buf, len, flags);
+  uint8_t header[dpm::api::kDatagramHeaderSize];
+  iovec parts[2] = {{header, sizeof(header)}, {buf, len}};
+  msghdr m{};
+  m.msg_iov = parts;
+  m.msg_iovlen = 2;
+  ssize_t n = ::recvmsg(fd, &m, flags);
+  if (n <= 0) return n;
+  if (static_cast<size_t>(n) < sizeof(header)) return Fail(EPROTO);
+  absl::StatusOr<Endpoint> from = dpm::api::ParseEndpoint(absl::MakeConstSpan(header, sizeof(header)));
+  if (from.ok() && src != nullptr && srclen != nullptr) from->ToSockaddr(src, srclen);
+  return n - static_cast<ssize_t>(sizeof(header));
+}
+
+ssize_t dpm_send(int fd, const void* buf, size_t len, int flags) {
+  return dpm_sendto(fd, buf, len, flags, nullptr, 0);
+}
+
+ssize_t dpm_recv(int fd, void* buf, size_t len, int flags) {
+  return dpm_recvfrom(fd, buf, len, flags, nullptr, nullptr);
+}
+
+}  // extern "C"

@@ -1,0 +1,69 @@
+#include "stack/lwip_port.h"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+
+#include "lwip/init.h"
+#include "lwip/ip_addr.h"
+#include "lwip/sys.h"
+#include "stack/isn.h"
+
+namespace dpm::stack {
+namespace {
+
+std::atomic<bool> g_core_claimed{false};
+pthread_t g_core_thread;
+
+uint64_t SteadyMicros() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+const IsnGenerator& Isn() {
+  static const IsnGenerator generator(IsnGenerator::RandomKey());  // RFC 6528: key per boot
+  return generator;
+}
+
+}  // namespace
+
+void ClaimLwipCore() {
+  g_core_thread = pthread_self();
+  g_core_claimed.store(true, std::memory_order_release);
+}
+
+void InitLwipOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { lwip_init(); });
+}
+
+}  // namespace dpm::stack
+
+extern "C" {
+
+u32_t sys_now(void) {
+  return static_cast<u32_t>(dpm::stack::SteadyMicros() / 1000);
+}
+
+void dpm_lwip_assert_core_locked(void) {
+  if (dpm::stack::g_core_claimed.load(std::memory_order_acquire) &&
+      !pthread_equal(pthread_self(), dpm::stack::g_core_thread)) {
+    std::fprintf(stderr, "dpm: lwIP called from a thread that is not the core thread\n");
+    std::abort();
+  }
+}
+
+u32_t dpm_lwip_tcp_isn(const ip_addr_t* local_ip, u16_t local_port, const ip_addr_t* remote_ip,
+                       u16_t remote_port) {
+  // IPv4 only in this build (LWIP_IPV6 0): addresses are 4 bytes in network byte order.
+  const auto* l = reinterpret_cast<const uint8_t*>(&ip_2_ip4(local_ip)->addr);
+  const auto* r = reinterpret_cast<const uint8_t*>(&ip_2_ip4(remote_ip)->addr);
+  return dpm::stack::Isn().Generate(l, r, 4, local_port, remote_port, dpm::stack::SteadyMicros());
+}
+
+}  // extern "C"

@@ -1,0 +1,1237 @@
+#include "stack/socket_service.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "api/protocol.h"
+#include "lwip/ip_addr.h"
+#include "lwip/pbuf.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/stats.h"
+#include "lwip/tcp.h"
+#include "lwip/udp.h"
+
+namespace dpm::stack {
+
+using boost::asio::posix::stream_descriptor;
+using Wait = stream_descriptor::wait_type;
+
+namespace {
+
+constexpr size_t kAppChunk = 64 * 1024;  // bytes moved per read from a program's pair
+constexpr int kPairBuffer = 1024 * 1024;  // bytes of kernel buffer on the daemon's end
+
+// Sends one message with an optional descriptor. Returns bytes sent or -errno.
+ssize_t SendWithFd(int fd, const iovec* iov, size_t iovcnt, int pass_fd) {
+  msghdr m{};
+  m.msg_iov = const_cast<iovec*>(iov);
+  m.msg_iovlen = iovcnt;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  if (pass_fd >= 0) {
+    std::memset(control, 0, sizeof(control));
+    m.msg_control = control;
+    m.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+  }
+  ssize_t n = ::sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+  return n < 0 ? -errno : n;
+}
+
+// True once every descriptor of the far end is closed.
+bool PeerHungUp(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) != 0;
+}
+
+void SetBuffers(int fd) {
+  // SO_*BUFFORCE lets root go past net.core.[rw]mem_max; fall back to the capped option.
+  if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &kPairBuffer, sizeof(kPairBuffer)) != 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kPairBuffer, sizeof(kPairBuffer));
+  }
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &kPairBuffer, sizeof(kPairBuffer)) != 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kPairBuffer, sizeof(kPairBuffer));
+  }
+}
+
+api::Endpoint ToEndpoint(const ip_addr_t& ip, uint16_t port_host) {
+  return api::Endpoint::Ipv4(ntohl(ip4_addr_get_u32(ip_2_ip4(&ip))), port_host);
+}
+
+void ToIpAddr(const api::Endpoint& e, ip_addr_t* ip) {
+  ip_addr_set_ip4_u32(ip, htonl(e.ipv4_host()));
+}
+
+// lwIP err_t → the errno a kernel gives for the same failure.
+int ErrnoOf(err_t err) {
+  switch (err) {
+    case ERR_OK: return 0;
+    case ERR_MEM: return ENOBUFS;
+    case ERR_BUF: return ENOBUFS;
+    case ERR_TIMEOUT: return ETIMEDOUT;
+    case ERR_RTE: return ENETUNREACH;
+    case ERR_INPROGRESS: return EINPROGRESS;
+    case ERR_VAL: return EINVAL;
+    case ERR_WOULDBLOCK: return EWOULDBLOCK;
+    case ERR_USE: return EADDRINUSE;
+    case ERR_ALREADY: return EALREADY;
+    case ERR_ISCONN: return EISCONN;
+    case ERR_CONN: return ENOTCONN;
+    case ERR_IF: return ENETDOWN;
+    case ERR_ABRT: return ECONNABORTED;
+    case ERR_RST: return ECONNRESET;
+    case ERR_CLSD: return ENOTCONN;
+    case ERR_ARG: return EINVAL;
+    default: return EIO;
+  }
+}
+
+uint64_t RandomCookie() {
+  uint64_t c = 0;
+  while (::getrandom(&c, sizeof(c), 0) != sizeof(c)) {
+  }
+  return c;
+}
+
+bool ReadInt(const std::vector<uint8_t>& v, int* out) {
+  if (v.size() < sizeof(int)) return false;
+  std::memcpy(out, v.data(), sizeof(int));
+  return true;
+}
+
+}  // namespace
+
+class ControlConn;
+class Socket;
+
+// ---------------------------------------------------------------------------------------
+class SocketService::Impl {
+ public:
+  Impl(boost::asio::io_context& io, Stack& stack, SocketServiceConfig config, int listen_fd)
+      : io_(io), stack_(stack), config_(std::move(config)), listener_(io, listen_fd) {}
+  ~Impl();
+
+  void StartAccept();
+  void Handle(const std::shared_ptr<ControlConn>& conn, const api::Request& request, api::Opcode op);
+  void Register(std::shared_ptr<Socket> s);
+  void Release(uint64_t id);
+  std::shared_ptr<Socket> Find(const api::SocketRef& ref) const;
+  std::string Status(bool json) const;
+  bool Full() const { return sockets_.size() >= config_.max_sockets; }
+
+  boost::asio::io_context& io_;
+  Stack& stack_;
+  SocketServiceConfig config_;
+  stream_descriptor listener_;
+  uint64_t next_id_ = 1;
+  absl::flat_hash_map<uint64_t, std::shared_ptr<Socket>> sockets_;
+  size_t control_connections_ = 0;
+  SocketServiceCounters counters_;
+};
+
+// ---------------------------------------------------------------------------------------
+// One client thread's control connection. At most one request is in flight: a request whose
+// answer must wait (TCP connect) stops reading until the answer is sent.
+class ControlConn : public std::enable_shared_from_this<ControlConn> {
+ public:
+  ControlConn(SocketService::Impl& service, int fd) : service_(service), sd_(service.io_, fd) {}
+  ~ControlConn() { service_.control_connections_--; }
+
+  void Start() { WaitRead(); }
+  void Reply(api::Opcode op, int error, std::vector<uint8_t> body = {}, int pass_fd = -1) {
+    std::vector<uint8_t> bytes = api::EncodeReply(api::Reply{op, error, std::move(body)});
+    iovec v{bytes.data(), bytes.size()};
+    ssize_t n = SendWithFd(sd_.native_handle(), &v, 1, pass_fd);
+    if (n < 0) {
+      // The client is gone or not reading: nothing else can be said to it.
+      boost::system::error_code ignored;
+      sd_.close(ignored);
+      return;
+    }
+    if (waiting_) {
+      waiting_ = false;
+      WaitRead();
+    }
+  }
+  void Defer() { waiting_ = true; }
+
+ private:
+  void WaitRead() {
+    sd_.async_wait(Wait::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      self->OnReadable();
+      self->service_.stack_.AfterCoreWork();
+    });
+  }
+  void OnReadable() {
+    uint8_t buf[api::kMaxMessage];
+    ssize_t n = ::recv(sd_.native_handle(), buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      WaitRead();
+      return;
+    }
+    if (n <= 0) {
+      boost::system::error_code ignored;
+      sd_.close(ignored);
+      return;
+    }
+    auto bytes = absl::MakeConstSpan(buf, static_cast<size_t>(n));
+    uint16_t op = 0;
+    if (n >= 4) std::memcpy(&op, buf + 2, sizeof(op));
+    absl::StatusOr<api::Request> request = api::ParseRequest(bytes);
+    if (!request.ok()) {
+      service_.counters_.bad_requests++;
+      Reply(static_cast<api::Opcode>(op), EINVAL);
+    } else {
+      service_.Handle(shared_from_this(), *request, static_cast<api::Opcode>(op));
+    }
+    if (!waiting_ && sd_.is_open()) WaitRead();
+  }
+
+  SocketService::Impl& service_;
+  stream_descriptor sd_;
+  bool waiting_ = false;
+};
+
+// ---------------------------------------------------------------------------------------
+// A dpm socket: the daemon's end of the program's socket pair plus an lwIP pcb.
+class Socket : public std::enable_shared_from_this<Socket> {
+ public:
+  enum class State { kOpen, kConnecting, kConnected, kListening, kClosed };
+
+  Socket(SocketService::Impl& service, int near_fd, bool tcp)
+      : service_(service), sd_(service.io_, near_fd), tcp_(tcp), cookie_(RandomCookie()) {}
+  virtual ~Socket() = default;
+
+  uint64_t id() const { return id_; }
+  uint64_t cookie() const { return cookie_; }
+  void set_id(uint64_t id) { id_ = id; }
+  bool tcp() const { return tcp_; }
+  State state() const { return state_; }
+
+  virtual void Start() = 0;
+  virtual int Bind(const api::Endpoint& local) = 0;
+  virtual int Listen(int backlog) = 0;
+  /// Returns an errno, or -1 when the answer is deferred (sent through `conn` later).
+  virtual int Connect(const api::Endpoint& remote, const std::shared_ptr<ControlConn>& conn) = 0;
+  virtual int Name(bool peer, api::Endpoint* out) const = 0;
+  virtual int Shutdown(int how) = 0;
+  virtual int SetOption(int level, int name, const std::vector<uint8_t>& value) = 0;
+  virtual int GetOption(int level, int name, int* value) = 0;
+  /// Detaches from lwIP (FIN or RST as the state requires) and closes the near end.
+  virtual void Destroy() = 0;
+  virtual std::string Describe(bool json) const = 0;
+
+ protected:
+  // Called when the program closed every copy of its descriptor. Posted, never run inside
+  // an lwIP callback: releasing closes or aborts the pcb lwIP may be processing.
+  void ReleaseSelf() {
+    if (releasing_) return;
+    releasing_ = true;
+    boost::asio::post(service_.io_, [self = shared_from_this()] {
+      self->service_.Release(self->id_);
+      self->service_.stack_.AfterCoreWork();
+    });
+  }
+  int CheckLocal(const api::Endpoint& e) const {
+    if (e.family != AF_INET) return EAFNOSUPPORT;
+    uint32_t a = e.ipv4_host();
+    if (a != 0 && !service_.stack_.IsLocalAddress(a)) return EADDRNOTAVAIL;
+    return 0;
+  }
+  static const char* StateName(State s) {
+    switch (s) {
+      case State::kOpen: return "open";
+      case State::kConnecting: return "connecting";
+      case State::kConnected: return "connected";
+      case State::kListening: return "listening";
+      case State::kClosed: return "closed";
+    }
+    return "?";
+  }
+  std::string DescribeCommon(bool json, const char* proto, const api::Endpoint& local,
+                             const api::Endpoint& peer, size_t to_app, size_t from_app) const {
+    if (json) {
+      return absl::StrFormat(
+          R"({"id":%d,"proto":"%s","state":"%s","local":"%s","peer":"%s","queued_to_app":%d,"queued_from_app":%d})",
+          id_, proto, StateName(state_), local.ToString(), peer.ToString(), to_app, from_app);
+    }
+    return absl::StrFormat("%-6d %-5s %-11s %-22s %-22s %10d %10d", id_, proto, StateName(state_),
+                           local.ToString(), peer.ToString(), to_app, from_app);
+  }
+
+  SocketService::Impl& service_;
+  stream_descriptor sd_;
+  bool tcp_;
+  uint64_t id_ = 0;
+  uint64_t cookie_;
+  State state_ = State::kOpen;
+  int last_error_ = 0;  // SO_ERROR
+  bool releasing_ = false;
+};
+
+// ---------------------------------------------------------------------------------------
+class TcpSocket : public Socket {
+ public:
+  TcpSocket(SocketService::Impl& service, int near_fd, tcp_pcb* pcb) : Socket(service, near_fd, true), pcb_(pcb) {
+    Attach();
+  }
+
+  // An accepted connection: already established.
+  static std::shared_ptr<TcpSocket> Accepted(SocketService::Impl& service, int near_fd, tcp_pcb* pcb) {
+    auto s = std::make_shared<TcpSocket>(service, near_fd, pcb);
+    s->state_ = State::kConnected;
+    s->CacheNames();
+    return s;
+  }
+
+  void Start() override {
+    if (state_ == State::kConnected) {
+      PumpFromApp();
+    } else {
+      WaitIdle();
+    }
+  }
+
+  int Bind(const api::Endpoint& local) override {
+    if (int e = CheckLocal(local)) return e;
+    if (pcb_ == nullptr || state_ != State::kOpen || bound_) return EINVAL;
+    ip_addr_t ip;
+    ToIpAddr(local, &ip);
+    err_t err = tcp_bind(pcb_, &ip, local.port_host());
+    if (err != ERR_OK) return ErrnoOf(err);
+    bound_ = true;
+    return 0;
+  }
+
+  int Listen(int backlog) override {
+    if (state_ == State::kListening) return 0;
+    if (state_ != State::kOpen || pcb_ == nullptr) return EINVAL;
+    if (backlog <= 0 || backlog > 4096) backlog = TCP_DEFAULT_LISTEN_BACKLOG;
+    if (!bound_) {
+      err_t e = tcp_bind(pcb_, IP4_ADDR_ANY, 0);
+      if (e != ERR_OK) return ErrnoOf(e);
+      bound_ = true;
+    }
+    err_t err = ERR_OK;
+    tcp_pcb* lpcb = tcp_listen_with_backlog_and_err(pcb_, static_cast<u8_t>(std::min(backlog, 255)), &err);
+    if (lpcb == nullptr) return ErrnoOf(err);
+    pcb_ = lpcb;  // lwIP freed the original pcb
+    backlog_ = static_cast<size_t>(backlog);
+    tcp_arg(pcb_, this);
+    tcp_accept(pcb_, &TcpSocket::OnAccept);
+    state_ = State::kListening;
+    CacheNames();
+    return 0;
+  }
+
+  int Connect(const api::Endpoint& remote, const std::shared_ptr<ControlConn>& conn) override {
+    if (remote.family != AF_INET) return EAFNOSUPPORT;
+    switch (state_) {
+      case State::kConnecting: return EALREADY;
+      case State::kConnected: return EISCONN;
+      case State::kListening: return EINVAL;
+      case State::kClosed: return last_error_ != 0 ? last_error_ : ECONNABORTED;
+      case State::kOpen: break;
+    }
+    if (remote.ipv4_host() == 0 || remote.port_be == 0) return remote.port_be == 0 ? ECONNREFUSED : ENETUNREACH;
+    ip_addr_t ip;
+    ToIpAddr(remote, &ip);
+    err_t err = tcp_connect(pcb_, &ip, remote.port_host(), &TcpSocket::OnConnected);
+    if (err != ERR_OK) return ErrnoOf(err);
+    state_ = State::kConnecting;
+    pending_connect_ = conn;
+    return -1;
+  }
+
+  int Name(bool peer, api::Endpoint* out) const override {
+    if (peer) {
+      if (state_ != State::kConnected && !(state_ == State::kClosed && had_peer_)) return ENOTCONN;
+      *out = peer_;
+      return 0;
+    }
+    if (pcb_ != nullptr) {
+      *out = ToEndpoint(pcb_->local_ip, pcb_->local_port);
+    } else {
+      *out = local_;
+    }
+    return 0;
+  }
+
+  int Shutdown(int how) override {
+    if (how < SHUT_RD || how > SHUT_RDWR) return EINVAL;
+    if (state_ != State::kConnected) return ENOTCONN;
+    // The program shuts its own end down; the FIN follows the data already in the pair when
+    // this side reads end-of-file (order preserved).
+    return 0;
+  }
+
+  int SetOption(int level, int name, const std::vector<uint8_t>& value) override {
+    int v = 0;
+    if (!ReadInt(value, &v)) return EINVAL;
+    if (level == SOL_SOCKET && name == SO_REUSEADDR) {
+      if (pcb_) v ? ip_set_option(pcb_, SOF_REUSEADDR) : ip_reset_option(pcb_, SOF_REUSEADDR);
+      return 0;
+    }
+    if (level == SOL_SOCKET && name == SO_KEEPALIVE) {
+      if (pcb_) v ? ip_set_option(pcb_, SOF_KEEPALIVE) : ip_reset_option(pcb_, SOF_KEEPALIVE);
+      return 0;
+    }
+    if (level == IPPROTO_IP && name == IP_TOS) {
+      if (v < 0 || v > 255) return EINVAL;
+      if (pcb_) pcb_->tos = static_cast<u8_t>(v);
+      return 0;
+    }
+    if (level == IPPROTO_IP && name == IP_TTL) {
+      if (v < 1 || v > 255) return EINVAL;
+      if (pcb_) pcb_->ttl = static_cast<u8_t>(v);
+      return 0;
+    }
+    if (level == IPPROTO_TCP && name == TCP_NODELAY) {
+      if (pcb_ && state_ != State::kListening) {
+        if (v) {
+          tcp_nagle_disable(pcb_);
+        } else {
+          tcp_nagle_enable(pcb_);
+        }
+      }
+      return 0;
+    }
+    if (level == IPPROTO_TCP && (name == TCP_KEEPIDLE || name == TCP_KEEPINTVL || name == TCP_KEEPCNT)) {
+      if (v < 1) return EINVAL;
+      if (pcb_ && state_ != State::kListening) {
+        if (name == TCP_KEEPIDLE) pcb_->keep_idle = static_cast<u32_t>(v) * 1000;
+        if (name == TCP_KEEPINTVL) pcb_->keep_intvl = static_cast<u32_t>(v) * 1000;
+        if (name == TCP_KEEPCNT) pcb_->keep_cnt = static_cast<u32_t>(v);
+      }
+      return 0;
+    }
+    return ENOPROTOOPT;
+  }
+
+  int GetOption(int level, int name, int* value) override {
+    if (level == SOL_SOCKET && name == SO_ERROR) {
+      *value = last_error_;
+      last_error_ = 0;
+      return 0;
+    }
+    if (level == SOL_SOCKET && name == SO_TYPE) { *value = SOCK_STREAM; return 0; }
+    if (level == SOL_SOCKET && name == SO_ACCEPTCONN) { *value = state_ == State::kListening; return 0; }
+    if (pcb_ == nullptr) return EINVAL;
+    if (level == SOL_SOCKET && name == SO_REUSEADDR) { *value = ip_get_option(pcb_, SOF_REUSEADDR) ? 1 : 0; return 0; }
+    if (level == SOL_SOCKET && name == SO_KEEPALIVE) { *value = ip_get_option(pcb_, SOF_KEEPALIVE) ? 1 : 0; return 0; }
+    if (level == IPPROTO_IP && name == IP_TOS) { *value = pcb_->tos; return 0; }
+    if (level == IPPROTO_IP && name == IP_TTL) { *value = pcb_->ttl; return 0; }
+    if (state_ == State::kListening) return ENOPROTOOPT;
+    if (level == IPPROTO_TCP && name == TCP_NODELAY) { *value = tcp_nagle_disabled(pcb_) ? 1 : 0; return 0; }
+    if (level == IPPROTO_TCP && name == TCP_MAXSEG) { *value = tcp_mss(pcb_); return 0; }
+    return ENOPROTOOPT;
+  }
+
+  void Destroy() override {
+    DetachPcb(/*graceful=*/true);
+    FreePending();
+    for (auto& a : accept_queue_) ::close(a.far_fd);  // their sockets see hang-up and go
+    accept_queue_.clear();
+    boost::system::error_code ignored;
+    sd_.close(ignored);
+  }
+
+  std::string Describe(bool json) const override {
+    api::Endpoint local;
+    Name(false, &local);
+    return DescribeCommon(json, "tcp", local, peer_, pending_bytes_, unsent_.size());
+  }
+
+  // Queues a new connection for the program listening here; false if the queue is full.
+  bool QueueAccepted(api::AcceptRecord record, int far_fd) {
+    if (accept_queue_.size() >= backlog_) return false;
+    accept_queue_.push_back(QueuedAccept{record, far_fd});
+    SendAccepts();
+    return true;
+  }
+
+ private:
+  struct QueuedAccept {
+    api::AcceptRecord record;
+    int far_fd;
+  };
+  struct Chunk {
+    pbuf* p;
+    size_t offset;
+  };
+
+  void Attach() {
+    tcp_arg(pcb_, this);
+    tcp_recv(pcb_, &TcpSocket::OnRecv);
+    tcp_sent(pcb_, &TcpSocket::OnSent);
+    tcp_err(pcb_, &TcpSocket::OnError);
+  }
+
+  void CacheNames() {
+    if (pcb_ == nullptr) return;
+    local_ = ToEndpoint(pcb_->local_ip, pcb_->local_port);
+    if (state_ == State::kConnected) {
+      peer_ = ToEndpoint(pcb_->remote_ip, pcb_->remote_port);
+      had_peer_ = true;
+    }
+  }
+
+  // Leaves lwIP: a graceful close sends FIN (RST if received data was left unread, as
+  // tcp_close() decides); otherwise RST.
+  void DetachPcb(bool graceful) {
+    if (pcb_ == nullptr) return;
+    tcp_pcb* pcb = pcb_;
+    pcb_ = nullptr;
+    tcp_arg(pcb, nullptr);
+    if (state_ == State::kListening) {
+      tcp_accept(pcb, nullptr);
+      tcp_close(pcb);
+      return;
+    }
+    tcp_recv(pcb, nullptr);
+    tcp_sent(pcb, nullptr);
+    tcp_err(pcb, nullptr);
+    if (graceful && pending_bytes_ == 0 && unsent_.empty()) {
+      if (tcp_close(pcb) == ERR_OK) return;
+    }
+    tcp_abort(pcb);
+  }
+
+  void FreePending() {
+    for (Chunk& c : pending_) pbuf_free(c.p);
+    pending_.clear();
+    pending_bytes_ = 0;
+  }
+
+  // Before a connection exists the near end is watched only for hang-up.
+  void WaitIdle() {
+    if (idle_waiting_ || !sd_.is_open()) return;
+    idle_waiting_ = true;
+    sd_.async_wait(Wait::wait_read, [self = shared_from_this(), this](const boost::system::error_code& ec) {
+      idle_waiting_ = false;
+      if (ec) return;
+      OnIdleReadable();
+      service_.stack_.AfterCoreWork();
+    });
+  }
+
+  void OnIdleReadable() {
+    if (state_ == State::kConnected) return PumpFromApp();
+    uint8_t buf[4096];
+    ssize_t n = ::recv(sd_.native_handle(), buf, sizeof(buf), MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+      if (PeerHungUp(sd_.native_handle()) || n < 0) return ReleaseSelf();
+      return;  // the program shut its writing side: nothing to send, keep the socket
+    }
+    // Bytes written before the connection exists are discarded (the kernel would refuse them).
+    WaitIdle();
+  }
+
+  // Program → network. Reads from the pair only while lwIP has room to queue the bytes.
+  void PumpFromApp() {
+    if (pcb_ == nullptr || state_ != State::kConnected) return;
+    bool wrote = false;
+    while (!app_eof_) {
+      if (!unsent_.empty()) {
+        if (!WriteUnsent()) break;
+        wrote = true;
+        continue;
+      }
+      size_t room = tcp_sndbuf(pcb_);
+      if (room == 0 || tcp_sndqueuelen(pcb_) + 8 >= TCP_SND_QUEUELEN) break;  // OnSent resumes
+      size_t want = std::min(room, kAppChunk);
+      unsent_.resize(want);
+      ssize_t n = ::recv(sd_.native_handle(), unsent_.data(), want, MSG_DONTWAIT);
+      if (n > 0) {
+        unsent_.resize(static_cast<size_t>(n));
+        continue;  // written at the top of the loop
+      }
+      unsent_.clear();
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        WaitAppReadable();
+        break;
+      }
+      // End of file (or error): the program shut down writing, or closed its descriptor.
+      app_eof_ = true;
+      if (n == 0 && !PeerHungUp(sd_.native_handle())) {
+        tcp_shutdown(pcb_, 0, 1);  // FIN after the queued data; keep receiving
+        wrote = true;
+        MaybeFinish();
+      } else {
+        if (pcb_ != nullptr) tcp_output(pcb_);
+        ReleaseSelf();
+        return;
+      }
+    }
+    if (wrote && pcb_ != nullptr) tcp_output(pcb_);
+  }
+
+  // Hands unsent_ to lwIP; false if lwIP has no room now.
+  bool WriteUnsent() {
+    size_t room = tcp_sndbuf(pcb_);
+    size_t n = std::min(room, unsent_.size());
+    if (n == 0) return false;
+    err_t err = tcp_write(pcb_, unsent_.data(), static_cast<u16_t>(std::min<size_t>(n, 0xffff)), TCP_WRITE_FLAG_COPY);
+    if (err == ERR_MEM) return false;
+    if (err != ERR_OK) {
+      unsent_.clear();
+      return false;
+    }
+    unsent_.erase(unsent_.begin(), unsent_.begin() + static_cast<ptrdiff_t>(std::min<size_t>(n, 0xffff)));
+    return true;
+  }
+
+  void WaitAppReadable() {
+    if (read_waiting_ || !sd_.is_open()) return;
+    read_waiting_ = true;
+    sd_.async_wait(Wait::wait_read, [self = shared_from_this(), this](const boost::system::error_code& ec) {
+      read_waiting_ = false;
+      if (ec) return;
+      PumpFromApp();
+      service_.stack_.AfterCoreWork();
+    });
+  }
+
+  // Network → program. Received bytes are acknowledged to lwIP's window as the pair takes them.
+  void FlushToApp() {
+    while (!pending_.empty()) {
+      iovec parts[64];
+      size_t count = 0;
+      for (size_t i = 0; i < pending_.size() && count < 64; ++i) {
+        size_t skip = pending_[i].offset;
+        for (pbuf* q = pending_[i].p; q != nullptr && count < 64; q = q->next) {
+          if (skip >= q->len) {
+            skip -= q->len;
+            continue;
+          }
+          parts[count++] = iovec{static_cast<uint8_t*>(q->payload) + skip, q->len - skip};
+          skip = 0;
+        }
+      }
+      msghdr m{};
+      m.msg_iov = parts;
+      m.msg_iovlen = count;
+      ssize_t n = ::sendmsg(sd_.native_handle(), &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR) {
+          WaitAppWritable();
+          return;
+        }
+        // EPIPE: the program closed its descriptor or shut down reading. Data it will never
+        // read is dropped; a closed descriptor is handled on hang-up.
+        if (PeerHungUp(sd_.native_handle())) return ReleaseSelf();
+        Consume(pending_bytes_);
+        return;
+      }
+      Consume(static_cast<size_t>(n));
+    }
+    if (remote_fin_ && !fin_to_app_) {
+      fin_to_app_ = true;
+      ::shutdown(sd_.native_handle(), SHUT_WR);  // the program reads end-of-file
+      MaybeFinish();
+    }
+  }
+
+  void Consume(size_t n) {
+    size_t acked = n;
+    while (n > 0 && !pending_.empty()) {
+      Chunk& c = pending_.front();
+      size_t left = c.p->tot_len - c.offset;
+      if (n >= left) {
+        n -= left;
+        pbuf_free(c.p);
+        pending_.erase(pending_.begin());
+      } else {
+        c.offset += n;
+        n = 0;
+      }
+    }
+    pending_bytes_ -= acked;
+    if (pcb_ != nullptr) {
+      while (acked > 0) {
+        u16_t step = static_cast<u16_t>(std::min<size_t>(acked, 0xffff));
+        tcp_recved(pcb_, step);
+        acked -= step;
+      }
+    }
+  }
+
+  void WaitAppWritable() {
+    if (write_waiting_ || !sd_.is_open()) return;
+    write_waiting_ = true;
+    sd_.async_wait(Wait::wait_write, [self = shared_from_this(), this](const boost::system::error_code& ec) {
+      write_waiting_ = false;
+      if (ec) return;
+      FlushToApp();
+      service_.stack_.AfterCoreWork();
+    });
+  }
+
+  // Both directions finished: leave lwIP (it completes the close) and wait for the program
+  // to close its descriptor.
+  void MaybeFinish() {
+    if (!(app_eof_ && fin_to_app_) || pcb_ == nullptr) return;
+    CacheNames();
+    DetachPcb(/*graceful=*/true);
+    state_ = State::kClosed;
+    WaitIdle();
+  }
+
+  void SendAccepts() {
+    while (!accept_queue_.empty()) {
+      QueuedAccept& a = accept_queue_.front();
+      std::vector<uint8_t> bytes = api::EncodeAcceptRecord(a.record);
+      iovec v{bytes.data(), bytes.size()};
+      ssize_t n = SendWithFd(sd_.native_handle(), &v, 1, a.far_fd);
+      if (n == -EAGAIN) {
+        WaitAcceptWritable();
+        return;
+      }
+      ::close(a.far_fd);  // sent (the program has its copy), or the listener is gone
+      accept_queue_.erase(accept_queue_.begin());
+    }
+  }
+
+  void WaitAcceptWritable() {
+    if (write_waiting_ || !sd_.is_open()) return;
+    write_waiting_ = true;
+    sd_.async_wait(Wait::wait_write, [self = shared_from_this(), this](const boost::system::error_code& ec) {
+      write_waiting_ = false;
+      if (ec) return;
+      SendAccepts();
+    });
+  }
+
+  // ---- lwIP callbacks (arg is the TcpSocket, or null once detached) ----
+  static err_t OnConnected(void* arg, tcp_pcb* /*pcb*/, err_t err) {
+    auto* s = static_cast<TcpSocket*>(arg);
+    if (s == nullptr) return ERR_OK;
+    s->state_ = State::kConnected;
+    s->CacheNames();
+    if (auto conn = s->pending_connect_) conn->Reply(api::Opcode::kConnect, ErrnoOf(err));
+    s->pending_connect_.reset();
+    s->PumpFromApp();
+    return ERR_OK;
+  }
+
+  static err_t OnRecv(void* arg, tcp_pcb* pcb, pbuf* p, err_t /*err*/) {
+    auto* s = static_cast<TcpSocket*>(arg);
+    if (s == nullptr) {
+      if (p != nullptr) {
+        tcp_recved(pcb, p->tot_len);
+        pbuf_free(p);
+      }
+      return ERR_OK;
+    }
+    if (p == nullptr) {
+      s->remote_fin_ = true;
+    } else {
+      s->pending_.push_back(Chunk{p, 0});
+      s->pending_bytes_ += p->tot_len;
+    }
+    s->FlushToApp();
+    return ERR_OK;
+  }
+
+  static err_t OnSent(void* arg, tcp_pcb* /*pcb*/, u16_t /*len*/) {
+    auto* s = static_cast<TcpSocket*>(arg);
+    if (s != nullptr) s->PumpFromApp();
+    return ERR_OK;
+  }
+
+  // lwIP has freed the pcb (RST received, retransmissions exhausted, or aborted).
+  static void OnError(void* arg, err_t err) {
+    auto* s = static_cast<TcpSocket*>(arg);
+    if (s == nullptr) return;
+    s->pcb_ = nullptr;
+    int e = err == ERR_RST ? (s->state_ == State::kConnecting ? ECONNREFUSED : ECONNRESET)
+            : err == ERR_ABRT ? (s->state_ == State::kConnecting ? ETIMEDOUT : ECONNABORTED)
+                              : ErrnoOf(err);
+    if (s->state_ == State::kConnecting) {
+      if (auto conn = s->pending_connect_) conn->Reply(api::Opcode::kConnect, e);
+      s->pending_connect_.reset();
+    } else {
+      s->last_error_ = e;
+    }
+    s->state_ = State::kClosed;
+    s->FreePending();
+    s->unsent_.clear();
+    ::shutdown(s->sd_.native_handle(), SHUT_RDWR);  // the program sees EOF, then EPIPE
+    s->WaitIdle();
+  }
+
+  static err_t OnAccept(void* arg, tcp_pcb* newpcb, err_t err) {
+    auto* listener = static_cast<TcpSocket*>(arg);
+    if (listener == nullptr || err != ERR_OK || newpcb == nullptr) return ERR_VAL;
+    SocketService::Impl& service = listener->service_;
+    int pair[2];
+    if (service.Full() || listener->accept_queue_.size() >= listener->backlog_ ||
+        ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
+      service.counters_.accept_overflow++;
+      tcp_abort(newpcb);
+      return ERR_ABRT;
+    }
+    SetBuffers(pair[0]);
+    // The program's end is blocking unless it asks otherwise (O_NONBLOCK is per open file).
+    ::fcntl(pair[1], F_SETFL, ::fcntl(pair[1], F_GETFL) & ~O_NONBLOCK);
+    auto s = TcpSocket::Accepted(service, pair[0], newpcb);
+    service.Register(s);
+    api::AcceptRecord record{api::SocketRef{s->id(), s->cookie()}, s->local_, s->peer_};
+    listener->QueueAccepted(record, pair[1]);
+    s->Start();
+    return ERR_OK;
+  }
+
+  tcp_pcb* pcb_;
+  bool bound_ = false;
+  bool had_peer_ = false;
+  api::Endpoint local_, peer_;
+  std::shared_ptr<ControlConn> pending_connect_;  // answered when the handshake ends
+  // Network → program.
+  std::vector<Chunk> pending_;
+  size_t pending_bytes_ = 0;
+  bool remote_fin_ = false, fin_to_app_ = false;
+  // Program → network: bytes read from the pair that lwIP had no room for yet.
+  std::vector<uint8_t> unsent_;
+  bool app_eof_ = false;
+  bool read_waiting_ = false, write_waiting_ = false, idle_waiting_ = false;
+  // Listening.
+  size_t backlog_ = TCP_DEFAULT_LISTEN_BACKLOG;
+  std::vector<QueuedAccept> accept_queue_;
+};
+
+// ---------------------------------------------------------------------------------------
+class UdpSocket : public Socket {
+ public:
+  UdpSocket(SocketService::Impl& service, int near_fd, udp_pcb* pcb) : Socket(service, near_fd, false), pcb_(pcb) {
+    udp_recv(pcb_, &UdpSocket::OnRecv, this);
+  }
+
+  void Start() override { WaitAppReadable(); }
+
+  int Bind(const api::Endpoint& local) override {
+    if (int e = CheckLocal(local)) return e;
+    if (bound_) return EINVAL;
+    ip_addr_t ip;
+    ToIpAddr(local, &ip);
+    err_t err = udp_bind(pcb_, &ip, local.port_host());
+    if (err != ERR_OK) return ErrnoOf(err);
+    bound_ = true;
+    return 0;
+  }
+
+  int Listen(int) override { return EOPNOTSUPP; }
+
+  int Connect(const api::Endpoint& remote, const std::shared_ptr<ControlConn>&) override {
+    if (remote.family == AF_UNSPEC) {  // connect(AF_UNSPEC) dissolves the association
+      udp_disconnect(pcb_);
+      state_ = State::kOpen;
+      return 0;
+    }
+    if (remote.family != AF_INET) return EAFNOSUPPORT;
+    ip_addr_t ip;
+    ToIpAddr(remote, &ip);
+    err_t err = udp_connect(pcb_, &ip, remote.port_host());
+    if (err != ERR_OK) return ErrnoOf(err);
+    bound_ = true;
+    state_ = State::kConnected;
+    return 0;
+  }
+
+  int Name(bool peer, api::Endpoint* out) const override {
+    if (peer) {
+      if (state_ != State::kConnected) return ENOTCONN;
+      *out = ToEndpoint(pcb_->remote_ip, pcb_->remote_port);
+      return 0;
+    }
+    *out = ToEndpoint(pcb_->local_ip, pcb_->local_port);
+    return 0;
+  }
+
+  int Shutdown(int how) override {
+    if (how < SHUT_RD || how > SHUT_RDWR) return EINVAL;
+    return state_ == State::kConnected ? 0 : ENOTCONN;
+  }
+
+  int SetOption(int level, int name, const std::vector<uint8_t>& value) override {
+    int v = 0;
+    if (!ReadInt(value, &v)) return EINVAL;
+    if (level == SOL_SOCKET && name == SO_REUSEADDR) {
+      v ? ip_set_option(pcb_, SOF_REUSEADDR) : ip_reset_option(pcb_, SOF_REUSEADDR);
+      return 0;
+    }
+    if (level == SOL_SOCKET && name == SO_BROADCAST) {
+      v ? ip_set_option(pcb_, SOF_BROADCAST) : ip_reset_option(pcb_, SOF_BROADCAST);
+      return 0;
+    }
+    if (level == IPPROTO_IP && name == IP_TOS) {
+      if (v < 0 || v > 255) return EINVAL;
+      pcb_->tos = static_cast<u8_t>(v);
+      return 0;
+    }
+    if (level == IPPROTO_IP && name == IP_TTL) {
+      if (v < 1 || v > 255) return EINVAL;
+      pcb_->ttl = static_cast<u8_t>(v);
+      return 0;
+    }
+    return ENOPROTOOPT;
+  }
+
+  int GetOption(int level, int name, int* value) override {
+    if (level == SOL_SOCKET && name == SO_ERROR) { *value = last_error_; last_error_ = 0; return 0; }
+    if (level == SOL_SOCKET && name == SO_TYPE) { *value = SOCK_DGRAM; return 0; }
+    if (level == SOL_SOCKET && name == SO_REUSEADDR) { *value = ip_get_option(pcb_, SOF_REUSEADDR) ? 1 : 0; return 0; }
+    if (level == SOL_SOCKET && name == SO_BROADCAST) { *value = ip_get_option(pcb_, SOF_BROADCAST) ? 1 : 0; return 0; }
+    if (level == IPPROTO_IP && name == IP_TOS) { *value = pcb_->tos; return 0; }
+    if (level == IPPROTO_IP && name == IP_TTL) { *value = pcb_->ttl; return 0; }
+    return ENOPROTOOPT;
+  }
+
+  void Destroy() override {
+    if (pcb_ != nullptr) {
+      udp_recv(pcb_, nullptr, nullptr);
+      udp_remove(pcb_);
+      pcb_ = nullptr;
+    }
+    boost::system::error_code ignored;
+    sd_.close(ignored);
+  }
+
+  std::string Describe(bool json) const override {
+    api::Endpoint local, peer;
+    Name(false, &local);
+    Name(true, &peer);
+    return DescribeCommon(json, "udp", local, peer, 0, 0);
+  }
+
+ private:
+  void WaitAppReadable() {
+    if (!sd_.is_open()) return;
+    sd_.async_wait(Wait::wait_read, [self = shared_from_this(), this](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (OnAppReadable()) WaitAppReadable();
+      service_.stack_.AfterCoreWork();
+    });
+  }
+
+  // Program → network: one datagram per message. False once the program has gone.
+  bool OnAppReadable() {
+    std::vector<uint8_t> buf(api::kDatagramHeaderSize + 65535);
+    for (;;) {
+      ssize_t n = ::recv(sd_.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
+      if (n <= 0) {  // every message has a header, so 0 bytes is end-of-file
+        ReleaseSelf();
+        return false;
+      }
+      size_t len = static_cast<size_t>(n);
+      if (len < api::kDatagramHeaderSize) {
+        service_.counters_.udp_tx_malformed++;
+        continue;
+      }
+      absl::StatusOr<api::Endpoint> to =
+          api::ParseEndpoint(absl::MakeConstSpan(buf.data(), api::kDatagramHeaderSize));
+      if (!to.ok() || (to->family == 0 && state_ != State::kConnected) ||
+          (to->family != 0 && to->family != AF_INET)) {
+        service_.counters_.udp_tx_malformed++;
+        continue;
+      }
+      size_t payload = len - api::kDatagramHeaderSize;
+      pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<u16_t>(payload), PBUF_RAM);
+      if (p == nullptr) continue;
+      pbuf_take(p, buf.data() + api::kDatagramHeaderSize, static_cast<u16_t>(payload));
+      err_t err;
+      if (to->family == 0) {
+        err = udp_send(pcb_, p);
+      } else {
+        ip_addr_t ip;
+        ToIpAddr(*to, &ip);
+        err = udp_sendto(pcb_, p, &ip, to->port_host());
+      }
+      if (err != ERR_OK) last_error_ = ErrnoOf(err);
+      pbuf_free(p);
+    }
+  }
+
+  static void OnRecv(void* arg, udp_pcb* /*pcb*/, pbuf* p, const ip_addr_t* addr, u16_t port) {
+    auto* s = static_cast<UdpSocket*>(arg);
+    if (s == nullptr) {
+      pbuf_free(p);
+      return;
+    }
+    std::vector<uint8_t> header = api::EncodeEndpoint(ToEndpoint(*addr, port));
+    iovec parts[64];
+    size_t count = 0;
+    parts[count++] = iovec{header.data(), header.size()};
+    for (pbuf* q = p; q != nullptr && count < 64; q = q->next) parts[count++] = iovec{q->payload, q->len};
+    msghdr m{};
+    m.msg_iov = parts;
+    m.msg_iovlen = count;
+    if (::sendmsg(s->sd_.native_handle(), &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+      s->service_.counters_.udp_rx_dropped++;
+    }
+    pbuf_free(p);
+  }
+
+  udp_pcb* pcb_;
+  bool bound_ = false;
+};
+
+// ---------------------------------------------------------------------------------------
+SocketService::Impl::~Impl() {
+  for (auto& [id, s] : sockets_) s->Destroy();
+  sockets_.clear();
+  ::unlink(config_.path.c_str());
+}
+
+void SocketService::Impl::StartAccept() {
+  listener_.async_wait(Wait::wait_read, [this](const boost::system::error_code& ec) {
+    if (ec) return;
+    for (;;) {
+      int fd = ::accept4(listener_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) break;
+      control_connections_++;
+      auto conn = std::make_shared<ControlConn>(*this, fd);
+      conn->Start();
+    }
+    StartAccept();
+  });
+}
+
+void SocketService::Impl::Register(std::shared_ptr<Socket> s) {
+  s->set_id(next_id_++);
+  counters_.sockets_opened++;
+  sockets_.emplace(s->id(), std::move(s));
+}
+
+void SocketService::Impl::Release(uint64_t id) {
+  auto it = sockets_.find(id);
+  if (it == sockets_.end()) return;
+  std::shared_ptr<Socket> s = std::move(it->second);
+  sockets_.erase(it);
+  counters_.sockets_closed++;
+  s->Destroy();
+}
+
+std::shared_ptr<Socket> SocketService::Impl::Find(const api::SocketRef& ref) const {
+  auto it = sockets_.find(ref.id);
+  if (it == sockets_.end() || it->second->cookie() != ref.cookie) return nullptr;
+  return it->second;
+}
+
+namespace {
+
+// Makes the socket pair for a new socket: [0] stays here, [1] goes to the program.
+int MakePair(bool tcp, int type_flags, int pair[2]) {
+  int kind = tcp ? SOCK_STREAM : SOCK_SEQPACKET;
+  if (::socketpair(AF_UNIX, kind | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) return errno;
+  SetBuffers(pair[0]);
+  if ((type_flags & SOCK_NONBLOCK) == 0) ::fcntl(pair[1], F_SETFL, ::fcntl(pair[1], F_GETFL) & ~O_NONBLOCK);
+  return 0;
+}
+
+}  // namespace
+
+void SocketService::Impl::Handle(const std::shared_ptr<ControlConn>& conn, const api::Request& request,
+                                 api::Opcode op) {
+  if (const auto* q = std::get_if<api::SocketRequest>(&request)) {
+    int base_type = q->type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int error = 0;
+    if (q->domain != AF_INET) {
+      error = EAFNOSUPPORT;
+    } else if (base_type != SOCK_STREAM && base_type != SOCK_DGRAM) {
+      error = EINVAL;
+    } else if (q->tuple != 0) {
+      error = EINVAL;  // static-pool and leased addresses: reserved for the next issues
+    } else if ((base_type == SOCK_STREAM && q->protocol != 0 && q->protocol != IPPROTO_TCP) ||
+               (base_type == SOCK_DGRAM && q->protocol != 0 && q->protocol != IPPROTO_UDP)) {
+      error = EPROTONOSUPPORT;
+    } else if (Full()) {
+      error = ENOBUFS;
+    }
+    if (error != 0) return conn->Reply(op, error);
+    bool tcp = base_type == SOCK_STREAM;
+    int pair[2];
+    if (int e = MakePair(tcp, q->type, pair)) return conn->Reply(op, e);
+    std::shared_ptr<Socket> s;
+    if (tcp) {
+      tcp_pcb* pcb = tcp_new();
+      if (pcb != nullptr) s = std::make_shared<TcpSocket>(*this, pair[0], pcb);
+    } else {
+      udp_pcb* pcb = udp_new();
+      if (pcb != nullptr) s = std::make_shared<UdpSocket>(*this, pair[0], pcb);
+    }
+    if (s == nullptr) {
+      ::close(pair[0]);
+      ::close(pair[1]);
+      return conn->Reply(op, ENOBUFS);
+    }
+    Register(s);
+    s->Start();
+    conn->Reply(op, 0, api::EncodeSocketRef(api::SocketRef{s->id(), s->cookie()}), pair[1]);
+    ::close(pair[1]);
+    return;
+  }
+  if (const auto* q = std::get_if<api::StatusRequest>(&request)) {
+    std::string text = Status(q->json);
+    return conn->Reply(op, 0, std::vector<uint8_t>(text.begin(), text.end()));
+  }
+
+  // Every other request names a socket.
+  const api::SocketRef& ref = std::visit(
+      [](const auto& r) -> const api::SocketRef& {
+        if constexpr (requires { r.ref; }) {
+          return r.ref;
+        } else {
+          static const api::SocketRef none;
+          return none;
+        }
+      },
+      request);
+  std::shared_ptr<Socket> s = Find(ref);
+  if (s == nullptr) return conn->Reply(op, EBADF);
+
+  if (const auto* q = std::get_if<api::BindRequest>(&request)) return conn->Reply(op, s->Bind(q->local));
+  if (const auto* q = std::get_if<api::ListenRequest>(&request)) {
+    return conn->Reply(op, s->tcp() ? s->Listen(q->backlog) : EOPNOTSUPP);
+  }
+  if (const auto* q = std::get_if<api::ConnectRequest>(&request)) {
+    int e = s->Connect(q->remote, conn);
+    if (e < 0) return conn->Defer();
+    return conn->Reply(op, e);
+  }
+  if (const auto* q = std::get_if<api::NameRequest>(&request)) {
+    api::Endpoint e;
+    int err = s->Name(q->peer, &e);
+    return conn->Reply(op, err, err == 0 ? api::EncodeEndpoint(e) : std::vector<uint8_t>{});
+  }
+  if (const auto* q = std::get_if<api::ShutdownRequest>(&request)) return conn->Reply(op, s->Shutdown(q->how));
+  if (const auto* q = std::get_if<api::SetSockOptRequest>(&request)) {
+    return conn->Reply(op, s->SetOption(q->level, q->name, q->value));
+  }
+  if (const auto* q = std::get_if<api::GetSockOptRequest>(&request)) {
+    int value = 0;
+    int err = s->GetOption(q->level, q->name, &value);
+    std::vector<uint8_t> body(sizeof(value));
+    std::memcpy(body.data(), &value, sizeof(value));
+    return conn->Reply(op, err, err == 0 ? body : std::vector<uint8_t>{});
+  }
+  conn->Reply(op, EINVAL);
+}
+
+std::string SocketService::Impl::Status(bool json) const {
+  const tun::Link& link = stack_.link();
+  const tun::LinkCounters& lc = link.counters();
+  const StackCounters& sc = stack_.counters();
+  size_t active = 0, time_wait = 0, listen = 0;
+  for (tcp_pcb* p = tcp_active_pcbs; p != nullptr; p = p->next) active++;
+  for (tcp_pcb* p = tcp_tw_pcbs; p != nullptr; p = p->next) time_wait++;
+  for (tcp_pcb_listen* p = tcp_listen_pcbs.listen_pcbs; p != nullptr; p = p->next) listen++;
+  std::vector<const Socket*> list;
+  for (const auto& [id, s] : sockets_) list.push_back(s.get());
+  std::sort(list.begin(), list.end(), [](const Socket* a, const Socket* b) { return a->id() < b->id(); });
+  uint32_t addr = stack_.config().address;
+  std::string address = absl::StrFormat("%d.%d.%d.%d/%d", addr >> 24, (addr >> 16) & 255, (addr >> 8) & 255,
+                                        addr & 255, stack_.config().prefix);
+  std::string out;
+  if (json) {
+    absl::StrAppend(&out, "{\"link\":{\"name\":\"", link.name(), "\",\"mtu\":", link.mtu(), ",\"address\":\"", address,
+                    "\",\"rx_packets\":", lc.rx_packets, ",\"rx_bytes\":", lc.rx_bytes,
+                    ",\"tx_packets\":", lc.tx_packets, ",\"tx_bytes\":", lc.tx_bytes,
+                    ",\"tx_dropped\":", lc.tx_dropped, "},\"drops\":{");
+    for (size_t i = 1; i < sc.ip_drops.size(); ++i) {
+      absl::StrAppend(&out, i > 1 ? "," : "", "\"", wire::IpCheckName(static_cast<wire::IpCheck>(i)), "\":",
+                      sc.ip_drops[i]);
+    }
+    absl::StrAppend(&out, ",\"lwip_ip\":", lwip_stats.ip.drop, ",\"lwip_ip_chksum\":", lwip_stats.ip.chkerr,
+                    ",\"lwip_tcp\":", lwip_stats.tcp.drop, ",\"lwip_tcp_chksum\":", lwip_stats.tcp.chkerr,
+                    ",\"lwip_udp\":", lwip_stats.udp.drop, ",\"lwip_udp_chksum\":", lwip_stats.udp.chkerr,
+                    ",\"lwip_icmp\":", lwip_stats.icmp.drop, ",\"udp_rx_dropped\":", counters_.udp_rx_dropped,
+                    ",\"udp_tx_malformed\":", counters_.udp_tx_malformed,
+                    ",\"accept_overflow\":", counters_.accept_overflow, ",\"bad_requests\":", counters_.bad_requests,
+                    "},\"tcp_pcbs\":{\"active\":", active, ",\"time_wait\":", time_wait, ",\"listen\":", listen,
+                    "},\"control_connections\":", control_connections_, ",\"sockets_opened\":",
+                    counters_.sockets_opened, ",\"sockets_closed\":", counters_.sockets_closed, ",\"sockets\":[");
+    for (size_t i = 0; i < list.size(); ++i) absl::StrAppend(&out, i ? "," : "", list[i]->Describe(true));
+    absl::StrAppend(&out, "]}\n");
+    return out;
+  }
+  absl::StrAppend(&out, "link     ", link.name(), "  mtu ", link.mtu(), "  address ", address, "\n");
+  absl::StrAppend(&out, "traffic  rx ", lc.rx_packets, " packets ", lc.rx_bytes, " bytes; tx ", lc.tx_packets,
+                  " packets ", lc.tx_bytes, " bytes; tx dropped ", lc.tx_dropped, "\n");
+  absl::StrAppend(&out, "drops   ");
+  for (size_t i = 1; i < sc.ip_drops.size(); ++i) {
+    absl::StrAppend(&out, " ", wire::IpCheckName(static_cast<wire::IpCheck>(i)), "=", sc.ip_drops[i]);
+  }
+  absl::StrAppend(&out, " lwip_ip=", lwip_stats.ip.drop, " lwip_ip_chksum=", lwip_stats.ip.chkerr,
+                  " lwip_tcp=", lwip_stats.tcp.drop, " lwip_tcp_chksum=", lwip_stats.tcp.chkerr,
+                  " lwip_udp=", lwip_stats.udp.drop, " lwip_udp_chksum=", lwip_stats.udp.chkerr,
+                  " lwip_icmp=", lwip_stats.icmp.drop, " udp_rx_dropped=", counters_.udp_rx_dropped,
+                  " udp_tx_malformed=", counters_.udp_tx_malformed, " accept_overflow=", counters_.accept_overflow,
+                  " bad_requests=", counters_.bad_requests, "\n");
+  absl::StrAppend(&out, "tcp pcbs active ", active, "  time-wait ", time_wait, "  listen ", listen,
+                  "; control connections ", control_connections_, "; sockets ", list.size(), " (opened ",
+                  counters_.sockets_opened, ", closed ", counters_.sockets_closed, ")\n");
+  absl::StrAppend(&out, absl::StrFormat("%-6s %-5s %-11s %-22s %-22s %10s %10s\n", "ID", "PROTO", "STATE", "LOCAL",
+                                        "PEER", "TO-APP", "FROM-APP"));
+  for (const Socket* s : list) absl::StrAppend(&out, s->Describe(false), "\n");
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+absl::StatusOr<std::unique_ptr<SocketService>> SocketService::Create(boost::asio::io_context& io, Stack& stack,
+                                                                     const SocketServiceConfig& config) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (config.path.empty() || config.path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("API socket path '", config.path, "' must be 1..107 bytes"));
+  }
+  std::memcpy(addr.sun_path, config.path.c_str(), config.path.size());
+  // A live daemon answers a connect; a stale file from a dead one does not and is replaced.
+  int probe = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  bool live = probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  if (probe >= 0) ::close(probe);
+  if (live) return absl::AlreadyExistsError(absl::StrCat("API socket ", config.path, " is in use by a running dpmd"));
+  ::unlink(config.path.c_str());
+  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 1024) != 0) {
+    int err = errno;
+    ::close(fd);
+    return absl::InternalError(absl::StrCat("listen on ", config.path, ": ", std::strerror(err)));
+  }
+  ::chmod(config.path.c_str(), 0666);  // any local program may use the stack, like a socket()
+  auto impl = std::make_unique<Impl>(io, stack, config, fd);
+  impl->StartAccept();
+  return std::unique_ptr<SocketService>(new SocketService(std::move(impl)));
+}
+
+SocketService::SocketService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SocketService::~SocketService() = default;
+size_t SocketService::socket_count() const { return impl_->sockets_.size(); }
+std::string SocketService::Status(bool json) const { return impl_->Status(json); }
+
+}  // namespace dpm::stack

@@ -1,0 +1,70 @@
+// The daemon side of the modified socket API (include/dpm/socket.h, docs/api.md).
+//
+// Listens on a UNIX SOCK_SEQPACKET socket. Each client thread holds one control connection
+// and sends requests (src/api/protocol.h); each dpm socket is a socket pair whose far end is
+// passed to the program with SCM_RIGHTS, and whose near end this service joins to an lwIP
+// pcb:
+//   TCP  — a stream pair: bytes the program writes go to tcp_write() only while lwIP has send
+//          buffer; bytes lwIP receives are acknowledged to the window (tcp_recved) only once
+//          the program's pair took them. A slow reader therefore closes the TCP window and a
+//          fast writer waits on a full pair: flow control end to end, daemon memory bounded
+//          by the window and send buffer of each connection.
+//   UDP  — a seqpacket pair; each message is an api::Endpoint header plus the payload.
+//          Datagrams the program does not read in time are dropped and counted, as UDP is.
+//   Listening TCP — the stream carries one api::AcceptRecord per new connection, with the
+//          connection's descriptor in SCM_RIGHTS.
+// A socket lives until every copy of the program's descriptor is closed (the near end sees
+// hang-up), exactly like a kernel socket: a program that exits or is killed loses no
+// connection in the daemon.
+#ifndef DPM_STACK_SOCKET_SERVICE_H_
+#define DPM_STACK_SOCKET_SERVICE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "absl/status/statusor.h"
+#include "stack/stack.h"
+
+namespace dpm::stack {
+
+struct SocketServiceConfig {
+  std::string path;            // UNIX socket path the API listens on
+  size_t max_sockets = 65536;  // dpm sockets served at once; more give ENOBUFS
+};
+
+struct SocketServiceCounters {
+  uint64_t bad_requests = 0;       // API requests that failed to parse (answered EINVAL)
+  uint64_t udp_rx_dropped = 0;     // datagrams the program's pair had no room for
+  uint64_t udp_tx_malformed = 0;   // messages from the program without a valid header
+  uint64_t accept_overflow = 0;    // connections refused because the accept queue was full
+  uint64_t sockets_opened = 0, sockets_closed = 0;
+};
+
+class SocketService {
+ public:
+  /// Binds and listens on config.path (a stale socket file is replaced). Errors:
+  /// AlreadyExists ("address in use": a live daemon answers there), InvalidArgument (path
+  /// too long), Internal.
+  static absl::StatusOr<std::unique_ptr<SocketService>> Create(boost::asio::io_context& io,
+                                                               Stack& stack,
+                                                               const SocketServiceConfig& config);
+  ~SocketService();
+
+  /// Number of dpm sockets alive.
+  size_t socket_count() const;
+  /// The status report `dpmd status` prints: link, counters, sockets (text or JSON).
+  std::string Status(bool json) const;
+
+  class Impl;
+
+ private:
+  explicit SocketService(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dpm::stack
+
+#endif  // DPM_STACK_SOCKET_SERVICE_H_

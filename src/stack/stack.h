@@ -1,0 +1,82 @@
+// The lwIP glue: one lwIP instance per process, driven by a Boost.Asio io_context
+// (SPEC.md §2). Reads the link's descriptor until it is drained on each wake-up, hands IPv4
+// packets that pass the first checks to lwIP, sends what lwIP outputs through the link, and
+// runs lwIP's timers from sys_timeouts_sleeptime() on a steady_timer.
+#ifndef DPM_STACK_STACK_H_
+#define DPM_STACK_STACK_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "absl/status/statusor.h"
+#include "lwip/netif.h"
+#include "tun/link.h"
+#include "wire/ip.h"
+
+namespace dpm::stack {
+
+struct StackConfig {
+  uint32_t address = 0;  // the stack's IPv4 address, host byte order
+  int prefix = 24;       // prefix length of the link's subnet
+  uint32_t gateway = 0;  // next hop for other destinations, host byte order; 0 = none
+};
+
+/// Counters of the glue (lwIP's own drop counters are in lwip_stats, reported beside them).
+struct StackCounters {
+  wire::IpDropCounters ip_drops{};  // dropped before lwIP, by reason (wire::IpCheck)
+  uint64_t delivered = 0;           // packets handed to lwIP
+  uint64_t tx_errors = 0;           // lwIP output the link refused
+  uint64_t read_errors = 0;         // link read failures other than "empty"
+};
+
+class Stack {
+ public:
+  /// Creates the process's lwIP instance on `link`. Only one Stack may exist at a time
+  /// (lwIP keeps global state): a second gives FailedPrecondition. Errors: InvalidArgument
+  /// (address 0, prefix outside 1..32).
+  static absl::StatusOr<std::unique_ptr<Stack>> Create(boost::asio::io_context& io,
+                                                       std::unique_ptr<tun::Link> link,
+                                                       const StackConfig& config);
+  ~Stack();
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+
+  /// Call after using lwIP's raw API from outside the Stack's own handlers: lwIP may have
+  /// added a timeout, so the timer is re-armed if the next deadline moved earlier.
+  void AfterCoreWork();
+
+  const tun::Link& link() const { return *link_; }
+  const StackConfig& config() const { return config_; }
+  const StackCounters& counters() const { return counters_; }
+  netif* lwip_netif() { return &netif_; }
+  /// True if `address_host` (host byte order) is this stack's address.
+  bool IsLocalAddress(uint32_t address_host) const { return address_host == config_.address; }
+
+ private:
+  Stack(boost::asio::io_context& io, std::unique_ptr<tun::Link> link, const StackConfig& config);
+  void WaitReadable();
+  void OnReadable();
+  void ArmTimer();
+  static err_t Output(netif* nif, pbuf* p, const ip4_addr_t* next_hop);
+  static err_t NetifInit(netif* nif);
+
+  boost::asio::io_context& io_;
+  std::unique_ptr<tun::Link> link_;
+  StackConfig config_;
+  netif netif_{};
+  boost::asio::posix::stream_descriptor link_fd_;
+  boost::asio::steady_timer timer_;
+  bool timer_armed_ = false;
+  std::chrono::steady_clock::time_point timer_deadline_;
+  pbuf* spare_ = nullptr;  // a buffer for the next read, reused when a packet is dropped
+  StackCounters counters_;
+};
+
+}  // namespace dpm::stack
+
+#endif  // DPM_STACK_STACK_H_

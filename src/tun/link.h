@@ -1,0 +1,66 @@
+// Links: where a dpm stack's packets enter and leave (SPEC.md §2, src/tun/README.md).
+//
+// A Link moves whole IP packets (no link-layer header). Implementations: TunLink (Linux TUN
+// device), VirtualLink (a point-to-point datagram link over a UNIX socket, so instances can
+// be joined without root), MemoryLink (in-process, for tests), and PcapLink (wraps any link
+// and records both directions to a pcap file).
+#ifndef DPM_TUN_LINK_H_
+#define DPM_TUN_LINK_H_
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace dpm::tun {
+
+/// Counters every link keeps; read by `dpmd status`.
+struct LinkCounters {
+  uint64_t rx_packets = 0, rx_bytes = 0;
+  uint64_t tx_packets = 0, tx_bytes = 0;
+  uint64_t tx_dropped = 0;  // write failed (peer gone, queue full, packet too big)
+};
+
+class Link {
+ public:
+  virtual ~Link() = default;
+
+  /// A descriptor that polls readable when Read() has a packet; -1 if there is none.
+  virtual int fd() const = 0;
+  /// Reads one packet into `packet`. Returns its length in bytes (truncated packets are
+  /// reported at their full length, larger than packet.size(), so the caller can drop them),
+  /// or Unavailable when nothing is queued.
+  virtual absl::StatusOr<size_t> Read(absl::Span<uint8_t> packet) = 0;
+  /// Writes one packet gathered from `parts`. Errors: Unavailable (queue full, dropped),
+  /// FailedPrecondition (no peer), InvalidArgument (larger than the MTU), Internal (syscall).
+  virtual absl::Status Write(absl::Span<const iovec> parts) = 0;
+  /// Largest packet, bytes (the IP MTU).
+  virtual size_t mtu() const = 0;
+  /// Human-readable name: "tun:dpm0", "virtual:/tmp/a.sock".
+  virtual std::string name() const = 0;
+
+  absl::Status WritePacket(absl::Span<const uint8_t> packet) {
+    iovec v{const_cast<uint8_t*>(packet.data()), packet.size()};
+    return Write(absl::MakeConstSpan(&v, 1));
+  }
+  const LinkCounters& counters() const { return counters_; }
+
+ protected:
+  LinkCounters counters_;
+};
+
+/// Total bytes of an iovec list.
+inline size_t TotalLength(absl::Span<const iovec> parts) {
+  size_t n = 0;
+  for (const iovec& v : parts) n += v.iov_len;
+  return n;
+}
+
+}  // namespace dpm::tun
+
+#endif  // DPM_TUN_LINK_H_

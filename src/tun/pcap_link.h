@@ -1,0 +1,48 @@
+// Records every packet a link reads or writes to a pcap file (LINKTYPE_RAW: IPv4/IPv6
+// packets without a link header), which tshark and tcpdump read. Wraps any other Link.
+#ifndef DPM_TUN_PCAP_LINK_H_
+#define DPM_TUN_PCAP_LINK_H_
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "tun/link.h"
+
+namespace dpm::tun {
+
+/// Writes the classic pcap format (magic 0xa1b2c3d4, microsecond timestamps, version 2.4).
+class PcapWriter {
+ public:
+  /// Creates or truncates `path`. Errors: Internal (cannot open).
+  static absl::StatusOr<std::unique_ptr<PcapWriter>> Open(const std::string& path, size_t snaplen);
+  ~PcapWriter();
+  /// Appends one packet, with the time in microseconds since the Unix epoch.
+  void Write(absl::Span<const iovec> parts, uint64_t unix_micros);
+  void Flush();
+
+ private:
+  PcapWriter(std::FILE* f, size_t snaplen) : file_(f), snaplen_(snaplen) {}
+  std::FILE* file_;
+  size_t snaplen_;
+};
+
+class PcapLink : public Link {
+ public:
+  PcapLink(std::unique_ptr<Link> inner, std::unique_ptr<PcapWriter> writer)
+      : inner_(std::move(inner)), writer_(std::move(writer)) {}
+  int fd() const override { return inner_->fd(); }
+  absl::StatusOr<size_t> Read(absl::Span<uint8_t> packet) override;
+  absl::Status Write(absl::Span<const iovec> parts) override;
+  size_t mtu() const override { return inner_->mtu(); }
+  std::string name() const override { return inner_->name(); }
+  const Link& inner() const { return *inner_; }
+
+ private:
+  std::unique_ptr<Link> inner_;
+  std::unique_ptr<PcapWriter> writer_;
+};
+
+}  // namespace dpm::tun
+
+#endif  // DPM_TUN_PCAP_LINK_H_

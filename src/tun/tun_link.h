@@ -1,0 +1,47 @@
+// Linux TUN device link (IFF_TUN | IFF_NO_PI: each read/write is one IP packet).
+#ifndef DPM_TUN_TUN_LINK_H_
+#define DPM_TUN_TUN_LINK_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "tun/link.h"
+
+namespace dpm::tun {
+
+struct TunOptions {
+  std::string name = "dpm0";  // interface name, at most 15 characters
+  size_t mtu = 1500;          // bytes; set on the device
+  bool create = true;         // false: the device must exist already (attach only)
+  /// Optional address (host byte order) and prefix length to give the kernel's side of the
+  /// device, e.g. 10.77.1.1/24, so the host can route to the stack.
+  std::optional<uint32_t> host_address;
+  int host_prefix = 24;
+};
+
+class TunLink : public Link {
+ public:
+  /// Opens (creating it if needed and allowed) the device, sets its MTU and brings it up.
+  /// Errors: NotFound ("tun device X does not exist", attach mode), PermissionDenied (not
+  /// root / no CAP_NET_ADMIN), AlreadyExists ("tun device X is busy": another process holds
+  /// it), InvalidArgument (name too long, MTU out of 68..65535), Internal (other syscalls).
+  static absl::StatusOr<std::unique_ptr<TunLink>> Open(const TunOptions& options);
+  ~TunLink() override;
+
+  int fd() const override { return fd_; }
+  absl::StatusOr<size_t> Read(absl::Span<uint8_t> packet) override;
+  absl::Status Write(absl::Span<const iovec> parts) override;
+  size_t mtu() const override { return mtu_; }
+  std::string name() const override { return "tun:" + ifname_; }
+
+ private:
+  TunLink(int fd, std::string ifname, size_t mtu) : fd_(fd), ifname_(std::move(ifname)), mtu_(mtu) {}
+  int fd_;
+  std::string ifname_;
+  size_t mtu_;
+};
+
+}  // namespace dpm::tun
+
+#endif  // DPM_TUN_TUN_LINK_H_

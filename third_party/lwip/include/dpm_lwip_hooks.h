@@ -1,0 +1,25 @@
+/* lwIP hooks used by dpm (included by lwIP through LWIP_HOOK_FILENAME). The functions are
+ * implemented in src/stack/lwip_port.cc as extern "C" shims. */
+#ifndef DPM_LWIP_HOOKS_H
+#define DPM_LWIP_HOOKS_H
+
+#include "lwip/arch.h"
+#include "lwip/ip_addr.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Initial sequence number for a new TCP connection, RFC 6528 §3: a 4-microsecond clock plus
+ * a keyed hash of the connection 4-tuple. Ports are in host byte order. */
+u32_t dpm_lwip_tcp_isn(const ip_addr_t *local_ip, u16_t local_port,
+                       const ip_addr_t *remote_ip, u16_t remote_port);
+
+#ifdef __cplusplus
+}
+#endif
+
+#define LWIP_HOOK_TCP_ISN(local_ip, local_port, remote_ip, remote_port) \
+  dpm_lwip_tcp_isn(local_ip, local_port, remote_ip, remote_port)
+
+#endif /* DPM_LWIP_HOOKS_H */
