@@ -23,6 +23,7 @@ struct Options {
   bool keep = false;
   bool echo = false;
   bool quiet = false;
+  bool shutdown = false;
   std::string host;
   int port = 0;
   int local_port = 0;
@@ -85,8 +86,10 @@ bool WriteAll(int fd, const char* p, size_t n) {
   return true;
 }
 
-// Copies both ways until both are finished: the peer's FIN read, and stdin's end sent as
-// our FIN (half-close aware, like socat). With --echo, until the peer's FIN.
+// Copies both ways until the peer's FIN arrives. With -N, stdin's end is sent as our FIN and
+// the copy goes on until both directions are finished (half-close, like OpenBSD nc -N).
+// Without -N nothing is sent at stdin's end: HTTP servers such as nginx treat a client's FIN
+// as "client went away" and stop sending.
 void PumpTcp(int fd) {
   static char buf[256 * 1024];
   bool stdin_open = !g.echo;
@@ -103,6 +106,7 @@ void PumpTcp(int fd) {
       if (n <= 0) {
         sock_open = false;
         if (g.echo) dpm_shutdown(fd, SHUT_WR);
+        if (!g.shutdown) stdin_open = false;
         continue;
       }
       g_received += static_cast<unsigned long long>(n);
@@ -113,7 +117,7 @@ void PumpTcp(int fd) {
       ssize_t n = ::read(0, buf, sizeof(buf));
       if (n <= 0) {
         stdin_open = false;
-        dpm_shutdown(fd, SHUT_WR);  // the peer gets FIN after everything sent
+        if (g.shutdown) dpm_shutdown(fd, SHUT_WR);  // the peer gets FIN after everything sent
       } else {
         if (!WriteAll(fd, buf, static_cast<size_t>(n))) Die("send");
         g_sent += static_cast<unsigned long long>(n);
@@ -179,6 +183,7 @@ int main(int argc, char** argv) {
   app.add_flag("-u,--udp", g.udp, "UDP instead of TCP");
   app.add_flag("-k,--keep-open", g.keep, "Listening: serve connections one after another until killed");
   app.add_flag("-e,--echo", g.echo, "Send back what arrives instead of using stdin/stdout");
+  app.add_flag("-N,--shutdown", g.shutdown, "TCP: send FIN when stdin ends, then read until the peer's FIN");
   app.add_flag("-q,--quiet", g.quiet, "Do not print addresses and byte counts on stderr");
   app.add_option("-p,--local-port", g.local_port, "Connect from this local port (bound explicitly)");
   app.add_option("-s,--source", g.local_address, "Local address to bind (default 0.0.0.0)");

@@ -2,7 +2,9 @@
 
 #include <pthread.h>
 
+#include <array>
 #include <atomic>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -39,7 +41,15 @@ void ClaimLwipCore() {
 
 void InitLwipOnce() {
   static std::once_flag once;
-  std::call_once(once, [] { lwip_init(); });
+  std::call_once(once, [] {
+    // LWIP_RAND() is random(): seed it so the first ephemeral port (RFC 6056) and other
+    // random choices differ between runs.
+    unsigned seed = 0;
+    std::array<uint8_t, 32> key = IsnGenerator::RandomKey();
+    std::memcpy(&seed, key.data(), sizeof(seed));
+    srandom(seed);
+    lwip_init();
+  });
 }
 
 }  // namespace dpm::stack
