@@ -37,7 +37,8 @@ using Wait = stream_descriptor::wait_type;
 
 namespace {
 
-constexpr size_t kAppChunk = 64 * 1024;  // bytes moved per read from a program's pair
+constexpr size_t kAppChunk = 65535;  // bytes per read from a program's pair (tcp_write takes u16_t)
+constexpr size_t kMaxStatusRows = 1000;  // sockets listed by a status reply (it must fit one message)
 constexpr int kPairBuffer = 1024 * 1024;  // bytes of kernel buffer on the daemon's end
 
 // Sends one message with an optional descriptor. Returns bytes sent or -errno.
@@ -149,6 +150,9 @@ class SocketService::Impl {
   absl::flat_hash_map<uint64_t, std::shared_ptr<Socket>> sockets_;
   size_t control_connections_ = 0;
   SocketServiceCounters counters_;
+  // One buffer for every read from a program's pair: the service is single-threaded, and a
+  // buffer per connection would cost 64 KiB for each connection that ever sent data.
+  std::vector<uint8_t> scratch_ = std::vector<uint8_t>(api::kDatagramHeaderSize + 65536);
 };
 
 // ---------------------------------------------------------------------------------------
@@ -171,8 +175,12 @@ class ControlConn : public std::enable_shared_from_this<ControlConn> {
       return;
     }
     if (waiting_) {
+      // Resume reading; requests may already be queued, and descriptors are edge-triggered.
       waiting_ = false;
-      WaitRead();
+      boost::asio::post(service_.io_, [self = shared_from_this()] {
+        self->OnReadable();
+        self->service_.stack_.AfterCoreWork();
+      });
     }
   }
   void Defer() { waiting_ = true; }
@@ -185,17 +193,25 @@ class ControlConn : public std::enable_shared_from_this<ControlConn> {
       self->service_.stack_.AfterCoreWork();
     });
   }
+  // Serves requests until the connection is drained (descriptors are edge-triggered) or a
+  // request's answer has to wait.
   void OnReadable() {
+    while (!waiting_ && sd_.is_open()) {
+      if (!ServeOne()) return;
+    }
+  }
+  // False when nothing more can be read now (a wait is armed, or the connection closed).
+  bool ServeOne() {
     uint8_t buf[api::kMaxMessage];
     ssize_t n = ::recv(sd_.native_handle(), buf, sizeof(buf), MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
       WaitRead();
-      return;
+      return false;
     }
     if (n <= 0) {
       boost::system::error_code ignored;
       sd_.close(ignored);
-      return;
+      return false;
     }
     auto bytes = absl::MakeConstSpan(buf, static_cast<size_t>(n));
     uint16_t op = 0;
@@ -207,7 +223,7 @@ class ControlConn : public std::enable_shared_from_this<ControlConn> {
     } else {
       service_.Handle(shared_from_this(), *request, static_cast<api::Opcode>(op));
     }
-    if (!waiting_ && sd_.is_open()) WaitRead();
+    return true;
   }
 
   SocketService::Impl& service_;
@@ -451,6 +467,8 @@ class TcpSocket : public Socket {
   }
 
   void Destroy() override {
+    if (pending_connect_) pending_connect_->Reply(api::Opcode::kConnect, ECONNABORTED);
+    pending_connect_.reset();
     DetachPcb(/*graceful=*/true);
     FreePending();
     for (auto& a : accept_queue_) ::close(a.far_fd);  // their sockets see hang-up and go
@@ -521,8 +539,9 @@ class TcpSocket : public Socket {
   }
 
   void FreePending() {
-    for (Chunk& c : pending_) pbuf_free(c.p);
+    for (size_t i = pending_head_; i < pending_.size(); ++i) pbuf_free(pending_[i].p);
     pending_.clear();
+    pending_head_ = 0;
     pending_bytes_ = 0;
   }
 
@@ -563,13 +582,17 @@ class TcpSocket : public Socket {
       size_t room = tcp_sndbuf(pcb_);
       if (room == 0 || tcp_sndqueuelen(pcb_) + 8 >= TCP_SND_QUEUELEN) break;  // OnSent resumes
       size_t want = std::min(room, kAppChunk);
-      unsent_.resize(want);
-      ssize_t n = ::recv(sd_.native_handle(), unsent_.data(), want, MSG_DONTWAIT);
+      uint8_t* buf = service_.scratch_.data();
+      ssize_t n = ::recv(sd_.native_handle(), buf, want, MSG_DONTWAIT);
       if (n > 0) {
-        unsent_.resize(static_cast<size_t>(n));
-        continue;  // written at the top of the loop
+        err_t err = tcp_write(pcb_, buf, static_cast<u16_t>(n), TCP_WRITE_FLAG_COPY);
+        if (err == ERR_MEM) {
+          unsent_.assign(buf, buf + n);  // kept until lwIP has room (OnSent)
+          break;
+        }
+        wrote = true;
+        continue;
       }
-      unsent_.clear();
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
         WaitAppReadable();
         break;
@@ -601,6 +624,7 @@ class TcpSocket : public Socket {
       return false;
     }
     unsent_.erase(unsent_.begin(), unsent_.begin() + static_cast<ptrdiff_t>(std::min<size_t>(n, 0xffff)));
+    if (unsent_.empty()) unsent_.shrink_to_fit();
     return true;
   }
 
@@ -617,10 +641,10 @@ class TcpSocket : public Socket {
 
   // Network → program. Received bytes are acknowledged to lwIP's window as the pair takes them.
   void FlushToApp() {
-    while (!pending_.empty()) {
+    while (pending_head_ < pending_.size()) {
       iovec parts[64];
       size_t count = 0;
-      for (size_t i = 0; i < pending_.size() && count < 64; ++i) {
+      for (size_t i = pending_head_; i < pending_.size() && count < 64; ++i) {
         size_t skip = pending_[i].offset;
         for (pbuf* q = pending_[i].p; q != nullptr && count < 64; q = q->next) {
           if (skip >= q->len) {
@@ -657,17 +681,22 @@ class TcpSocket : public Socket {
 
   void Consume(size_t n) {
     size_t acked = n;
-    while (n > 0 && !pending_.empty()) {
-      Chunk& c = pending_.front();
+    while (n > 0 && pending_head_ < pending_.size()) {
+      Chunk& c = pending_[pending_head_];
       size_t left = c.p->tot_len - c.offset;
       if (n >= left) {
         n -= left;
         pbuf_free(c.p);
-        pending_.erase(pending_.begin());
+        pending_head_++;
       } else {
         c.offset += n;
         n = 0;
       }
+    }
+    if (pending_head_ == pending_.size()) {
+      pending_.clear();
+      pending_head_ = 0;
+      if (pending_.capacity() > 64) pending_.shrink_to_fit();  // an idle connection keeps little
     }
     pending_bytes_ -= acked;
     if (pcb_ != nullptr) {
@@ -811,7 +840,8 @@ class TcpSocket : public Socket {
   api::Endpoint local_, peer_;
   std::shared_ptr<ControlConn> pending_connect_;  // answered when the handshake ends
   // Network → program.
-  std::vector<Chunk> pending_;
+  std::vector<Chunk> pending_;  // chunks before pending_head_ are consumed
+  size_t pending_head_ = 0;
   size_t pending_bytes_ = 0;
   bool remote_fin_ = false, fin_to_app_ = false;
   // Program → network: bytes read from the pair that lwIP had no room for yet.
@@ -939,7 +969,7 @@ class UdpSocket : public Socket {
 
   // Program → network: one datagram per message. False once the program has gone.
   bool OnAppReadable() {
-    std::vector<uint8_t> buf(api::kDatagramHeaderSize + 65535);
+    std::vector<uint8_t>& buf = service_.scratch_;
     for (;;) {
       ssize_t n = ::recv(sd_.native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
@@ -1175,8 +1205,11 @@ std::string SocketService::Impl::Status(bool json) const {
                     "},\"tcp_pcbs\":{\"active\":", active, ",\"time_wait\":", time_wait, ",\"listen\":", listen,
                     "},\"control_connections\":", control_connections_, ",\"sockets_opened\":",
                     counters_.sockets_opened, ",\"sockets_closed\":", counters_.sockets_closed, ",\"sockets\":[");
-    for (size_t i = 0; i < list.size(); ++i) absl::StrAppend(&out, i ? "," : "", list[i]->Describe(true));
-    absl::StrAppend(&out, "]}\n");
+    for (size_t i = 0; i < list.size() && i < kMaxStatusRows; ++i) {
+      absl::StrAppend(&out, i ? "," : "", list[i]->Describe(true));
+    }
+    absl::StrAppend(&out, "],\"socket_count\":", list.size(), ",\"sockets_listed\":",
+                    std::min(list.size(), kMaxStatusRows), "}\n");
     return out;
   }
   absl::StrAppend(&out, "link     ", link.name(), "  mtu ", link.mtu(), "  address ", address, "\n");
@@ -1197,7 +1230,8 @@ std::string SocketService::Impl::Status(bool json) const {
                   counters_.sockets_opened, ", closed ", counters_.sockets_closed, ")\n");
   absl::StrAppend(&out, absl::StrFormat("%-6s %-5s %-11s %-22s %-22s %10s %10s\n", "ID", "PROTO", "STATE", "LOCAL",
                                         "PEER", "TO-APP", "FROM-APP"));
-  for (const Socket* s : list) absl::StrAppend(&out, s->Describe(false), "\n");
+  for (size_t i = 0; i < list.size() && i < kMaxStatusRows; ++i) absl::StrAppend(&out, list[i]->Describe(false), "\n");
+  if (list.size() > kMaxStatusRows) absl::StrAppend(&out, "... and ", list.size() - kMaxStatusRows, " more\n");
   return out;
 }
 
