@@ -153,6 +153,13 @@ class SocketService::Impl {
   // One buffer for every read from a program's pair: the service is single-threaded, and a
   // buffer per connection would cost 64 KiB for each connection that ever sent data.
   std::vector<uint8_t> scratch_ = std::vector<uint8_t>(api::kDatagramHeaderSize + 65536);
+  // TCP sockets with received data to hand to their program. Flushed once after the current
+  // handler (a batch of link packets) finishes: one write to the program per batch, not one
+  // per segment.
+  std::vector<std::shared_ptr<Socket>> dirty_;
+  bool flush_posted_ = false;
+  void MarkDirty(std::shared_ptr<Socket> s);
+  void FlushDirty();
 };
 
 // ---------------------------------------------------------------------------------------
@@ -259,6 +266,9 @@ class Socket : public std::enable_shared_from_this<Socket> {
   /// Detaches from lwIP (FIN or RST as the state requires) and closes the near end.
   virtual void Destroy() = 0;
   virtual std::string Describe(bool json) const = 0;
+  /// Hands queued received data to the program (see Impl::MarkDirty).
+  virtual void Flush() {}
+  bool dirty = false;
 
  protected:
   // Called when the program closed every copy of its descriptor. Posted, never run inside
@@ -481,6 +491,10 @@ class TcpSocket : public Socket {
     api::Endpoint local;
     Name(false, &local);
     return DescribeCommon(json, "tcp", local, peer_, pending_bytes_, unsent_.size());
+  }
+
+  void Flush() override {
+    if (sd_.is_open() && !write_waiting_) FlushToApp();
   }
 
   // Queues a new connection for the program listening here; false if the queue is full.
@@ -781,7 +795,7 @@ class TcpSocket : public Socket {
       s->pending_.push_back(Chunk{p, 0});
       s->pending_bytes_ += p->tot_len;
     }
-    s->FlushToApp();
+    s->service_.MarkDirty(s->shared_from_this());
     return ERR_OK;
   }
 
@@ -1049,6 +1063,26 @@ void SocketService::Impl::StartAccept() {
     }
     StartAccept();
   });
+}
+
+void SocketService::Impl::MarkDirty(std::shared_ptr<Socket> s) {
+  if (s->dirty) return;
+  s->dirty = true;
+  dirty_.push_back(std::move(s));
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  boost::asio::post(io_, [this] { FlushDirty(); });
+}
+
+void SocketService::Impl::FlushDirty() {
+  flush_posted_ = false;
+  std::vector<std::shared_ptr<Socket>> batch;
+  batch.swap(dirty_);
+  for (auto& s : batch) {
+    s->dirty = false;
+    s->Flush();
+  }
+  stack_.AfterCoreWork();
 }
 
 void SocketService::Impl::Register(std::shared_ptr<Socket> s) {

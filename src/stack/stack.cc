@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 
 #include <atomic>
+
+#include <boost/asio/post.hpp>
 #include <cstdio>
 
 #include "lwip/init.h"
@@ -17,6 +19,7 @@ namespace {
 
 std::atomic<bool> g_stack_exists{false};
 constexpr int kMaxGather = 64;  // pbuf chain parts written with one writev
+constexpr int kReadBatch = 128;  // packets read per wake-up before yielding to other work
 
 }  // namespace
 
@@ -93,7 +96,10 @@ void Stack::WaitReadable() {
 
 void Stack::OnReadable() {
   const size_t capacity = link_->mtu();
-  for (;;) {
+  bool drained = false;
+  // A bounded batch per wake-up: a busy link (each ACK we write lets the sender queue more
+  // before the write returns) must not starve timers, API requests and other descriptors.
+  for (int i = 0; i < kReadBatch; ++i) {
     if (spare_ == nullptr) {
       spare_ = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(capacity), PBUF_RAM);
       if (spare_ == nullptr) break;  // out of memory: try again on the next wake-up
@@ -102,6 +108,7 @@ void Stack::OnReadable() {
     absl::StatusOr<size_t> n = link_->Read(absl::MakeSpan(data, capacity));
     if (!n.ok()) {
       if (!absl::IsUnavailable(n.status())) counters_.read_errors++;
+      drained = true;
       break;
     }
     size_t total = 0;
@@ -118,7 +125,13 @@ void Stack::OnReadable() {
     if (netif_.input(p, &netif_) != ERR_OK) pbuf_free(p);
   }
   AfterCoreWork();
-  WaitReadable();
+  if (drained) {
+    WaitReadable();
+  } else {
+    // Not drained: descriptors are edge-triggered, so come back by post, after whatever
+    // else is ready has run.
+    boost::asio::post(io_, [this] { OnReadable(); });
+  }
 }
 
 void Stack::AfterCoreWork() { ArmTimer(); }
