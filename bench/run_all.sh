@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every dpm benchmark, one after the other (bench/README.md). Run as root:
+#   sudo bench/run_all.sh
+# Uses the binaries in $BUILD (default ./build); the environment knobs of throughput.sh and
+# idle_memory.sh pass through. Exits non-zero if a run lost bytes or missed a target.
+set -uo pipefail
+dir=$(cd "$(dirname "$0")" && pwd)
+rc=0
+echo "== dpm benchmarks: $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs"
+echo
+"$dir/throughput.sh" || rc=1
+echo
+"$dir/idle_memory.sh" || rc=1
+exit $rc

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# README command 1: set up (Debian packages, lwIP source), build into build/, and run the demo
+# (tests/e2e/demo.sh): a real nginx in a network namespace serves a 20 MiB file that dpm-cat
+# fetches through `dpmd client` on a TUN device; it prints the addresses, bytes and checksums.
+# Needs root: it installs packages and creates namespaces and a TUN device (all removed after).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ "$(id -u)" != 0 ]; then
+  echo "demo: must run as root: it installs packages and creates network namespaces and a TUN device (try: sudo $0)" >&2
+  exit 1
+fi
+echo "demo: setting up (packages, lwIP source)..."
+"$root/scripts/setup.sh"
+echo "demo: building into build/ ..."
+log=$(mktemp /tmp/dpm-build.XXXXXX.log)
+"$root/scripts/build.sh" >"$log" 2>&1 || { tail -n 30 "$log" >&2; echo "demo: build failed (full log: $log)" >&2; exit 1; }
+rm -f "$log"
+BUILD="$root/build" exec "$root/tests/e2e/demo.sh"

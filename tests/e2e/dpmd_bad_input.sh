@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# e2e.dpmd_bad_input: dpmd refuses bad input with one clear line, and drops and counts
+# malformed packets from its link.
+#  - Start-up errors (each must exit non-zero, print exactly one line on stderr that names
+#    the problem, and not hang): a missing TUN device with --attach (root: in a namespace of
+#    its own), a TUN device without the privilege to make one (as an unprivileged user), an
+#    API socket served by a live dpmd, a virtual-link path held by a live dpmd, a bad flag,
+#    bad values, no daemon for `dpmd status`.
+#  - Malformed packets (Scapy, sent into A's virtual link): each raises its own drop counter
+#    in `dpmd status --json` by one, and A still carries a TCP exchange afterwards.
+source "$(dirname "$0")/lib.sh"
+e2e_init dpmd_bad_input
+e2e_virtual_pair
+
+# expect_one_line DESCRIPTION PATTERN CMD... : CMD must fail (not time out) with exactly one
+# stderr line matching the extended regex PATTERN.
+expect_one_line() {
+  local what=$1 pattern=$2; shift 2
+  local rc=0
+  timeout 10 "$@" >"$TMP/out" 2>"$TMP/err" </dev/null || rc=$?
+  local lines
+  lines=$(wc -l <"$TMP/err")
+  echo "  [$what] exit $rc, stderr: $(head -c 300 "$TMP/err" | tr '\n' '|')"
+  e2e_check "$what: exits non-zero" test $rc -ne 0 -a $rc -ne 124
+  e2e_expect_eq "$what: exactly one line on stderr" 1 "$lines"
+  e2e_check "$what: the line says what is wrong (/$pattern/)" grep -Eq "$pattern" "$TMP/err"
+}
+
+echo "--- start-up errors ---"
+if [ "$(id -u)" = 0 ]; then
+  e2e_netns tun NS_TUN
+  expect_one_line "--attach to a missing TUN device" 'nosuchdev.*(does not exist|not found)|(does not exist|not found).*nosuchdev' \
+    ip netns exec "$NS_TUN" "$DPMD" client --attach --tun nosuchdev --api-socket "$TMP/tun.sock"
+  e2e_check "no device was created by the failed attach" \
+    bash -c "! ip -n '$NS_TUN' link show nosuchdev >/dev/null 2>&1"
+  # Without root, TUN creation must fail with a clear line (run as an unprivileged user).
+  if command -v setpriv >/dev/null && setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null &&
+    setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$DPMD"; then
+    expect_one_line "TUN device without privilege" '[Pp]ermission|[Oo]peration not permitted|privilege|CAP_NET_ADMIN' \
+      ip netns exec "$NS_TUN" setpriv --reuid=65534 --regid=65534 --clear-groups \
+      "$DPMD" client --tun dpmx --api-socket "$TMP/nobody.sock"
+  else
+    echo "  (skipped the unprivileged TUN case: cannot run $DPMD as user nobody)"
+  fi
+elif (( (0x$(awk '/^CapEff:/ {print $2}' /proc/self/status) >> 12) & 1 )); then
+  # CAP_NET_ADMIN without root: dpmd could make a device here, outside any test namespace.
+  echo "  (skipped the TUN cases: this user has CAP_NET_ADMIN but is not root)"
+else
+  echo "  (not root: skipped --attach to a missing TUN device)"
+  expect_one_line "TUN device without privilege" '[Pp]ermission|[Oo]peration not permitted|privilege|CAP_NET_ADMIN' \
+    "$DPMD" client --tun dpmx --api-socket "$TMP/nobody.sock"
+fi
+expect_one_line "API socket served by a live dpmd" 'in use' \
+  "$DPMD" client --virtual "$TMP/c.link,$TMP/d.link" --address 10.77.9.3/24 --gateway '' --api-socket "$API_A"
+expect_one_line "virtual link path held by a live dpmd" 'a\.link.*in use' \
+  "$DPMD" client --virtual "$TMP/a.link,$TMP/d.link" --address 10.77.9.3/24 --gateway '' --api-socket "$TMP/c.sock"
+expect_one_line "unknown flag" 'bogus' "$DPMD" client --bogus
+expect_one_line "bad --address" "address.*10\.77\.9\.300" \
+  "$DPMD" client --virtual "$TMP/c.link,$TMP/d.link" --address 10.77.9.300/24 --api-socket "$TMP/c.sock"
+expect_one_line "--mtu out of range" 'mtu|MTU' \
+  "$DPMD" client --virtual "$TMP/c.link,$TMP/d.link" --mtu 100 --api-socket "$TMP/c.sock"
+expect_one_line "--virtual with one path" 'virtual' \
+  "$DPMD" client --virtual "$TMP/c.link" --address 10.77.9.3/24 --api-socket "$TMP/c.sock"
+expect_one_line "no subcommand" 'subcommand' "$DPMD"
+expect_one_line "status with no daemon" 'nonexistent' "$DPMD" status --api-socket "$TMP/nonexistent.sock"
+e2e_check "the live instances are still running" kill -0 "$DPMD_A" "$DPMD_B"
+e2e_expect_eq "A's API still answers" True "$(e2e_json "$API_A" 'True')"
+
+echo "--- malformed packets into A's link ---"
+if ! "$PY" -c 'import scapy' 2>/dev/null; then
+  echo "  SKIP: Scapy is missing from $PY (python3-scapy); malformed-packet checks not run"
+else
+  counters="too_short bad_version bad_header_length bad_total_length oversize lwip_ip_chksum lwip_tcp_chksum lwip_udp_chksum"
+  declare -A before
+  for c in $counters; do before[$c]=$(e2e_json "$API_A" "s['drops']['$c']"); done
+  "$PY" "$E2E_DIR/malformed.py" "$TMP/a.link" 10.77.9.1 10.77.9.2 1500 | sed 's/^/  sent: /'
+  e2e_wait_for 5 test "$(e2e_json "$API_A" "s['drops']['oversize']")" -gt "${before[oversize]}" || true
+  for c in $counters; do
+    e2e_expect_eq "drop counter $c rose by one" 1 $(($(e2e_json "$API_A" "s['drops']['$c']") - before[$c]))
+  done
+fi
+
+echo "--- A still carries traffic ---"
+head -c 200000 /dev/urandom >"$TMP/data"
+e2e_bg - "$DPMCAT" --socket "$API_B" -l 7200 </dev/null >"$TMP/got" 2>"$TMP/listener.err"
+e2e_wait_for 10 grep -q '^dpm-cat: local' "$TMP/listener.err" || e2e_fail "listener did not start"
+timeout 20 "$DPMCAT" --socket "$API_A" -N -q 10.77.9.2 7200 <"$TMP/data" || echo "  sender exited with $?"
+e2e_wait_for 10 bash -c "! kill -0 $LAST_PID" || true
+e2e_check "a TCP exchange A -> B after the malformed packets arrives intact" cmp -s "$TMP/data" "$TMP/got"
+e2e_status "$API_A" | sed -n '1,4p' | sed 's/^/  /'
+e2e_finish
