@@ -44,8 +44,9 @@ enum dpm_tuple {
   DPM_TUPLE_DYNAMIC = 2, /**< a new, dynamically leased address (reserved) */
 };
 
-/** Sets the daemon's UNIX socket path for calls made after this one (copied; NULL resets to
- * the default). Not thread-safe with respect to calls already in flight. */
+/** Sets the daemon's UNIX socket path for calls made after this one, in every thread
+ * (copied; NULL resets to DPM_SOCKET or the default). Calls already in flight finish against
+ * the daemon they started with. */
 void dpm_set_daemon_path(const char *path);
 
 /** Creates a socket in the dpm stack. domain: AF_INET; type: SOCK_STREAM or SOCK_DGRAM,

@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -24,6 +25,7 @@ using dpm::api::SocketRef;
 // ---- where the daemon is ----
 std::mutex g_path_mu;
 std::string g_path;  // empty: DPM_SOCKET or the default
+std::atomic<uint64_t> g_path_generation{0};  // bumped by dpm_set_daemon_path()
 
 std::string DaemonPath() {
   std::lock_guard<std::mutex> lock(g_path_mu);
@@ -36,6 +38,7 @@ std::string DaemonPath() {
 struct Control {
   int fd = -1;
   pid_t pid = 0;
+  uint64_t generation = 0;  // of the daemon path it was opened for
   ~Control() {
     if (fd >= 0) ::close(fd);
   }
@@ -43,8 +46,10 @@ struct Control {
 thread_local Control t_control;
 
 int ConnectControl() {
-  if (t_control.fd >= 0 && t_control.pid == ::getpid()) return t_control.fd;
-  if (t_control.fd >= 0) ::close(t_control.fd);  // inherited across fork: the parent's
+  uint64_t generation = g_path_generation.load(std::memory_order_acquire);
+  if (t_control.fd >= 0 && t_control.pid == ::getpid() && t_control.generation == generation) return t_control.fd;
+  // Inherited across fork (the parent's), or opened for a daemon path since replaced.
+  if (t_control.fd >= 0) ::close(t_control.fd);
   t_control.fd = -1;
   std::string path = DaemonPath();
   sockaddr_un addr{};
@@ -63,6 +68,7 @@ int ConnectControl() {
   }
   t_control.fd = fd;
   t_control.pid = ::getpid();
+  t_control.generation = generation;
   return fd;
 }
 
@@ -202,6 +208,7 @@ extern "C" {
 void dpm_set_daemon_path(const char* path) {
   std::lock_guard<std::mutex> lock(g_path_mu);
   g_path = path != nullptr ? path : "";
+  g_path_generation.fetch_add(1, std::memory_order_acq_rel);
 }
 
 int dpm_socket(int domain, int type, int protocol, int tuple) {

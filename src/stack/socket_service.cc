@@ -912,6 +912,11 @@ class UdpSocket : public Socket {
       return 0;
     }
     *out = ToEndpoint(pcb_->local_ip, pcb_->local_port);
+    // connect(2) on a kernel UDP socket picks the source address; lwIP leaves the pcb bound
+    // to "any" and chooses per datagram, so report the address it will use.
+    if (state_ == State::kConnected && ip_addr_isany(&pcb_->local_ip)) {
+      *out = api::Endpoint::Ipv4(service_.stack_.config().address, pcb_->local_port);
+    }
     return 0;
   }
 
