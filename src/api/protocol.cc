@@ -365,6 +365,8 @@ absl::StatusOr<AcceptRecord> ParseAcceptRecord(absl::Span<const uint8_t> bytes) 
   if (!ReadRef(r, &a.ref)) return Missing("socket reference");
   if (!ReadEndpoint(r, &a.local)) return Missing("local endpoint");
   if (!ReadEndpoint(r, &a.peer)) return Missing("peer endpoint");
+  if (absl::Status s = ValidateEndpoint(a.local); !s.ok()) return s;
+  if (absl::Status s = ValidateEndpoint(a.peer); !s.ok()) return s;
   if (absl::Status s = ExpectEnd(r); !s.ok()) return s;
   return a;
 }

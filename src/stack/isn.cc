@@ -23,6 +23,7 @@ uint32_t IsnGenerator::Generate(const uint8_t* local_ip, const uint8_t* remote_i
                                 uint16_t local_port, uint16_t remote_port, uint64_t now_micros) const {
   uint8_t msg[2 * 16 + 4];
   size_t n = 0;
+  if (ip_len > 16) ip_len = 16;  // IPv4 (4) or IPv6 (16) only
   std::memcpy(msg + n, local_ip, ip_len); n += ip_len;
   std::memcpy(msg + n, remote_ip, ip_len); n += ip_len;
   msg[n++] = static_cast<uint8_t>(local_port >> 8);

@@ -1283,9 +1283,15 @@ absl::StatusOr<std::unique_ptr<SocketService>> SocketService::Create(boost::asio
     return absl::InvalidArgumentError(absl::StrCat("API socket path '", config.path, "' must be 1..107 bytes"));
   }
   std::memcpy(addr.sun_path, config.path.c_str(), config.path.size());
-  // A live daemon answers a connect; a stale file from a dead one does not and is replaced.
+  // A live daemon answers a connect; a stale socket file from a dead one refuses it and is
+  // replaced. Anything else at the path (a file, another program's socket) is left alone.
+  struct stat st {};
+  if (::lstat(config.path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("API socket path ", config.path, " exists and is not a socket"));
+  }
   int probe = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  bool live = probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  bool live = probe >= 0 && (::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 ||
+                             (errno != ECONNREFUSED && errno != ENOENT));
   if (probe >= 0) ::close(probe);
   if (live) return absl::AlreadyExistsError(absl::StrCat("API socket ", config.path, " is in use by a running dpmd"));
   ::unlink(config.path.c_str());

@@ -6,6 +6,7 @@
 
 #include <boost/asio/post.hpp>
 #include <cstdio>
+#include <vector>
 
 #include "lwip/init.h"
 #include "lwip/ip.h"
@@ -74,9 +75,17 @@ err_t Stack::Output(netif* nif, pbuf* p, const ip4_addr_t* /*next_hop*/) {
   auto* self = static_cast<Stack*>(nif->state);
   iovec parts[kMaxGather];
   int n = 0;
-  for (pbuf* q = p; q != nullptr && n < kMaxGather; q = q->next) {
+  pbuf* q = p;
+  for (; q != nullptr && n < kMaxGather; q = q->next) {
     if (q->len == 0) continue;
     parts[n++] = iovec{q->payload, q->len};
+  }
+  std::vector<uint8_t> flat;
+  if (q != nullptr) {  // a chain longer than one writev takes: send it from one copy
+    flat.resize(p->tot_len);
+    pbuf_copy_partial(p, flat.data(), p->tot_len, 0);
+    parts[0] = iovec{flat.data(), flat.size()};
+    n = 1;
   }
   absl::Status s = self->link_->Write(absl::MakeConstSpan(parts, static_cast<size_t>(n)));
   if (!s.ok()) {

@@ -33,7 +33,7 @@ absl::StatusOr<size_t> MemoryLink::Read(absl::Span<uint8_t> packet) {
   }
   std::vector<uint8_t> p = std::move(inbound_.front());
   inbound_.pop_front();
-  std::memcpy(packet.data(), p.data(), std::min(p.size(), packet.size()));
+  if (!p.empty()) std::memcpy(packet.data(), p.data(), std::min(p.size(), packet.size()));
   counters_.rx_packets++;
   counters_.rx_bytes += p.size();
   return p.size();

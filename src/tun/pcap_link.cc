@@ -37,10 +37,11 @@ absl::StatusOr<std::unique_ptr<PcapWriter>> PcapWriter::Open(const std::string& 
 
 PcapWriter::~PcapWriter() { std::fclose(file_); }
 
-void PcapWriter::Write(absl::Span<const iovec> parts, uint64_t unix_micros) {
+void PcapWriter::Write(absl::Span<const iovec> parts, uint64_t unix_micros, size_t wire_length) {
   size_t total = TotalLength(parts);
   uint32_t record[4] = {static_cast<uint32_t>(unix_micros / 1000000), static_cast<uint32_t>(unix_micros % 1000000),
-                        static_cast<uint32_t>(std::min(total, snaplen_)), static_cast<uint32_t>(total)};
+                        static_cast<uint32_t>(std::min(total, snaplen_)),
+                        static_cast<uint32_t>(std::max(total, wire_length))};
   std::fwrite(record, sizeof(record), 1, file_);
   size_t left = std::min(total, snaplen_);
   for (const iovec& v : parts) {
@@ -58,15 +59,15 @@ absl::StatusOr<size_t> PcapLink::Read(absl::Span<uint8_t> packet) {
   absl::StatusOr<size_t> n = inner_->Read(packet);
   if (n.ok()) {
     iovec v{packet.data(), std::min(*n, packet.size())};
-    writer_->Write(absl::MakeConstSpan(&v, 1), NowMicros());
+    writer_->Write(absl::MakeConstSpan(&v, 1), NowMicros(), *n);
     counters_ = inner_->counters();
   }
   return n;
 }
 
 absl::Status PcapLink::Write(absl::Span<const iovec> parts) {
-  writer_->Write(parts, NowMicros());
   absl::Status s = inner_->Write(parts);
+  if (s.ok()) writer_->Write(parts, NowMicros());  // only what really went out
   counters_ = inner_->counters();
   return s;
 }

@@ -17,8 +17,9 @@ class PcapWriter {
   /// Creates or truncates `path`. Errors: Internal (cannot open).
   static absl::StatusOr<std::unique_ptr<PcapWriter>> Open(const std::string& path, size_t snaplen);
   ~PcapWriter();
-  /// Appends one packet, with the time in microseconds since the Unix epoch.
-  void Write(absl::Span<const iovec> parts, uint64_t unix_micros);
+  /// Appends one packet, with the time in microseconds since the Unix epoch. `wire_length`
+  /// is the packet's length on the link when `parts` hold only its first bytes (0: the same).
+  void Write(absl::Span<const iovec> parts, uint64_t unix_micros, size_t wire_length = 0);
   void Flush();
 
  private:

@@ -1,6 +1,7 @@
 #include "tun/virtual_link.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -20,11 +21,13 @@ bool MakeAddress(const std::string& path, sockaddr_un* out) {
   return true;
 }
 
-// A path is in use when something answers a datagram connect there.
+// A path is in use unless a datagram connect there is refused (a socket file nobody holds)
+// or finds nothing. EPROTOTYPE means a live stream or seqpacket socket (e.g. an API socket).
 bool InUse(const sockaddr_un& addr) {
   int probe = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (probe < 0) return false;
-  bool used = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+  bool used = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0 ||
+              (errno != ECONNREFUSED && errno != ENOENT);
   ::close(probe);
   return used;
 }
@@ -42,6 +45,10 @@ absl::StatusOr<std::unique_ptr<VirtualLink>> VirtualLink::Open(const std::string
     return absl::InvalidArgumentError("virtual link paths must be 1..107 bytes");
   }
   if (mtu < 68 || mtu > 65535) return absl::InvalidArgumentError(absl::StrCat("MTU ", mtu, " is outside 68..65535"));
+  struct stat st {};
+  if (::lstat(local_path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("virtual link path ", local_path, " exists and is not a socket"));
+  }
   if (InUse(local)) {
     return absl::AlreadyExistsError(absl::StrCat("virtual link address ", local_path, " in use by another process"));
   }
