@@ -161,8 +161,7 @@ void PumpUdp(int fd, bool have_peer, sockaddr_in peer) {
     if (stdin_open && (p[1].revents & (POLLIN | POLLHUP))) {
       ssize_t n = ::read(0, buf, sizeof(buf));
       if (n <= 0) {
-        stdin_open = false;
-        if (g.listen && !g.keep) return;
+        stdin_open = false;  // a listener keeps receiving; a sender waits --wait for replies
         continue;
       }
       if (!have_peer) continue;  // listening, nobody to send to yet

@@ -162,6 +162,7 @@ int main(int argc, char** argv) {
 
   ClientOptions o;
   CLI::App* client = app.add_subcommand("client", "Run a stack instance for programs linked with libdpm");
+  client->fallthrough();  // `dpmd client --config FILE` as well as `dpmd --config FILE client`
   client->add_option("--tun", o.tun, "TUN device to create or attach (max 15 characters)")->capture_default_str();
   client->add_flag("--attach", o.attach, "Only attach: fail if the TUN device does not exist");
   client->add_option("--virtual", o.virtual_link,
