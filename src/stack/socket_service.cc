@@ -287,6 +287,19 @@ class Socket : public std::enable_shared_from_this<Socket> {
     if (a != 0 && !service_.stack_.IsLocalAddress(a)) return EADDRNOTAVAIL;
     return 0;
   }
+  // Waits once for `type` on the near end unless a wait is already armed (`*waiting`), then
+  // runs `then` and re-arms lwIP's timer. The handler holds the socket alive.
+  template <typename F>
+  void Await(Wait type, bool* waiting, F then) {
+    if (*waiting || !sd_.is_open()) return;
+    *waiting = true;
+    sd_.async_wait(type, [self = shared_from_this(), waiting, then](const boost::system::error_code& ec) {
+      *waiting = false;
+      if (ec) return;
+      then();
+      self->service_.stack_.AfterCoreWork();
+    });
+  }
   static const char* StateName(State s) {
     switch (s) {
       case State::kOpen: return "open";
@@ -560,16 +573,7 @@ class TcpSocket : public Socket {
   }
 
   // Before a connection exists the near end is watched only for hang-up.
-  void WaitIdle() {
-    if (idle_waiting_ || !sd_.is_open()) return;
-    idle_waiting_ = true;
-    sd_.async_wait(Wait::wait_read, [self = shared_from_this(), this](const boost::system::error_code& ec) {
-      idle_waiting_ = false;
-      if (ec) return;
-      OnIdleReadable();
-      service_.stack_.AfterCoreWork();
-    });
-  }
+  void WaitIdle() { Await(Wait::wait_read, &idle_waiting_, [this] { OnIdleReadable(); }); }
 
   void OnIdleReadable() {
     if (state_ == State::kConnected) return PumpFromApp();
@@ -642,16 +646,7 @@ class TcpSocket : public Socket {
     return true;
   }
 
-  void WaitAppReadable() {
-    if (read_waiting_ || !sd_.is_open()) return;
-    read_waiting_ = true;
-    sd_.async_wait(Wait::wait_read, [self = shared_from_this(), this](const boost::system::error_code& ec) {
-      read_waiting_ = false;
-      if (ec) return;
-      PumpFromApp();
-      service_.stack_.AfterCoreWork();
-    });
-  }
+  void WaitAppReadable() { Await(Wait::wait_read, &read_waiting_, [this] { PumpFromApp(); }); }
 
   // Network → program. Received bytes are acknowledged to lwIP's window as the pair takes them.
   void FlushToApp() {
@@ -722,16 +717,7 @@ class TcpSocket : public Socket {
     }
   }
 
-  void WaitAppWritable() {
-    if (write_waiting_ || !sd_.is_open()) return;
-    write_waiting_ = true;
-    sd_.async_wait(Wait::wait_write, [self = shared_from_this(), this](const boost::system::error_code& ec) {
-      write_waiting_ = false;
-      if (ec) return;
-      FlushToApp();
-      service_.stack_.AfterCoreWork();
-    });
-  }
+  void WaitAppWritable() { Await(Wait::wait_write, &write_waiting_, [this] { FlushToApp(); }); }
 
   // Both directions finished: leave lwIP (it completes the close) and wait for the program
   // to close its descriptor.
@@ -758,15 +744,7 @@ class TcpSocket : public Socket {
     }
   }
 
-  void WaitAcceptWritable() {
-    if (write_waiting_ || !sd_.is_open()) return;
-    write_waiting_ = true;
-    sd_.async_wait(Wait::wait_write, [self = shared_from_this(), this](const boost::system::error_code& ec) {
-      write_waiting_ = false;
-      if (ec) return;
-      SendAccepts();
-    });
-  }
+  void WaitAcceptWritable() { Await(Wait::wait_write, &write_waiting_, [this] { SendAccepts(); }); }
 
   // ---- lwIP callbacks (arg is the TcpSocket, or null once detached) ----
   static err_t OnConnected(void* arg, tcp_pcb* /*pcb*/, err_t err) {
@@ -978,11 +956,8 @@ class UdpSocket : public Socket {
 
  private:
   void WaitAppReadable() {
-    if (!sd_.is_open()) return;
-    sd_.async_wait(Wait::wait_read, [self = shared_from_this(), this](const boost::system::error_code& ec) {
-      if (ec) return;
+    Await(Wait::wait_read, &read_waiting_, [this] {
       if (OnAppReadable()) WaitAppReadable();
-      service_.stack_.AfterCoreWork();
     });
   }
 
@@ -1047,6 +1022,7 @@ class UdpSocket : public Socket {
 
   udp_pcb* pcb_;
   bool bound_ = false;
+  bool read_waiting_ = false;
 };
 
 // ---------------------------------------------------------------------------------------
