@@ -35,7 +35,9 @@ rm -f "$build.configure.log"
 echo "== building the fuzz targets"
 cmake --build "$build" -j"$jobs" --target fuzzers
 
-fuzzers=(api_request api_reply ipv4_check)
+# Every fuzz/<name>_fuzzer.cc, seeded from fuzz/corpus/<name>/.
+fuzzers=()
+for f in "$root"/fuzz/*_fuzzer.cc; do n=$(basename "$f" .cc); fuzzers+=("${n%_fuzzer}"); done
 work="$build/fuzz-work"
 artifacts="$build/artifacts"
 mkdir -p "$artifacts"
