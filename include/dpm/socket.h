@@ -44,6 +44,13 @@ enum dpm_tuple {
   DPM_TUPLE_DYNAMIC = 2, /**< a new, dynamically leased address (reserved) */
 };
 
+/** Socket option level of dpm's own options (dpm_setsockopt / dpm_getsockopt). */
+#define DPM_SOL 0x4450
+/** DPM_SOL option (int, 0 or 1): the socket's port is not replaceable — the DPM server must
+ * keep it as the registered port (seed 001, claims 1-4). A port bound explicitly with
+ * dpm_bind() is not replaceable anyway; an ephemeral one is, unless this is set. */
+#define DPM_PORT_FIXED 1
+
 /** Sets the daemon's UNIX socket path for calls made after this one, in every thread
  * (copied; NULL resets to DPM_SOCKET or the default). Calls already in flight finish against
  * the daemon they started with. */
