@@ -1224,7 +1224,9 @@ std::string SocketService::Impl::Status(bool json) const {
       absl::StrAppend(&out, i ? "," : "", list[i]->Describe(true));
     }
     absl::StrAppend(&out, "],\"socket_count\":", list.size(), ",\"sockets_listed\":",
-                    std::min(list.size(), kMaxStatusRows), "}\n");
+                    std::min(list.size(), kMaxStatusRows));
+    if (config_.extra_status) absl::StrAppend(&out, ",", config_.extra_status(true));
+    absl::StrAppend(&out, "}\n");
     return out;
   }
   absl::StrAppend(&out, "link     ", link.name(), "  mtu ", link.mtu(), "  address ", address, "\n");
@@ -1247,6 +1249,7 @@ std::string SocketService::Impl::Status(bool json) const {
                                         "PEER", "TO-APP", "FROM-APP"));
   for (size_t i = 0; i < list.size() && i < kMaxStatusRows; ++i) absl::StrAppend(&out, list[i]->Describe(false), "\n");
   if (list.size() > kMaxStatusRows) absl::StrAppend(&out, "... and ", list.size() - kMaxStatusRows, " more\n");
+  if (config_.extra_status) absl::StrAppend(&out, config_.extra_status(false));
   return out;
 }
 

@@ -20,6 +20,7 @@
 #define DPM_STACK_SOCKET_SERVICE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -33,6 +34,9 @@ namespace dpm::stack {
 struct SocketServiceConfig {
   std::string path;            // UNIX socket path the API listens on
   size_t max_sockets = 65536;  // dpm sockets served at once; more give ENOBUFS
+  /// More to report in `dpmd status` (the gateway's session table): text, or JSON members
+  /// ("\"name\":value,...") appended inside the status object.
+  std::function<std::string(bool json)> extra_status;
 };
 
 struct SocketServiceCounters {

@@ -127,6 +127,7 @@ void Stack::OnReadable() {
       counters_.ip_drops[static_cast<size_t>(check)]++;
       continue;  // the buffer is reused for the next packet
     }
+    if (input_filter_ && input_filter_(absl::MakeSpan(data, total))) continue;  // buffer reused
     pbuf* p = spare_;
     spare_ = nullptr;
     pbuf_realloc(p, static_cast<u16_t>(total));

@@ -6,6 +6,7 @@
 #define DPM_STACK_STACK_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -46,6 +47,16 @@ class Stack {
   Stack(const Stack&) = delete;
   Stack& operator=(const Stack&) = delete;
 
+  /// Sees every packet that passed the first checks before lwIP does; returns true when it
+  /// took the packet (forwarded it elsewhere, or dropped it), false to hand it to lwIP. The
+  /// gateway's NAT fast path uses it so that only traffic for the gateway itself enters lwIP.
+  /// `packet` may be rewritten in place.
+  using InputFilter = std::function<bool(absl::Span<uint8_t> packet)>;
+  void set_input_filter(InputFilter filter) { input_filter_ = std::move(filter); }
+
+  /// Writes a packet to the link (the filter's way out). Errors as tun::Link::Write.
+  absl::Status SendPacket(absl::Span<const uint8_t> packet) { return link_->WritePacket(packet); }
+
   /// Call after using lwIP's raw API from outside the Stack's own handlers: lwIP may have
   /// added a timeout, so the timer is re-armed if the next deadline moved earlier.
   void AfterCoreWork();
@@ -74,6 +85,7 @@ class Stack {
   bool timer_armed_ = false;
   std::chrono::steady_clock::time_point timer_deadline_;
   pbuf* spare_ = nullptr;  // a buffer for the next read, reused when a packet is dropped
+  InputFilter input_filter_;
   StackCounters counters_;
 };
 
