@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build pkg-config dpkg-dev xz-utils
   clang libclang-rt-14-dev                      # libFuzzer and sanitizers
   libboost-dev libcli11-dev libabsl-dev libgtest-dev libgmock-dev libssl-dev
-  iproute2 iputils-ping procps psmisc nginx-light iperf3 curl socat tshark python3 python3-scapy
+  iproute2 iputils-ping procps psmisc nginx-light iperf3 curl socat tshark python3 python3-scapy natpmpc
 )
 
 need_root() { [ "$(id -u)" = 0 ] || { echo "setup: must run as root to install packages (missing: $*)" >&2; exit 1; }; }

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "api/protocol.h"
+#include "apps/dpmd/gateway_cmd.h"
 #include "dpm/socket.h"
 #include "stack/socket_service.h"
 #include "stack/stack.h"
@@ -57,6 +58,9 @@ void RaiseDescriptorLimit() {
   }
 }
 
+}  // namespace
+
+namespace dpmd {
 void MakeParentDirectory(const std::string& path) {
   size_t slash = path.rfind('/');
   if (slash == std::string::npos || slash == 0) return;
@@ -65,6 +69,10 @@ void MakeParentDirectory(const std::string& path) {
     if (i == dir.size() || dir[i] == '/') ::mkdir(dir.substr(0, i).c_str(), 0755);
   }
 }
+}  // namespace dpmd
+
+namespace {
+using dpmd::MakeParentDirectory;
 
 struct ClientOptions {
   std::string tun = "dpm0";
@@ -77,6 +85,9 @@ struct ClientOptions {
   std::string api_socket = DPM_DEFAULT_DAEMON_PATH;
   std::string pcap;
   size_t max_sockets = 65536;
+  std::string dpm_gateway;  // the DPM server's address[:port]; empty: no DPM driver
+  std::string private_network = "10.77.0.0/16";
+  uint32_t dpm_lifetime = 600;
 };
 
 int RunClient(const ClientOptions& o) {
@@ -119,7 +130,23 @@ int RunClient(const ClientOptions& o) {
   auto stack = dpm::stack::Stack::Create(io, std::move(link), {address, prefix, gateway});
   if (!stack.ok()) Die(std::string(stack.status().message()));
   MakeParentDirectory(o.api_socket);
-  auto service = dpm::stack::SocketService::Create(io, **stack, {o.api_socket, o.max_sockets});
+  dpm::stack::SocketServiceConfig api{o.api_socket, o.max_sockets, {}, std::nullopt};
+  if (!o.dpm_gateway.empty()) {
+    dpm::stack::DpmDriverSettings d;
+    std::vector<std::string> hp = absl::StrSplit(o.dpm_gateway, ':');
+    int port = 1080;
+    if (hp.size() > 2 || !ParsePrefix(hp[0], &d.server_address, &ignored, 32) ||
+        (hp.size() == 2 && (!absl::SimpleAtoi(hp[1], &port) || port < 1 || port > 65535))) {
+      Die("bad --dpm-gateway '" + o.dpm_gateway + "' (want A.B.C.D or A.B.C.D:PORT)");
+    }
+    d.server_port = static_cast<uint16_t>(port);
+    if (!ParsePrefix(o.private_network, &d.private_network, &d.private_prefix, 16)) {
+      Die("bad --private-network '" + o.private_network + "'");
+    }
+    d.lifetime_s = o.dpm_lifetime;
+    api.dpm = d;
+  }
+  auto service = dpm::stack::SocketService::Create(io, **stack, api);
   if (!service.ok()) Die(std::string(service.status().message()));
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -179,9 +206,20 @@ int main(int argc, char** argv) {
   client->add_option("--api-socket", o.api_socket, "UNIX socket where libdpm programs reach this instance")
       ->capture_default_str();
   client->add_option("--pcap", o.pcap, "Record every packet on the link to this pcap file (tshark reads it)");
+  client->add_option("--dpm-gateway", o.dpm_gateway,
+                     "Run the DPM driver: the DPM server's private address[:port] (port 1080 by default); "
+                     "sessions to addresses outside --private-network first agree on a registered address and port");
+  client->add_option("--private-network", o.private_network, "Destinations inside it need no DPM setup")
+      ->capture_default_str();
+  client->add_option("--dpm-lifetime", o.dpm_lifetime, "DPM mapping lifetime asked for, seconds (renewed at half)")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
   client->add_option("--max-sockets", o.max_sockets, "Most dpm sockets served at once (more get ENOBUFS)")
       ->check(CLI::Range(1, 10000000))
       ->capture_default_str();
+
+  dpmd::GatewayOptions gw;
+  dpmd::AddGatewayOptions(app, gw);
 
   std::string status_socket = DPM_DEFAULT_DAEMON_PATH;
   bool status_json = false;
@@ -201,5 +239,6 @@ int main(int argc, char** argv) {
   }
   RaiseDescriptorLimit();
   if (client->parsed()) return RunClient(o);
+  if (gw.command->parsed()) return dpmd::RunGateway(gw);
   return RunStatus(status_socket, status_json);
 }

@@ -23,6 +23,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "api/protocol.h"
+#include "dpm/dpm_driver.h"
+#include "dpm/socket.h"
 #include "lwip/ip_addr.h"
 #include "lwip/pbuf.h"
 #include "lwip/priv/tcp_priv.h"
@@ -109,6 +111,23 @@ int ErrnoOf(err_t err) {
   }
 }
 
+// PCP result (RFC 6887 §7.4) of a failed DPM setup → the errno dpm_connect() returns
+// (docs/api.md has the table).
+int ErrnoForPcp(pcp::ResultCode r) {
+  switch (r) {
+    case pcp::ResultCode::kCannotProvideExternal: return EADDRINUSE;   // fixed port taken for that peer
+    case pcp::ResultCode::kNoResources: return EADDRNOTAVAIL;          // no registered address/port left
+    case pcp::ResultCode::kUserExQuota: return EDQUOT;                 // this host's share used up
+    case pcp::ResultCode::kNotAuthorized: return EACCES;
+    case pcp::ResultCode::kAddressMismatch: return EADDRNOTAVAIL;
+    case pcp::ResultCode::kUnsuppProtocol: return EPROTONOSUPPORT;
+    case pcp::ResultCode::kUnsuppOption: return EOPNOTSUPP;            // the gateway speaks PCP but not DPM
+    case pcp::ResultCode::kNetworkFailure: return ENETUNREACH;
+    case pcp::ResultCode::kExcessiveRemotePeers: return ENOBUFS;
+    default: return EPROTO;                                           // malformed/unsupported version
+  }
+}
+
 uint64_t RandomCookie() {
   uint64_t c = 0;
   while (::getrandom(&c, sizeof(c), 0) != sizeof(c)) {
@@ -160,6 +179,23 @@ class SocketService::Impl {
   bool flush_posted_ = false;
   void MarkDirty(std::shared_ptr<Socket> s);
   void FlushDirty();
+
+  // ---- DPM driver (seeds 000/001) ----
+  bool DpmApplies(const api::Endpoint& remote) const {
+    if (!driver_ || remote.family != AF_INET) return false;
+    uint32_t mask = config_.dpm->private_prefix == 0 ? 0 : ~uint32_t{0} << (32 - config_.dpm->private_prefix);
+    return (remote.ipv4_host() & mask) != (config_.dpm->private_network & mask);
+  }
+  void StartDriver();
+  void DriverWork();  // sends what the driver has due, delivers its events, re-arms its timer
+  uint64_t DpmBegin(Socket* s, nat::Protocol protocol, uint16_t port, const api::Endpoint& remote, bool fixed);
+  void DpmRelease(uint64_t id);
+  static uint64_t NowMs();
+  std::unique_ptr<driver::Driver> driver_;
+  udp_pcb* driver_pcb_ = nullptr;
+  std::unique_ptr<boost::asio::steady_timer> driver_timer_;
+  absl::flat_hash_map<uint64_t, std::weak_ptr<Socket>> dpm_sessions_;
+  uint64_t dpm_setups_ = 0, dpm_failures_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -268,6 +304,10 @@ class Socket : public std::enable_shared_from_this<Socket> {
   virtual std::string Describe(bool json) const = 0;
   /// Hands queued received data to the program (see Impl::MarkDirty).
   virtual void Flush() {}
+  /// The DPM driver's news about this socket's session (granted, failed, timed out, lost).
+  virtual void OnDpmEvent(const driver::Event& event) {}
+  /// Marks the port not replaceable (DPM_PORT_FIXED, or an explicit bind).
+  bool dpm_port_fixed = false;
   bool dirty = false;
 
  protected:
@@ -362,6 +402,7 @@ class TcpSocket : public Socket {
     err_t err = tcp_bind(pcb_, &ip, local.port_host());
     if (err != ERR_OK) return ErrnoOf(err);
     bound_ = true;
+    if (local.port_be != 0) dpm_port_fixed = true;  // an explicitly bound port is not replaceable
     return 0;
   }
 
@@ -396,6 +437,21 @@ class TcpSocket : public Socket {
       case State::kOpen: break;
     }
     if (remote.ipv4_host() == 0 || remote.port_be == 0) return remote.port_be == 0 ? ECONNREFUSED : ENETUNREACH;
+    if (service_.DpmApplies(remote)) {
+      // Seed claims 1-5: agree on the registered address and port with the DPM server first;
+      // the handshake starts when the grant names the gateway endpoint to aim at.
+      if (!bound_) {
+        err_t e = tcp_bind(pcb_, IP4_ADDR_ANY, 0);  // the session's first (ephemeral) port
+        if (e != ERR_OK) return ErrnoOf(e);
+        bound_ = true;
+      }
+      dpm_ = true;
+      true_remote_ = remote;
+      dpm_id_ = service_.DpmBegin(this, nat::Protocol::kTcp, pcb_->local_port, remote, dpm_port_fixed);
+      state_ = State::kConnecting;
+      pending_connect_ = conn;
+      return -1;
+    }
     ip_addr_t ip;
     ToIpAddr(remote, &ip);
     err_t err = tcp_connect(pcb_, &ip, remote.port_host(), &TcpSocket::OnConnected);
@@ -408,7 +464,11 @@ class TcpSocket : public Socket {
   int Name(bool peer, api::Endpoint* out) const override {
     if (peer) {
       if (state_ != State::kConnected && !(state_ == State::kClosed && had_peer_)) return ENOTCONN;
-      *out = peer_;
+      *out = dpm_ ? true_remote_ : peer_;  // claim 11: the true peer stays visible
+      return 0;
+    }
+    if (dpm_ && dpm_external_.family != 0) {  // claim 11: the registered address and port
+      *out = dpm_external_;
       return 0;
     }
     if (pcb_ != nullptr) {
@@ -501,9 +561,29 @@ class TcpSocket : public Socket {
   }
 
   std::string Describe(bool json) const override {
-    api::Endpoint local;
+    api::Endpoint local, peer = peer_;
     Name(false, &local);
-    return DescribeCommon(json, "tcp", local, peer_, pending_bytes_, unsent_.size());
+    if (dpm_) peer = true_remote_;
+    return DescribeCommon(json, dpm_ ? "tcp*" : "tcp", local, peer, pending_bytes_, unsent_.size());
+  }
+
+  void OnDpmEvent(const driver::Event& e) override {
+    using Kind = driver::Event::Kind;
+    if (e.kind == Kind::kLost) return;  // the driver is asking the restarted gateway again
+    if (e.kind == Kind::kGranted) {
+      dpm_external_ = api::Endpoint::Ipv4(e.external.address, e.external.port);
+      if (state_ != State::kConnecting || pcb_ == nullptr || dpm_connecting_) return;  // a renewal
+      dpm_connecting_ = true;
+      ip_addr_t ip;
+      ip_addr_set_ip4_u32(&ip, htonl(e.gateway_endpoint.address));
+      err_t err = tcp_connect(pcb_, &ip, e.gateway_endpoint.port, &TcpSocket::OnConnected);  // claim 5
+      if (err != ERR_OK) FailConnect(ErrnoOf(err));
+      return;
+    }
+    dpm_id_ = 0;
+    if (state_ == State::kConnecting) {
+      FailConnect(e.kind == Kind::kTimedOut ? ETIMEDOUT : ErrnoForPcp(e.result));
+    }
   }
 
   void Flush() override {
@@ -544,9 +624,29 @@ class TcpSocket : public Socket {
     }
   }
 
+  // A connect that cannot go on: answer it, and leave the socket closed with the error.
+  void FailConnect(int error) {
+    if (pending_connect_) pending_connect_->Reply(api::Opcode::kConnect, error);
+    pending_connect_.reset();
+    last_error_ = error;
+    state_ = State::kClosed;
+    if (dpm_id_ != 0) service_.DpmRelease(dpm_id_);
+    dpm_id_ = 0;
+    if (pcb_ != nullptr) {
+      tcp_pcb* pcb = pcb_;
+      pcb_ = nullptr;
+      tcp_arg(pcb, nullptr);
+      tcp_err(pcb, nullptr);
+      tcp_abort(pcb);
+    }
+    WaitIdle();
+  }
+
   // Leaves lwIP: a graceful close sends FIN (RST if received data was left unread, as
   // tcp_close() decides); otherwise RST.
   void DetachPcb(bool graceful) {
+    if (dpm_id_ != 0) service_.DpmRelease(dpm_id_);  // the session is over: lifetime 0
+    dpm_id_ = 0;
     if (pcb_ == nullptr) return;
     tcp_pcb* pcb = pcb_;
     pcb_ = nullptr;
@@ -788,6 +888,8 @@ class TcpSocket : public Socket {
     auto* s = static_cast<TcpSocket*>(arg);
     if (s == nullptr) return;
     s->pcb_ = nullptr;
+    if (s->dpm_id_ != 0) s->service_.DpmRelease(s->dpm_id_);
+    s->dpm_id_ = 0;
     int e = err == ERR_RST ? (s->state_ == State::kConnecting ? ECONNREFUSED : ECONNRESET)
             : err == ERR_ABRT ? (s->state_ == State::kConnecting ? ETIMEDOUT : ECONNABORTED)
                               : ErrnoOf(err);
@@ -829,6 +931,10 @@ class TcpSocket : public Socket {
   tcp_pcb* pcb_;
   bool bound_ = false;
   bool had_peer_ = false;
+  // DPM: the grant's registered endpoint (what getsockname shows) and the true peer.
+  bool dpm_ = false, dpm_connecting_ = false;
+  uint64_t dpm_id_ = 0;
+  api::Endpoint dpm_external_, true_remote_;
   api::Endpoint local_, peer_;
   std::shared_ptr<ControlConn> pending_connect_;  // answered when the handshake ends
   // Network → program.
@@ -1029,6 +1135,7 @@ class UdpSocket : public Socket {
 SocketService::Impl::~Impl() {
   for (auto& [id, s] : sockets_) s->Destroy();
   sockets_.clear();
+  if (driver_pcb_ != nullptr) udp_remove(driver_pcb_);
   ::unlink(config_.path.c_str());
 }
 
@@ -1062,6 +1169,85 @@ void SocketService::Impl::FlushDirty() {
   for (auto& s : batch) {
     s->dirty = false;
     s->Flush();
+  }
+  stack_.AfterCoreWork();
+}
+
+uint64_t SocketService::Impl::NowMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+void SocketService::Impl::StartDriver() {
+  if (!config_.dpm) return;
+  driver::DriverConfig dc;
+  dc.server_address = config_.dpm->server_address;
+  dc.server_port = config_.dpm->server_port;
+  dc.client_address = stack_.config().address;
+  dc.lifetime_s = config_.dpm->lifetime_s;
+  driver_ = std::make_unique<driver::Driver>(dc, RandomCookie());
+  driver_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
+  driver_pcb_ = udp_new();
+  udp_bind(driver_pcb_, IP4_ADDR_ANY, 0);
+  ip_addr_t server;
+  ip_addr_set_ip4_u32(&server, htonl(dc.server_address));
+  udp_connect(driver_pcb_, &server, dc.server_port);
+  udp_recv(
+      driver_pcb_,
+      [](void* arg, udp_pcb*, pbuf* p, const ip_addr_t*, u16_t) {
+        auto* self = static_cast<Impl*>(arg);
+        std::vector<uint8_t> bytes(p->tot_len);
+        pbuf_copy_partial(p, bytes.data(), p->tot_len, 0);
+        pbuf_free(p);
+        self->driver_->OnReply(NowMs(), bytes);
+        self->DriverWork();
+      },
+      this);
+}
+
+uint64_t SocketService::Impl::DpmBegin(Socket* s, nat::Protocol protocol, uint16_t port, const api::Endpoint& remote,
+                                       bool fixed) {
+  uint64_t id = driver_->Begin(NowMs(), protocol, port, {remote.ipv4_host(), remote.port_host()}, fixed);
+  dpm_sessions_[id] = s->weak_from_this();
+  dpm_setups_++;
+  boost::asio::post(io_, [this] { DriverWork(); });
+  return id;
+}
+
+void SocketService::Impl::DpmRelease(uint64_t id) {
+  dpm_sessions_.erase(id);
+  driver_->Release(NowMs(), id);
+  boost::asio::post(io_, [this] { DriverWork(); });
+}
+
+void SocketService::Impl::DriverWork() {
+  std::vector<driver::Outgoing> out;
+  std::vector<driver::Event> events;
+  driver_->Poll(NowMs(), &out, &events);
+  for (const driver::Outgoing& o : out) {
+    pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<u16_t>(o.payload.size()), PBUF_RAM);
+    if (p == nullptr) continue;
+    pbuf_take(p, o.payload.data(), static_cast<u16_t>(o.payload.size()));
+    udp_send(driver_pcb_, p);
+    pbuf_free(p);
+  }
+  for (const driver::Event& e : events) {
+    auto it = dpm_sessions_.find(e.id);
+    if (it == dpm_sessions_.end()) continue;
+    std::shared_ptr<Socket> s = it->second.lock();
+    if (e.kind != driver::Event::Kind::kGranted && e.kind != driver::Event::Kind::kLost) {
+      dpm_sessions_.erase(it);
+      dpm_failures_++;
+    }
+    if (s) s->OnDpmEvent(e);
+  }
+  if (std::optional<uint64_t> next = driver_->NextDeadline()) {
+    driver_timer_->expires_at(std::chrono::steady_clock::time_point(std::chrono::milliseconds(*next)));
+    driver_timer_->async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      DriverWork();
+    });
   }
   stack_.AfterCoreWork();
 }
@@ -1175,10 +1361,22 @@ void SocketService::Impl::Handle(const std::shared_ptr<ControlConn>& conn, const
   }
   if (const auto* q = std::get_if<api::ShutdownRequest>(&request)) return conn->Reply(op, s->Shutdown(q->how));
   if (const auto* q = std::get_if<api::SetSockOptRequest>(&request)) {
+    if (q->level == DPM_SOL && q->name == DPM_PORT_FIXED) {
+      int v = 0;
+      if (!ReadInt(q->value, &v)) return conn->Reply(op, EINVAL);
+      s->dpm_port_fixed = v != 0;
+      return conn->Reply(op, 0);
+    }
     return conn->Reply(op, s->SetOption(q->level, q->name, q->value));
   }
   if (const auto* q = std::get_if<api::GetSockOptRequest>(&request)) {
     int value = 0;
+    if (q->level == DPM_SOL && q->name == DPM_PORT_FIXED) {
+      value = s->dpm_port_fixed ? 1 : 0;
+      std::vector<uint8_t> body(sizeof(value));
+      std::memcpy(body.data(), &value, sizeof(value));
+      return conn->Reply(op, 0, body);
+    }
     int err = s->GetOption(q->level, q->name, &value);
     std::vector<uint8_t> body(sizeof(value));
     std::memcpy(body.data(), &value, sizeof(value));
@@ -1284,6 +1482,7 @@ absl::StatusOr<std::unique_ptr<SocketService>> SocketService::Create(boost::asio
   ::chmod(config.path.c_str(), 0666);  // any local program may use the stack, like a socket()
   auto impl = std::make_unique<Impl>(io, stack, config, fd);
   impl->StartAccept();
+  impl->StartDriver();
   return std::unique_ptr<SocketService>(new SocketService(std::move(impl)));
 }
 

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 
@@ -31,12 +32,24 @@
 
 namespace dpm::stack {
 
+/// The DPM driver's settings (seeds 000/001): sessions to addresses outside `private_network`
+/// start with a setup exchange with the DPM server at `server_address`.
+struct DpmDriverSettings {
+  uint32_t server_address = 0;           // the gateway's private address, host byte order
+  uint16_t server_port = 1080;           // the seed's well-known port (PCP's 5351 also works)
+  uint32_t private_network = 0;          // host byte order
+  int private_prefix = 16;
+  uint32_t lifetime_s = 600;             // asked for; renewed at half of what is granted
+};
+
 struct SocketServiceConfig {
   std::string path;            // UNIX socket path the API listens on
   size_t max_sockets = 65536;  // dpm sockets served at once; more give ENOBUFS
   /// More to report in `dpmd status` (the gateway's session table): text, or JSON members
   /// ("\"name\":value,...") appended inside the status object.
   std::function<std::string(bool json)> extra_status;
+  /// Set: run the DPM driver for this instance's sockets.
+  std::optional<DpmDriverSettings> dpm;
 };
 
 struct SocketServiceCounters {

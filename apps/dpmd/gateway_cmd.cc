@@ -1,0 +1,200 @@
+// `dpmd gateway`: options and start-up (see src/gateway/gateway.h, docs/dpmd.md).
+#include "apps/dpmd/gateway_cmd.h"
+
+#include <arpa/inet.h>
+
+#include <cstdio>
+
+#include <boost/asio/signal_set.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gateway/gateway.h"
+#include "stack/socket_service.h"
+#include "tun/pcap_link.h"
+#include "tun/tun_link.h"
+#include "tun/virtual_link.h"
+
+namespace dpmd {
+namespace {
+
+[[noreturn]] void Die(const std::string& message) {
+  std::fprintf(stderr, "dpmd: %s\n", message.c_str());
+  std::exit(1);
+}
+
+bool ParseIp(const std::string& text, uint32_t* out) {
+  in_addr a{};
+  if (inet_pton(AF_INET, text.c_str(), &a) != 1) return false;
+  *out = ntohl(a.s_addr);
+  return true;
+}
+
+// "A.B.C.D/N" → address and prefix (prefix defaults to `def`).
+bool ParseCidr(const std::string& text, uint32_t* address, int* prefix, int def) {
+  std::vector<std::string> parts = absl::StrSplit(text, '/');
+  if (parts.empty() || parts.size() > 2 || !ParseIp(parts[0], address)) return false;
+  *prefix = def;
+  return parts.size() == 1 || (absl::SimpleAtoi(parts[1], prefix) && *prefix >= 0 && *prefix <= 32);
+}
+
+// "203.0.113.1-203.0.113.8" or "203.0.113.0/29" (every address of the block) → addresses.
+bool ParsePool(const std::string& text, std::vector<uint32_t>* out) {
+  std::vector<std::string> range = absl::StrSplit(text, '-');
+  uint32_t first = 0, last = 0;
+  if (range.size() == 2) {
+    if (!ParseIp(range[0], &first) || !ParseIp(range[1], &last) || last < first) return false;
+  } else {
+    int prefix = 32;
+    if (!ParseCidr(text, &first, &prefix, 32) || prefix < 16) return false;
+    uint32_t size = prefix == 32 ? 1 : (1u << (32 - prefix));
+    first &= ~(size - 1);
+    last = first + size - 1;
+  }
+  if (last - first > 65535) return false;
+  for (uint64_t a = first; a <= last; ++a) out->push_back(static_cast<uint32_t>(a));
+  return true;
+}
+
+std::unique_ptr<dpm::tun::Link> OpenLink(const std::string& what, const std::string& tun, const std::string& virt,
+                                         bool attach, size_t mtu, const std::string& host_address,
+                                         const std::string& pcap) {
+  std::unique_ptr<dpm::tun::Link> link;
+  if (!virt.empty()) {
+    std::vector<std::string> paths = absl::StrSplit(virt, ',');
+    if (paths.size() != 2) Die(absl::StrCat("--", what, "-virtual wants LOCAL_PATH,PEER_PATH"));
+    auto v = dpm::tun::VirtualLink::Open(paths[0], paths[1], mtu);
+    if (!v.ok()) Die(std::string(v.status().message()));
+    link = std::move(*v);
+  } else {
+    if (tun.empty()) Die(absl::StrCat("give --", what, "-tun or --", what, "-virtual"));
+    dpm::tun::TunOptions t;
+    t.name = tun;
+    t.mtu = mtu;
+    t.create = !attach;
+    if (!host_address.empty()) {
+      uint32_t a = 0;
+      int p = 0;
+      if (!ParseCidr(host_address, &a, &p, 24)) Die(absl::StrCat("bad --", what, "-host-address '", host_address, "'"));
+      t.host_address = a;
+      t.host_prefix = p;
+    }
+    auto l = dpm::tun::TunLink::Open(t);
+    if (!l.ok()) Die(std::string(l.status().message()));
+    link = std::move(*l);
+  }
+  if (!pcap.empty()) {
+    auto w = dpm::tun::PcapWriter::Open(pcap, 65535);
+    if (!w.ok()) Die(std::string(w.status().message()));
+    link = std::make_unique<dpm::tun::PcapLink>(std::move(link), std::move(*w));
+  }
+  return link;
+}
+
+}  // namespace
+
+void AddGatewayOptions(CLI::App& app, GatewayOptions& o) {
+  CLI::App* g = app.add_subcommand("gateway", "Run the DPM server and NAT between an inside and an outside link");
+  g->fallthrough();
+  g->add_option("--inside-tun", o.inside_tun, "TUN device on the private side");
+  g->add_option("--inside-virtual", o.inside_virtual, "Virtual link on the private side: LOCAL_PATH,PEER_PATH");
+  g->add_option("--inside-host-address", o.inside_host_address,
+                "Give the kernel's side of the inside TUN this address/prefix");
+  g->add_option("--outside-tun", o.outside_tun, "TUN device on the registered side");
+  g->add_option("--outside-virtual", o.outside_virtual, "Virtual link on the registered side: LOCAL_PATH,PEER_PATH");
+  g->add_flag("--attach", o.attach, "Only attach to TUN devices that exist");
+  g->add_option("--mtu", o.mtu, "MTU of both links")->check(CLI::Range(576, 65535))->capture_default_str();
+  g->add_option("--address", o.address, "The gateway's private address/prefix: the DPM server answers here")
+      ->capture_default_str();
+  g->add_option("--inside-network", o.inside_network, "The private network behind the gateway")->capture_default_str();
+  g->add_option("--pool", o.pool, "Registered addresses: FIRST-LAST or A.B.C.D/N")->capture_default_str();
+  g->add_option("--outside-address", o.outside_address, "The gateway's own address on the outside (optional)");
+  g->add_option("--port-range", o.port_range, "External ports given to replaceable ports: MIN-MAX")
+      ->capture_default_str();
+  g->add_option("--quota", o.quota, "Sessions per private address (PCP USER_EX_QUOTA beyond)")->capture_default_str();
+  g->add_option("--max-sessions", o.max_sessions, "Sessions in all (PCP NO_RESOURCES beyond)")->capture_default_str();
+  g->add_option("--min-lifetime", o.min_lifetime, "Shortest PCP lifetime granted, seconds")->capture_default_str();
+  g->add_option("--max-lifetime", o.max_lifetime, "Longest PCP lifetime granted, seconds")->capture_default_str();
+  g->add_option("--udp-timeout", o.udp_timeout, "UDP mapping idle timeout, seconds (RFC 4787: >= 120)")
+      ->check(CLI::Range(120, 86400))
+      ->capture_default_str();
+  g->add_option("--tcp-established-timeout", o.tcp_established_timeout,
+                "Established TCP idle timeout, seconds (RFC 5382: >= 7440)")
+      ->check(CLI::Range(7440, 864000))
+      ->capture_default_str();
+  g->add_option("--tcp-transitory-timeout", o.tcp_transitory_timeout,
+                "Transitory TCP timeout, seconds (RFC 5382: >= 240)")
+      ->check(CLI::Range(240, 86400))
+      ->capture_default_str();
+  g->add_option("--icmp-timeout", o.icmp_timeout, "ICMP query timeout, seconds (RFC 5508: >= 60)")
+      ->check(CLI::Range(60, 86400))
+      ->capture_default_str();
+  g->add_option("--api-socket", o.api_socket, "UNIX socket for `dpmd status` and libdpm programs")
+      ->capture_default_str();
+  g->add_option("--pcap-inside", o.pcap_inside, "Record the inside link (setup exchanges included) to a pcap file");
+  g->add_option("--pcap-outside", o.pcap_outside, "Record the outside link to a pcap file");
+  o.command = g;
+}
+
+int RunGateway(const GatewayOptions& o) {
+  dpm::gateway::GatewayConfig config;
+  int prefix = 0;
+  if (!ParseCidr(o.address, &config.inside.address, &config.inside.prefix, 16)) Die("bad --address '" + o.address + "'");
+  config.inside.gateway = 0;
+  if (!ParseCidr(o.inside_network, &config.nat.inside_network, &config.nat.inside_prefix, 16)) {
+    Die("bad --inside-network '" + o.inside_network + "'");
+  }
+  (void)prefix;
+  if (!ParsePool(o.pool, &config.nat.external_addresses)) Die("bad --pool '" + o.pool + "' (FIRST-LAST or A.B.C.D/N)");
+  config.nat.gateway_inside_address = config.inside.address;
+  if (!o.outside_address.empty() && !ParseIp(o.outside_address, &config.nat.gateway_outside_address)) {
+    Die("bad --outside-address '" + o.outside_address + "'");
+  }
+  std::vector<std::string> ports = absl::StrSplit(o.port_range, '-');
+  int lo = 0, hi = 0;
+  if (ports.size() != 2 || !absl::SimpleAtoi(ports[0], &lo) || !absl::SimpleAtoi(ports[1], &hi) || lo < 1 ||
+      hi > 65535 || lo > hi) {
+    Die("bad --port-range '" + o.port_range + "' (MIN-MAX within 1-65535)");
+  }
+  config.nat.port_min = static_cast<uint16_t>(lo);
+  config.nat.port_max = static_cast<uint16_t>(hi);
+  config.nat.per_host_quota = o.quota;
+  config.nat.max_sessions = o.max_sessions;
+  config.nat.min_lifetime_s = o.min_lifetime;
+  config.nat.max_lifetime_s = o.max_lifetime;
+  config.nat.udp_timeout_ms = uint64_t{o.udp_timeout} * 1000;
+  config.nat.tcp_established_ms = uint64_t{o.tcp_established_timeout} * 1000;
+  config.nat.tcp_transitory_ms = uint64_t{o.tcp_transitory_timeout} * 1000;
+  config.nat.icmp_timeout_ms = uint64_t{o.icmp_timeout} * 1000;
+  if (o.min_lifetime > o.max_lifetime) Die("--min-lifetime is above --max-lifetime");
+  uint64_t seed = 0;
+  std::array<uint8_t, 8> random{};
+  FILE* f = std::fopen("/dev/urandom", "rb");
+  if (f != nullptr) {
+    if (std::fread(random.data(), 1, random.size(), f) == random.size()) std::memcpy(&seed, random.data(), 8);
+    std::fclose(f);
+  }
+  config.nat.seed = seed;
+
+  auto inside = OpenLink("inside", o.inside_tun, o.inside_virtual, o.attach, o.mtu, o.inside_host_address, o.pcap_inside);
+  auto outside = OpenLink("outside", o.outside_tun, o.outside_virtual, o.attach, o.mtu, "", o.pcap_outside);
+  boost::asio::io_context io(1);
+  auto gw = dpm::gateway::Gateway::Create(io, std::move(inside), std::move(outside), config);
+  if (!gw.ok()) Die(std::string(gw.status().message()));
+  dpm::gateway::Gateway* g = gw->get();
+  dpm::stack::SocketServiceConfig api{o.api_socket, 65536, [g](bool json) { return g->Status(json); }};
+  MakeParentDirectory(o.api_socket);
+  auto service = dpm::stack::SocketService::Create(io, g->stack(), api);
+  if (!service.ok()) Die(std::string(service.status().message()));
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&io](const boost::system::error_code&, int) { io.stop(); });
+  std::printf("dpmd: gateway ready: private %s, pool %s (%zu addresses), DPM server on UDP %d and %d, api %s\n",
+              o.address.c_str(), o.pool.c_str(), config.nat.external_addresses.size(), dpm::pcp::kDpmPort,
+              dpm::pcp::kServerPort, o.api_socket.c_str());
+  std::fflush(stdout);
+  io.run();
+  return 0;
+}
+
+}  // namespace dpmd

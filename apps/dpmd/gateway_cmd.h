@@ -1,0 +1,38 @@
+// `dpmd gateway` options (apps/dpmd/gateway_cmd.cc).
+#ifndef DPM_APPS_DPMD_GATEWAY_CMD_H_
+#define DPM_APPS_DPMD_GATEWAY_CMD_H_
+
+#include <cstdint>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace dpmd {
+
+struct GatewayOptions {
+  CLI::App* command = nullptr;
+  std::string inside_tun, inside_virtual, inside_host_address;
+  std::string outside_tun, outside_virtual;
+  bool attach = false;
+  size_t mtu = 1500;
+  std::string address = "10.77.0.1/16";
+  std::string inside_network = "10.77.0.0/16";
+  std::string pool = "203.0.113.1-203.0.113.8";
+  std::string outside_address;
+  std::string port_range = "1024-65535";
+  uint32_t quota = 4096;
+  size_t max_sessions = 1 << 20;
+  uint32_t min_lifetime = 120, max_lifetime = 86400;
+  uint32_t udp_timeout = 300, tcp_established_timeout = 7440, tcp_transitory_timeout = 240, icmp_timeout = 60;
+  std::string api_socket = "/run/dpm/gateway.sock";
+  std::string pcap_inside, pcap_outside;
+};
+
+void AddGatewayOptions(CLI::App& app, GatewayOptions& options);
+int RunGateway(const GatewayOptions& options);
+/// mkdir -p of a socket path's directory (shared with `dpmd client`).
+void MakeParentDirectory(const std::string& path);
+
+}  // namespace dpmd
+
+#endif  // DPM_APPS_DPMD_GATEWAY_CMD_H_

@@ -1,0 +1,313 @@
+// The NAT engine of the DPM gateway (seeds 000/001; SPEC.md §1.1; docs/nat.md): translates
+// IPv4 packets between the private (inside) network and the registered (outside) addresses,
+// and holds the sessions the DPM server sets up.
+//
+//   - DPM sessions (claims 5-10, 14, 20-23): a DPM driver aims a session's packets at a
+//     gateway endpoint (the gateway's private address and a port chosen here); the engine
+//     rewrites them to registered address:port -> true destination through a one-to-one
+//     table, and replies back. Sessions sharing a fixed external port are told apart by their
+//     remote endpoint (RFC 7857 §3 port overlapping).
+//   - Plain NAPT for hosts without a driver, meeting RFC 4787 (UDP), RFC 5382 (TCP), RFC 5508
+//     (ICMP) and RFC 7857: endpoint-independent mapping and filtering, paired address pooling,
+//     port range and parity preservation, random ports (RFC 6056), hairpinning, the minimum
+//     timers, the RFC 6146 TCP state machine, ICMP query mappings and ICMP error translation.
+//   - Explicit mappings for PCP MAP and NAT-PMP.
+//
+// Sans-I/O (STYLE.md): packets are rewritten in place, time is passed in as milliseconds on
+// any monotonic clock, and nothing here does I/O or reads a clock. Not thread-safe: one
+// thread (the gateway's io_context) drives it.
+//
+// Checksums: the IPv4 header checksum of every packet is verified (kBadChecksum), and the ICMP
+// checksum and the quoted IP header checksum of ICMP errors (RFC 5508 REQ-3). TCP and UDP
+// checksums are not verified — that would cost a pass over every payload, and the incremental
+// update (RFC 1624) keeps a wrong checksum wrong, so the end host still drops a corrupted
+// segment. Every rewrite updates the IP, TCP, UDP and ICMP checksums incrementally.
+#ifndef DPM_DPM_NAT_ENGINE_H_
+#define DPM_DPM_NAT_ENGINE_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <variant>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "dpm/session_table.h"
+
+namespace dpm::nat {
+
+// Protocol, Endpoint: dpm/session_table.h.
+
+class PortAllocator;
+}  // namespace dpm::nat
+namespace dpm::wire {
+class ChecksumDelta;
+}  // namespace dpm::wire
+namespace dpm::nat {
+
+struct NatConfig {
+  std::vector<uint32_t> external_addresses;   // registered pool, e.g. 203.0.113.1..203.0.113.8
+  uint32_t inside_network = 0;                // private network, e.g. 10.77.0.0/16
+  int inside_prefix = 16;
+  uint32_t gateway_inside_address = 0;        // the gateway's private address (DPM server, DPM session endpoints)
+  uint32_t gateway_outside_address = 0;       // the gateway's own outside address: traffic to it is kToGateway
+                                              // unless it is also a pool address with a mapping
+  uint16_t port_min = 1024, port_max = 65535; // dynamic external ports (RFC 4787 REQ-3: 0-1023 -> 1-1023)
+  uint32_t per_host_quota = 4096;             // sessions + explicit mappings per internal address (PCP USER_EX_QUOTA)
+  size_t max_sessions = 1 << 20;
+  uint32_t min_lifetime_s = 120, max_lifetime_s = 86400;  // PCP lifetimes clamped to this
+  uint64_t udp_timeout_ms = 300000;           // RFC 4787 REQ-5: >= 120 s, default 300 s
+  uint64_t tcp_established_ms = 7440000;      // RFC 5382 REQ-5: >= 2 h 4 min
+  uint64_t tcp_transitory_ms = 240000;        // RFC 5382 REQ-5: >= 4 min
+  uint64_t icmp_timeout_ms = 60000;           // RFC 5508 REQ-2: >= 60 s
+  uint64_t seed = 0;                          // RFC 6056 port randomisation; 0: from system entropy
+  /// Ports never used as a DPM gateway endpoint port: the gateway's own services on its
+  /// private address (the DPM server on 1080, PCP/NAT-PMP on 5350-5351).
+  std::vector<uint16_t> gateway_reserved_ports = {1080, 5350, 5351};
+};
+
+/// OK, or InvalidArgument naming the first field that is unusable (an empty pool, a bad
+/// prefix, port_min > port_max, min_lifetime_s > max_lifetime_s) or a timer below its RFC
+/// minimum. The engine runs with any configuration; a daemon should refuse a bad one.
+absl::Status ValidateNatConfig(const NatConfig& config);
+
+enum class Verdict : uint8_t {
+  kForwardOutside,  // translated: send on the outside link
+  kForwardInside,   // translated: send on the inside link (replies, hairpinned packets)
+  kToGateway,       // for the gateway itself (untouched): its own stack handles it
+  kDrop,            // see the reason; counted in drops()
+};
+const char* VerdictName(Verdict verdict);
+
+enum class DropReason : uint8_t {
+  kNone = 0,
+  kMalformed,           // truncated headers, bad IHL / total length / TCP data offset / UDP length
+  kBadChecksum,         // IPv4 header; ICMP error and its quoted header (RFC 5508 REQ-3)
+  kFragment,            // IP fragments are not translated in this version
+  kTtlExceeded,         // TTL <= 1 on a packet to forward: the caller may send ICMP time exceeded
+  kNoMapping,           // from outside with no session or mapping (filtering), or an error about none
+  kQuota,               // the internal host reached per_host_quota
+  kNoResources,         // max_sessions reached, or no free external port
+  kUnsupportedProtocol, // not TCP, UDP or ICMP
+  kNotFromInside,       // a source outside the inside network on the inside link
+  kNoRoute,             // a destination that is neither outside nor ours (inside-to-inside,
+                        // multicast, loopback), or, from outside, not a pool address
+  kIcmpNotTranslated,   // an ICMP type that is neither a query nor a translated error
+  kCount
+};
+/// "malformed", "bad_checksum", ...: names for counters and logs.
+const char* DropReasonName(DropReason reason);
+
+struct Result {
+  Verdict verdict;
+  DropReason reason = DropReason::kNone;
+};
+
+/// Errors of the control operations (the DPM server maps them to PCP result codes).
+enum class GrantError : uint8_t {
+  kNone,
+  kCannotProvideExternal,  // a fixed port already used toward the same remote (claim 8; RFC 6887)
+  kNoResources,            // max_sessions, or no free external port
+  kUserExQuota,            // per_host_quota
+  kUnsupportedProtocol,    // not TCP/UDP
+  kNotAuthorized,          // internal endpoint not an inside host, or remote not an outside unicast endpoint
+};
+const char* GrantErrorName(GrantError error);
+
+/// A DPM setup (PCP PEER from a DPM driver, claims 1-5).
+struct DpmRequest {
+  Protocol protocol;
+  Endpoint internal;            // the session's first port at the client
+  Endpoint remote;              // the final destination
+  Endpoint suggested_external;  // 0: no preference
+  bool port_fixed = false;      // not replaceable (claims 3, 8)
+  uint32_t lifetime_s = 0;      // 0 = release
+};
+
+struct DpmGrant {
+  Endpoint external;            // registered address and port the session leaves from
+  Endpoint gateway_endpoint;    // where the driver aims the session (claim 5); {0,0} for MAP
+  uint32_t lifetime_s = 0;      // granted (clamped); 0 after a release
+};
+
+/// Data-path counters besides the drops.
+struct NatCounters {
+  uint64_t translated_out = 0;      // kForwardOutside
+  uint64_t translated_in = 0;       // kForwardInside (hairpinned ones included)
+  uint64_t hairpinned = 0;
+  uint64_t to_gateway = 0;
+  uint64_t icmp_errors_translated = 0;
+  uint64_t sessions_created = 0;
+  uint64_t sessions_expired = 0;    // timed out (released DPM sessions are not counted)
+  uint64_t mappings_created = 0;
+};
+
+class NatEngine {
+ public:
+  explicit NatEngine(NatConfig config);
+  ~NatEngine();
+  NatEngine(const NatEngine&) = delete;
+  NatEngine& operator=(const NatEngine&) = delete;
+
+  /// Data path: `packet` is one IPv4 packet (bytes after its total length are ignored),
+  /// rewritten in place when forwarded — addresses, ports / ICMP identifiers, the IP, TCP,
+  /// UDP and ICMP checksums (incrementally), TTL decremented. TTL <= 1 on a packet to
+  /// forward gives kDrop/kTtlExceeded with the packet untouched, so the caller can send ICMP
+  /// time exceeded (wire::BuildIcmpError). Other drops may leave it partly rewritten.
+  Result FromInside(uint64_t now_ms, absl::Span<uint8_t> packet);
+  Result FromOutside(uint64_t now_ms, absl::Span<uint8_t> packet);
+
+  /// Batches: results[i] is what FromInside / FromOutside on packets[i] gives, the packets
+  /// taken in order; `results` is as long as `packets`. Faster on a big table: the table
+  /// memory of up to 16 packets is prefetched before any of them is translated, so their
+  /// cache misses overlap instead of adding up (as VPP's NAT does). Feed it what one read
+  /// from the link returned.
+  void FromInsideBatch(uint64_t now_ms, absl::Span<const absl::Span<uint8_t>> packets, absl::Span<Result> results);
+  void FromOutsideBatch(uint64_t now_ms, absl::Span<const absl::Span<uint8_t>> packets, absl::Span<Result> results);
+
+  /// DPM setup: reserves a registered address (the suggested one when it is in the pool and
+  /// can serve, else the host's paired address) and, if the port is replaceable, a new random
+  /// port; a fixed port is kept and shared with other fixed-port sessions to other remotes.
+  /// Installs the session so that packets from `internal` to `gateway_endpoint` leave as
+  /// external -> remote and replies come back. Lifetime 0 releases (RFC 6887 §15: the reply
+  /// then carries lifetime 0, also when there was nothing to release). The same (protocol,
+  /// internal, remote) again renews and returns the same endpoints.
+  std::variant<DpmGrant, GrantError> RequestDpm(uint64_t now_ms, const DpmRequest& request);
+
+  /// PCP MAP and NAT-PMP: an explicit endpoint-independent mapping of `internal`, reachable
+  /// from any remote until its lifetime ends. An existing mapping of `internal` (also one
+  /// made by outbound traffic) is reused and its lifetime set; otherwise the suggested
+  /// external endpoint when in the pool and free, else a random port like a replaceable one.
+  /// Lifetime 0 deletes the explicit mapping (sessions still using it keep it as an implicit
+  /// one until they end).
+  std::variant<DpmGrant, GrantError> RequestMap(uint64_t now_ms, Protocol protocol, Endpoint internal,
+                                                Endpoint suggested_external, uint32_t lifetime_s);
+
+  /// Examines at most `max_entries` session slots and as many mapping slots, continuing where
+  /// the last call stopped, and removes what has expired. Returns sessions and explicit
+  /// mappings removed. (A packet for an expired session that no sweep removed yet is handled
+  /// as if it were gone.)
+  size_t Sweep(uint64_t now_ms, size_t max_entries);
+  /// When Sweep may next find something to expire: never later than the earliest deadline,
+  /// possibly earlier (a refreshed session keeps its old deadline here until a sweep passes
+  /// it). nullopt when there is nothing that can expire.
+  std::optional<uint64_t> NextDeadline() const;
+
+  struct SessionInfo {
+    Protocol protocol;
+    Endpoint internal, external, remote, gateway_endpoint;  // gateway_endpoint {0,0} for NAPT
+    const char* state;   // TCP: TcpStateName; UDP, ICMP: "OPEN"
+    uint64_t idle_ms;
+    bool dpm;
+  };
+  void ForEachSession(uint64_t now_ms, absl::FunctionRef<void(const SessionInfo&)> fn) const;
+
+  struct MappingInfo {
+    Protocol protocol;
+    Endpoint internal;         // {0,0} for a DPM mapping (its sessions have the internal endpoints)
+    Endpoint external;
+    uint32_t sessions;
+    bool dpm;
+    bool fixed;                // DPM: shared fixed port
+    std::optional<uint64_t> lifetime_left_ms;  // explicit mappings
+  };
+  void ForEachMapping(uint64_t now_ms, absl::FunctionRef<void(const MappingInfo&)> fn) const;
+
+  size_t session_count() const;
+  size_t mapping_count() const;
+  const std::array<uint64_t, static_cast<size_t>(DropReason::kCount)>& drops() const { return drops_; }
+  const NatCounters& counters() const { return counters_; }
+  const NatConfig& config() const { return config_; }
+  bool IsExternalAddress(uint32_t address) const;
+
+ private:
+  struct Packet;  // a parsed packet (nat_engine.cc)
+  struct Host {
+    uint32_t pool_index = 0;  // paired pooling: the host's mappings use this pool address
+    uint32_t count = 0;       // sessions + explicit mappings (the quota)
+  };
+
+  Result Drop(DropReason reason);
+  Result ToGateway();
+  // `hint`: the session a batch's prefetch stage found for this packet, or kNoIndex; used
+  // only after checking it still holds the packet's key.
+  Result FromInsideHinted(uint64_t now_ms, absl::Span<uint8_t> packet, uint32_t hint);
+  Result FromOutsideHinted(uint64_t now_ms, absl::Span<uint8_t> packet, uint32_t hint);
+  void TranslateBatch(uint64_t now_ms, absl::Span<const absl::Span<uint8_t>> packets, absl::Span<Result> results,
+                      bool from_inside);
+  // Data path.
+  static DropReason ParseTransport(Packet& p, bool from_inside);
+  static void RewriteIp(Packet& p, uint32_t source, uint32_t destination, bool decrement_ttl,
+                        wire::ChecksumDelta* pseudo_header);
+  static void Rewrite(Packet& p, Endpoint source, Endpoint destination, bool decrement_ttl);
+  Result InsideMiss(uint64_t now_ms, Packet& p);
+  Result OutsideMiss(uint64_t now_ms, Packet& p, bool hairpin);
+  Result Outbound(uint64_t now_ms, Packet& p, uint32_t session, bool fresh);
+  Result Inbound(uint64_t now_ms, Packet& p, uint32_t session, bool decrement_ttl, bool fresh);
+  Result HairpinInbound(uint64_t now_ms, Packet& p);
+  Result InsideIcmpError(uint64_t now_ms, Packet& p);
+  Result OutsideIcmpError(uint64_t now_ms, Packet& p, bool hairpin);
+
+  // Sessions and mappings.
+  uint32_t CreateOutbound(uint64_t now_ms, Protocol protocol, Endpoint internal, Endpoint remote, TcpState state,
+                          DropReason* why);
+  uint32_t CreateInbound(uint64_t now_ms, uint32_t mapping, Endpoint remote, DropReason* why);
+  uint32_t InstallSession(uint64_t now_ms, Session session, uint32_t mapping, DropReason* why);
+  uint32_t CreateMapping(Protocol protocol, MappingKind kind, Endpoint internal, size_t pool_index, uint16_t port,
+                         uint8_t flags, uint32_t expires_s);
+  void RemoveSession(uint32_t index, bool expired);
+  void UnrefMapping(uint32_t index);
+  void RemoveMapping(uint32_t index);
+  void ExpireExplicitMapping(uint32_t index);
+  // The session / mapping, or kNoIndex after removing it when it has expired at `now_ms`.
+  uint32_t Live(uint32_t session, uint64_t now_ms);
+  uint32_t LiveMapping(uint32_t mapping, uint64_t now_ms);
+  Host* FindHost(uint32_t internal_address);
+  Host& HostFor(uint32_t internal_address);  // makes one (count 0, unpaired) if needed
+  void ReleaseHostIfUnused(uint32_t internal_address);
+  std::optional<uint16_t> ChooseGatewayPort(Protocol protocol, Endpoint internal, uint16_t preferred);
+
+  // Timers.
+  uint64_t Timeout(const Session& s) const;
+  uint64_t Deadline(const Session& s) const;
+  void OnPacket(uint64_t now_ms, uint32_t session, bool from_inside, uint8_t tcp_flags);
+  void NoteDeadline(uint32_t session, uint64_t deadline_ms);
+  void NoteMappingDeadline(uint32_t mapping, uint64_t deadline_ms);
+  uint32_t LifetimeFor(uint32_t requested_s) const;
+  static uint32_t Seconds(uint64_t now_ms);
+  static uint32_t ExpiresAt(uint64_t now_ms, uint32_t lifetime_s);
+
+  // Addresses.
+  bool InInsideNetwork(uint32_t address) const;
+  bool IsInsideHost(uint32_t address) const;
+  bool IsOutsideUnicast(uint32_t address) const;
+
+  NatConfig config_;
+  uint32_t inside_mask_;
+  std::unique_ptr<SessionTable> table_;
+  std::unique_ptr<PortAllocator> ports_;
+  absl::flat_hash_map<uint32_t, Host> hosts_;
+  absl::flat_hash_set<uint16_t> reserved_gateway_ports_;
+  std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> drops_{};
+  NatCounters counters_;
+  size_t explicit_mappings_ = 0;
+  // Sweep state: a cursor per slab; the earliest deadline known from the last complete pass
+  // plus every deadline set or shortened since (see NextDeadline), and the running minimum
+  // of the pass in progress.
+  uint32_t session_cursor_ = 0;
+  uint32_t mapping_cursor_ = 0;
+  uint64_t session_min_ = UINT64_MAX;
+  uint64_t session_cycle_min_ = UINT64_MAX;
+  uint64_t mapping_min_ = UINT64_MAX;
+  uint64_t mapping_cycle_min_ = UINT64_MAX;
+};
+
+}  // namespace dpm::nat
+
+#endif  // DPM_DPM_NAT_ENGINE_H_

@@ -1,0 +1,209 @@
+#include "gateway/gateway.h"
+
+#include <arpa/inet.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "lwip/ip_addr.h"
+#include "lwip/pbuf.h"
+#include "lwip/udp.h"
+
+namespace dpm::gateway {
+namespace {
+
+constexpr size_t kMaxStatusRows = 1000;
+constexpr size_t kSweepBatch = 65536;  // entries examined per sweep tick (bounded work)
+
+uint64_t SteadyMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+std::string Ip(uint32_t a) {
+  return absl::StrFormat("%d.%d.%d.%d", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+}
+std::string Ep(const nat::Endpoint& e) { return absl::StrCat(Ip(e.address), ":", e.port); }
+const char* ProtoName(nat::Protocol p) {
+  switch (p) {
+    case nat::Protocol::kTcp: return "tcp";
+    case nat::Protocol::kUdp: return "udp";
+    case nat::Protocol::kIcmp: return "icmp";
+  }
+  return "?";
+}
+
+}  // namespace
+
+uint64_t Gateway::NowMs() const { return SteadyMs(); }
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(boost::asio::io_context& io,
+                                                         std::unique_ptr<tun::Link> inside,
+                                                         std::unique_ptr<tun::Link> outside,
+                                                         const GatewayConfig& config) {
+  if (config.nat.external_addresses.empty()) return absl::InvalidArgumentError("the registered address pool is empty");
+  auto gw = std::unique_ptr<Gateway>(new Gateway(io, std::move(outside), config));
+  auto stack = stack::Stack::Create(io, std::move(inside), config.inside);
+  if (!stack.ok()) return stack.status();
+  gw->stack_ = std::move(*stack);
+  Gateway* self = gw.get();
+  gw->stack_->set_input_filter([self](absl::Span<uint8_t> p) { return self->FromInside(p); });
+  gw->pump_ = std::make_unique<stack::LinkPump>(
+      io, *gw->outside_, [self](absl::Span<uint8_t> p) { self->FromOutside(p); });
+  gw->pump_->Start();
+  gw->StartServer(pcp::kDpmPort);
+  gw->StartServer(pcp::kServerPort);
+  gw->stack_->AfterCoreWork();
+  gw->ArmSweep();
+  return gw;
+}
+
+Gateway::Gateway(boost::asio::io_context& io, std::unique_ptr<tun::Link> outside, const GatewayConfig& config)
+    : io_(io), config_(config), outside_(std::move(outside)), engine_(config.nat),
+      server_(engine_, config.nat.external_addresses.front(), SteadyMs()), sweep_timer_(io) {}
+
+Gateway::~Gateway() {
+  sweep_timer_.cancel();
+  for (void* p : udp_pcbs_) udp_remove(static_cast<udp_pcb*>(p));
+  pump_.reset();
+  stack_.reset();
+}
+
+bool Gateway::FromInside(absl::Span<uint8_t> packet) {
+  nat::Result r = engine_.FromInside(NowMs(), packet);
+  switch (r.verdict) {
+    case nat::Verdict::kToGateway:
+      counters_.to_gateway++;
+      return false;  // lwIP: the DPM server, ICMP echo
+    case nat::Verdict::kForwardOutside:
+      if (outside_->WritePacket(packet).ok()) {
+        counters_.forwarded_out++;
+      } else {
+        counters_.write_errors++;
+      }
+      return true;
+    case nat::Verdict::kForwardInside:  // hairpinning
+      if (stack_->SendPacket(packet).ok()) {
+        counters_.hairpinned++;
+      } else {
+        counters_.write_errors++;
+      }
+      return true;
+    case nat::Verdict::kDrop:
+      return true;  // counted by the engine, by reason
+  }
+  return true;
+}
+
+void Gateway::FromOutside(absl::Span<uint8_t> packet) {
+  nat::Result r = engine_.FromOutside(NowMs(), packet);
+  switch (r.verdict) {
+    case nat::Verdict::kForwardInside:
+      if (stack_->SendPacket(packet).ok()) {
+        counters_.forwarded_in++;
+      } else {
+        counters_.write_errors++;
+      }
+      return;
+    case nat::Verdict::kToGateway:
+      counters_.outside_to_gateway++;  // the DPM server does not listen outside
+      return;
+    case nat::Verdict::kForwardOutside:
+    case nat::Verdict::kDrop:
+      return;
+  }
+}
+
+void Gateway::StartServer(uint16_t port) {
+  udp_pcb* pcb = udp_new();
+  ip_addr_t addr;
+  ip_addr_set_ip4_u32(&addr, htonl(config_.inside.address));
+  udp_bind(pcb, &addr, port);
+  udp_recv(
+      pcb,
+      [](void* arg, udp_pcb* upcb, pbuf* p, const ip_addr_t* from, u16_t from_port) {
+        auto* self = static_cast<Gateway*>(arg);
+        uint8_t buf[1100 + 4];
+        size_t n = pbuf_copy_partial(p, buf, sizeof(buf), 0);
+        if (p->tot_len > 1100) n = p->tot_len > sizeof(buf) ? sizeof(buf) : p->tot_len;  // oversize: MALFORMED
+        pbuf_free(p);
+        nat::Endpoint client{ntohl(ip4_addr_get_u32(ip_2_ip4(from))), from_port};
+        std::vector<uint8_t> reply = self->server_.Handle(self->NowMs(), client, upcb->local_port,
+                                                          absl::MakeConstSpan(buf, n));
+        if (reply.empty()) return;
+        pbuf* out = pbuf_alloc(PBUF_TRANSPORT, static_cast<u16_t>(reply.size()), PBUF_RAM);
+        if (out == nullptr) return;
+        pbuf_take(out, reply.data(), static_cast<u16_t>(reply.size()));
+        udp_sendto(upcb, out, from, from_port);
+        pbuf_free(out);
+      },
+      this);
+  udp_pcbs_.push_back(pcb);
+}
+
+void Gateway::ArmSweep() {
+  sweep_timer_.expires_after(std::chrono::seconds(1));
+  sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    engine_.Sweep(NowMs(), kSweepBatch);
+    ArmSweep();
+  });
+}
+
+std::string Gateway::Status(bool json) const {
+  const uint64_t now = NowMs();
+  std::string out;
+  size_t rows = 0;
+  const auto& drops = engine_.drops();
+  if (json) {
+    absl::StrAppend(&out, "\"gateway\":{\"epoch\":", server_.Epoch(now), ",\"forwarded_out\":", counters_.forwarded_out,
+                    ",\"forwarded_in\":", counters_.forwarded_in, ",\"hairpinned\":", counters_.hairpinned,
+                    ",\"to_gateway\":", counters_.to_gateway, ",\"outside_to_gateway\":", counters_.outside_to_gateway,
+                    ",\"write_errors\":", counters_.write_errors, ",\"nat_drops\":{");
+    for (size_t i = 1; i < drops.size(); ++i) {
+      absl::StrAppend(&out, i > 1 ? "," : "", "\"", nat::DropReasonName(static_cast<nat::DropReason>(i)), "\":", drops[i]);
+    }
+    absl::StrAppend(&out, "},\"pcp_results\":{");
+    const auto& results = server_.counters().pcp_results;
+    for (size_t i = 0; i < results.size(); ++i) {
+      absl::StrAppend(&out, i ? "," : "", "\"", pcp::ResultName(static_cast<pcp::ResultCode>(i)), "\":", results[i]);
+    }
+    absl::StrAppend(&out, "},\"natpmp_requests\":", server_.counters().natpmp_requests,
+                    ",\"session_count\":", engine_.session_count(), ",\"sessions\":[");
+    engine_.ForEachSession(now, [&](const nat::NatEngine::SessionInfo& s) {
+      if (rows >= kMaxStatusRows) return;
+      absl::StrAppend(&out, rows++ ? "," : "",
+                      absl::StrFormat(R"({"proto":"%s","internal":"%s","external":"%s","remote":"%s","gateway_endpoint":"%s","state":"%s","idle_ms":%d,"dpm":%s})",
+                                      ProtoName(s.protocol), Ep(s.internal), Ep(s.external), Ep(s.remote),
+                                      Ep(s.gateway_endpoint), s.state, s.idle_ms, s.dpm ? "true" : "false"));
+    });
+    absl::StrAppend(&out, "]}");
+    return out;
+  }
+  absl::StrAppend(&out, "gateway  epoch ", server_.Epoch(now), "s; forwarded out ", counters_.forwarded_out, ", in ",
+                  counters_.forwarded_in, ", hairpinned ", counters_.hairpinned, ", to gateway ", counters_.to_gateway,
+                  ", outside-to-gateway dropped ", counters_.outside_to_gateway, "\nnat drops");
+  for (size_t i = 1; i < drops.size(); ++i) {
+    absl::StrAppend(&out, " ", nat::DropReasonName(static_cast<nat::DropReason>(i)), "=", drops[i]);
+  }
+  absl::StrAppend(&out, "\npcp results");
+  const auto& results = server_.counters().pcp_results;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i]) absl::StrAppend(&out, " ", pcp::ResultName(static_cast<pcp::ResultCode>(i)), "=", results[i]);
+  }
+  absl::StrAppend(&out, "; nat-pmp requests ", server_.counters().natpmp_requests, "\nsessions ",
+                  engine_.session_count(), "\n");
+  absl::StrAppend(&out, absl::StrFormat("%-5s %-21s %-21s %-21s %-21s %-12s %8s %s\n", "PROTO", "INTERNAL", "EXTERNAL",
+                                        "REMOTE", "GATEWAY-ENDPOINT", "STATE", "IDLE-S", "KIND"));
+  engine_.ForEachSession(now, [&](const nat::NatEngine::SessionInfo& s) {
+    if (rows++ >= kMaxStatusRows) return;
+    absl::StrAppend(&out, absl::StrFormat("%-5s %-21s %-21s %-21s %-21s %-12s %8d %s\n", ProtoName(s.protocol),
+                                          Ep(s.internal), Ep(s.external), Ep(s.remote), Ep(s.gateway_endpoint), s.state,
+                                          s.idle_ms / 1000, s.dpm ? "dpm" : "napt"));
+  });
+  return out;
+}
+
+}  // namespace dpm::gateway

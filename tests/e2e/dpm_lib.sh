@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The DPM test network (SPEC.md §3, issue 3): namespaces made for the run and removed after.
+#
+#   wan    real servers: nginx on 198.51.100.10:80 and 198.51.100.11:80, iperf3 on .10:5201;
+#          route to the registered pool 203.0.113.0/24 through the gateway's outside TUN "gwout"
+#   lan    the private network's router: the gateway's inside TUN "gwin" (kernel side
+#          10.77.0.254/16; the gateway itself is 10.77.0.1, where the DPM server answers), two
+#          DPM clients on TUNs c1 (stack 10.77.1.2) and c2 (stack 10.77.2.2), a veth to "plain"
+#   plain  an ordinary Linux host without a driver, 10.77.3.2, default route via lan
+#
+# `dpmd gateway` runs in lan; it creates gwout there, and the script moves it into wan.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# dpm_topology POOL : builds it all; sets LAN WAN PLAIN GW_API C1_API C2_API GW_PID.
+dpm_topology() {
+  local pool=${1:-203.0.113.1}
+  e2e_netns lan LAN
+  e2e_netns wan WAN
+  e2e_netns plain PLAIN
+  # The servers' addresses live on wan's loopback (no dummy-device module on every kernel).
+  ip -n "$WAN" addr add 198.51.100.10/32 dev lo
+  ip -n "$WAN" addr add 198.51.100.11/32 dev lo
+  ip link add vp-$$ netns "$PLAIN" type veth peer name vl-$$ netns "$LAN"
+  ip -n "$PLAIN" addr add 10.77.3.2/24 dev vp-$$
+  ip -n "$LAN" addr add 10.77.3.1/24 dev vl-$$
+  ip -n "$PLAIN" link set vp-$$ up
+  ip -n "$LAN" link set vl-$$ up
+  ip -n "$PLAIN" route add default via 10.77.3.1
+  ip netns exec "$LAN" sysctl -qw net.ipv4.ip_forward=1
+
+  GW_API=$TMP/gw.sock
+  e2e_bg "$LAN" "$DPMD" gateway --inside-tun gwin --inside-host-address 10.77.0.254/16 --outside-tun gwout \
+    --address 10.77.0.1/16 --inside-network 10.77.0.0/16 --pool "$pool" --api-socket "$GW_API" \
+    --pcap-inside "$TMP/gw-inside.pcap" >"$TMP/gw.log" 2>&1
+  GW_PID=$LAST_PID
+  e2e_wait_for 10 grep -q "gateway ready" "$TMP/gw.log" || { cat "$TMP/gw.log" >&2; e2e_fail "dpmd gateway did not start"; }
+  ip -n "$LAN" link set gwout netns "$WAN"
+  ip -n "$WAN" link set gwout up
+  ip -n "$WAN" route add 203.0.113.0/24 dev gwout
+  ip -n "$LAN" route add default dev gwin
+
+  C1_API=$TMP/c1.sock
+  C2_API=$TMP/c2.sock
+  e2e_dpmd "$LAN" "$C1_API" --tun c1 --address 10.77.1.2/24 --gateway 10.77.1.1 --host-address 10.77.1.1/24 \
+    --dpm-gateway 10.77.0.1 --private-network 10.77.0.0/16
+  e2e_dpmd "$LAN" "$C2_API" --tun c2 --address 10.77.2.2/24 --gateway 10.77.2.1 --host-address 10.77.2.1/24 \
+    --dpm-gateway 10.77.0.1 --private-network 10.77.0.0/16
+}
+
+# dpm_servers DOCROOT : nginx on 198.51.100.10 and .11 (access log with the peer's port) and iperf3.
+dpm_servers() {
+  local root=$1
+  mkdir -p "$TMP/nginx"
+  cat >"$TMP/nginx/nginx.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  log_format peer '\$remote_addr:\$remote_port \$server_addr "\$request" \$status \$body_bytes_sent';
+  access_log $TMP/nginx-access.log peer;
+  client_body_temp_path $TMP/nginx;
+  proxy_temp_path $TMP/nginx;
+  fastcgi_temp_path $TMP/nginx;
+  uwsgi_temp_path $TMP/nginx;
+  scgi_temp_path $TMP/nginx;
+  sendfile on;
+  server { listen 198.51.100.10:80; listen 198.51.100.11:80; root $root; }
+}
+CONF
+  e2e_bg "$WAN" nginx -c "$TMP/nginx/nginx.conf"
+  e2e_wait_for 10 ip netns exec "$WAN" bash -c "exec 3<>/dev/tcp/198.51.100.10/80" || e2e_fail "nginx did not start"
+  e2e_bg "$WAN" iperf3 -s -B 198.51.100.10 -1 >"$TMP/iperf3-server.log" 2>&1
+}

@@ -1,0 +1,1210 @@
+// src/dpm/nat_engine: NAPT (RFC 4787, 5382, 5508, 7857), DPM sessions (seeds 000/001) and
+// expiry, driven with a manual clock and packets built here. After every translation the
+// packet must carry exactly the checksums a full recomputation gives.
+#include "dpm/nat_engine.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "dpm/port_allocator.h"
+#include "dpm/session_table.h"
+#include "gtest/gtest.h"
+#include "wire/checksum.h"
+#include "wire/ipv4.h"
+
+namespace dpm::nat {
+namespace {
+
+using wire::Ipv4View;
+using wire::LoadBe16;
+using wire::StoreBe16;
+using wire::StoreBe32;
+namespace ipv4 = wire::ipv4;
+namespace tcp = wire::tcp;
+namespace icmp = wire::icmp;
+
+constexpr uint32_t Ip(uint32_t a, uint32_t b, uint32_t c, uint32_t d) { return a << 24 | b << 16 | c << 8 | d; }
+constexpr uint64_t kSecond = 1000;
+constexpr uint64_t kMinute = 60 * kSecond;
+
+const uint32_t kGateway = Ip(10, 77, 0, 1);
+const uint32_t kGatewayOutside = Ip(192, 0, 2, 1);
+const uint32_t kHostA = Ip(10, 77, 1, 10);
+const uint32_t kHostB = Ip(10, 77, 1, 11);
+const uint32_t kRemote1 = Ip(198, 51, 100, 10);
+const uint32_t kRemote2 = Ip(198, 51, 100, 20);
+const uint32_t kRouter = Ip(198, 51, 100, 254);
+
+NatConfig TestConfig() {
+  NatConfig c;
+  for (uint32_t i = 1; i <= 8; ++i) c.external_addresses.push_back(Ip(203, 0, 113, i));
+  c.inside_network = Ip(10, 77, 0, 0);
+  c.inside_prefix = 16;
+  c.gateway_inside_address = kGateway;
+  c.gateway_outside_address = kGatewayOutside;
+  c.seed = 42;
+  return c;
+}
+
+// ---- Packet builder and reader -----------------------------------------------------------
+
+std::vector<uint8_t> MakeIp(uint32_t source, uint32_t destination, uint8_t protocol, const std::vector<uint8_t>& l4,
+                            uint8_t ttl = 64, uint16_t flags_fragment = 0, size_t option_words = 0) {
+  wire::Ipv4Repr repr;
+  repr.source = source;
+  repr.destination = destination;
+  repr.protocol = protocol;
+  repr.ttl = ttl;
+  repr.identification = 0x4242;
+  repr.flags_fragment = flags_fragment;
+  repr.payload_length = option_words * 4 + l4.size();
+  std::vector<uint8_t> p(repr.buffer_len());
+  EXPECT_TRUE(repr.Emit(absl::MakeSpan(p)));
+  if (option_words > 0) {
+    p[0] = static_cast<uint8_t>(0x40 | (5 + option_words));
+    for (size_t i = 0; i < option_words * 4; ++i) p[20 + i] = 0x01;  // NOP
+  }
+  std::copy(l4.begin(), l4.end(), p.begin() + 20 + option_words * 4);
+  std::optional<Ipv4View> ip = Ipv4View::Parse(absl::MakeSpan(p));
+  wire::FillTransportChecksum(*ip);
+  ip->FillChecksum();
+  return p;
+}
+
+std::vector<uint8_t> Udp(Endpoint src, Endpoint dst, size_t payload = 5, uint8_t ttl = 64) {
+  std::vector<uint8_t> l4(8 + payload);
+  StoreBe16(&l4[0], src.port);
+  StoreBe16(&l4[2], dst.port);
+  StoreBe16(&l4[4], static_cast<uint16_t>(l4.size()));
+  for (size_t i = 0; i < payload; ++i) l4[8 + i] = static_cast<uint8_t>('a' + i % 26);
+  return MakeIp(src.address, dst.address, ipv4::kProtocolUdp, l4, ttl);
+}
+
+std::vector<uint8_t> Tcp(Endpoint src, Endpoint dst, uint8_t flags, size_t payload = 0, uint8_t ttl = 64) {
+  std::vector<uint8_t> l4(20 + payload);
+  StoreBe16(&l4[0], src.port);
+  StoreBe16(&l4[2], dst.port);
+  StoreBe32(&l4[4], 0x11223344);
+  StoreBe32(&l4[8], (flags & tcp::kAck) ? 0x55667788 : 0);
+  l4[tcp::kDataOffsetOffset] = 0x50;
+  l4[tcp::kFlagsOffset] = flags;
+  StoreBe16(&l4[tcp::kWindowOffset], 64240);
+  for (size_t i = 0; i < payload; ++i) l4[20 + i] = static_cast<uint8_t>(i * 7);
+  return MakeIp(src.address, dst.address, ipv4::kProtocolTcp, l4, ttl);
+}
+
+std::vector<uint8_t> Icmp(uint32_t src, uint32_t dst, uint8_t type, uint16_t id, uint16_t sequence = 1) {
+  std::vector<uint8_t> l4 = {type, 0, 0, 0, 0, 0, 0, 0, 'p', 'i', 'n', 'g', '!'};
+  StoreBe16(&l4[4], id);
+  StoreBe16(&l4[6], sequence);
+  return MakeIp(src, dst, ipv4::kProtocolIcmp, l4);
+}
+
+// An ICMP error from `src` to `dst` quoting the first `quote` bytes of `offending`.
+std::vector<uint8_t> IcmpError(uint32_t src, uint32_t dst, uint8_t type, uint8_t code, const std::vector<uint8_t>& offending,
+                               size_t quote, uint32_t rest = 0) {
+  std::vector<uint8_t> l4(8);
+  l4[0] = type;
+  l4[1] = code;
+  StoreBe32(&l4[4], rest);
+  l4.insert(l4.end(), offending.begin(), offending.begin() + std::min(quote, offending.size()));
+  return MakeIp(src, dst, ipv4::kProtocolIcmp, l4);
+}
+
+struct Fields {
+  Endpoint source;
+  Endpoint destination;
+  uint8_t ttl = 0;
+  uint8_t protocol = 0;
+};
+
+// Addresses and ports (ICMP: identifier in both) of a packet.
+Fields Read(std::vector<uint8_t>& p) {
+  std::optional<Ipv4View> ip = Ipv4View::Parse(absl::MakeSpan(p));
+  EXPECT_TRUE(ip);
+  if (!ip) return {};
+  Fields f{{ip->source(), 0}, {ip->destination(), 0}, ip->ttl(), ip->protocol()};
+  absl::Span<uint8_t> l4 = ip->payload();
+  if (ip->protocol() == ipv4::kProtocolIcmp) {
+    f.source.port = f.destination.port = LoadBe16(&l4[4]);
+  } else {
+    f.source.port = LoadBe16(&l4[0]);
+    f.destination.port = LoadBe16(&l4[2]);
+  }
+  return f;
+}
+
+// Addresses and ports of the packet quoted in the ICMP error `error` (cut short or not).
+Fields ReadQuote(std::vector<uint8_t>& error) {
+  std::optional<Ipv4View> outer = Ipv4View::Parse(absl::MakeSpan(error));
+  EXPECT_TRUE(outer);
+  if (!outer) return {};
+  std::optional<Ipv4View> quoted = Ipv4View::ParseQuoted(outer->payload().subspan(8));
+  EXPECT_TRUE(quoted);
+  if (!quoted || quoted->payload().size() < 8) return {};
+  Fields f{{quoted->source(), 0}, {quoted->destination(), 0}, quoted->ttl(), quoted->protocol()};
+  absl::Span<uint8_t> l4 = quoted->payload();
+  if (quoted->protocol() == ipv4::kProtocolIcmp) {
+    f.source.port = f.destination.port = LoadBe16(&l4[4]);
+  } else {
+    f.source.port = LoadBe16(&l4[0]);
+    f.destination.port = LoadBe16(&l4[2]);
+  }
+  return f;
+}
+
+// The packet's IP and transport checksums equal a full recomputation, bit for bit.
+void ExpectExactChecksums(const std::vector<uint8_t>& p) {
+  std::vector<uint8_t> expected = p;
+  std::optional<Ipv4View> ip = Ipv4View::Parse(absl::MakeSpan(expected));
+  ASSERT_TRUE(ip);
+  ip->FillChecksum();
+  wire::FillTransportChecksum(*ip);
+  EXPECT_EQ(p, expected) << "incrementally updated checksums differ from a full recomputation";
+}
+
+class NatTest : public ::testing::Test {
+ protected:
+  NatEngine& engine() {
+    if (!engine_) engine_ = std::make_unique<NatEngine>(config_);
+    return *engine_;
+  }
+  Result In(std::vector<uint8_t>& p, uint64_t now = 0) { return engine().FromInside(now, absl::MakeSpan(p)); }
+  Result Out(std::vector<uint8_t>& p, uint64_t now = 0) { return engine().FromOutside(now, absl::MakeSpan(p)); }
+  uint64_t drops(DropReason r) { return engine().drops()[static_cast<size_t>(r)]; }
+  // The external endpoint a UDP flow from `internal` to `remote` leaves with.
+  Endpoint UdpOut(Endpoint internal, Endpoint remote, uint64_t now = 0) {
+    std::vector<uint8_t> p = Udp(internal, remote);
+    Result r = In(p, now);
+    EXPECT_EQ(r.verdict, Verdict::kForwardOutside) << DropReasonName(r.reason);
+    return Read(p).source;
+  }
+  size_t Sessions() { return engine().session_count(); }
+  // The state of the one TCP session of `internal` (to `remote`, when given).
+  std::string StateOf(Endpoint internal, Endpoint remote = {}) {
+    std::string state = "none";
+    engine().ForEachSession(0, [&](const NatEngine::SessionInfo& s) {
+      if (s.protocol == Protocol::kTcp && s.internal == internal && (remote.address == 0 || s.remote == remote)) {
+        state = s.state;
+      }
+    });
+    return state;
+  }
+  DpmGrant Grant(const DpmRequest& request, uint64_t now = 0) {
+    auto result = engine().RequestDpm(now, request);
+    EXPECT_TRUE(std::holds_alternative<DpmGrant>(result))
+        << GrantErrorName(std::holds_alternative<GrantError>(result) ? std::get<GrantError>(result) : GrantError::kNone);
+    return std::holds_alternative<DpmGrant>(result) ? std::get<DpmGrant>(result) : DpmGrant{};
+  }
+  GrantError Refusal(const DpmRequest& request, uint64_t now = 0) {
+    auto result = engine().RequestDpm(now, request);
+    return std::holds_alternative<GrantError>(result) ? std::get<GrantError>(result) : GrantError::kNone;
+  }
+
+  NatConfig config_ = TestConfig();
+  std::unique_ptr<NatEngine> engine_;
+};
+
+bool InPool(uint32_t a) { return a >= Ip(203, 0, 113, 1) && a <= Ip(203, 0, 113, 8); }
+
+// ---- Plain NAPT ------------------------------------------------------------------------------
+
+TEST_F(NatTest, UdpOutAndBack) {
+  std::vector<uint8_t> p = Udp({kHostA, 40000}, {kRemote1, 53});
+  ASSERT_EQ(In(p).verdict, Verdict::kForwardOutside);
+  Fields out = Read(p);
+  EXPECT_TRUE(InPool(out.source.address));
+  EXPECT_GE(out.source.port, 1024);
+  EXPECT_EQ(out.source.port % 2, 0) << "RFC 4787 REQ-4: parity kept";
+  EXPECT_EQ(out.destination, (Endpoint{kRemote1, 53}));
+  EXPECT_EQ(out.ttl, 63);
+  ExpectExactChecksums(p);
+
+  std::vector<uint8_t> reply = Udp({kRemote1, 53}, out.source, 77);
+  ASSERT_EQ(Out(reply).verdict, Verdict::kForwardInside);
+  Fields back = Read(reply);
+  EXPECT_EQ(back.source, (Endpoint{kRemote1, 53}));
+  EXPECT_EQ(back.destination, (Endpoint{kHostA, 40000}));
+  EXPECT_EQ(back.ttl, 63);
+  ExpectExactChecksums(reply);
+  EXPECT_EQ(engine().counters().translated_out, 1u);
+  EXPECT_EQ(engine().counters().translated_in, 1u);
+}
+
+TEST_F(NatTest, ChecksumsMatchFullRecomputationOverRandomTraffic) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 500; ++i) {
+    const Endpoint internal{Ip(10, 77, 2, 1 + rng() % 50), static_cast<uint16_t>(1 + rng() % 65535)};
+    const Endpoint remote{Ip(198, 51, 100, 1 + rng() % 200), static_cast<uint16_t>(1 + rng() % 65535)};
+    const bool use_tcp = rng() % 2;
+    const size_t payload = rng() % 200;
+    std::vector<uint8_t> p = use_tcp ? Tcp(internal, remote, tcp::kSyn, payload) : Udp(internal, remote, payload);
+    if (rng() % 4 == 0) {  // IP options move the transport header
+      std::vector<uint8_t> l4(p.begin() + 20, p.end());
+      p = MakeIp(internal.address, remote.address, p[9], l4, 64, 0, 1 + rng() % 10);
+    }
+    ASSERT_EQ(In(p, i).verdict, Verdict::kForwardOutside);
+    ExpectExactChecksums(p);
+    const Endpoint external = Read(p).source;
+    std::vector<uint8_t> reply = use_tcp ? Tcp(remote, external, tcp::kSyn | tcp::kAck, rng() % 100)
+                                         : Udp(remote, external, rng() % 100);
+    ASSERT_EQ(Out(reply, i).verdict, Verdict::kForwardInside);
+    ExpectExactChecksums(reply);
+    EXPECT_EQ(Read(reply).destination, internal);
+  }
+}
+
+TEST_F(NatTest, UdpWithoutChecksumKeepsNone) {
+  std::vector<uint8_t> p = Udp({kHostA, 40000}, {kRemote1, 53});
+  StoreBe16(&p[26], 0);  // RFC 768: no checksum
+  ASSERT_EQ(In(p).verdict, Verdict::kForwardOutside);
+  EXPECT_EQ(LoadBe16(&p[26]), 0);
+  EXPECT_TRUE(Ipv4View::Parse(absl::MakeSpan(p))->ChecksumValid());
+}
+
+TEST_F(NatTest, EndpointIndependentMapping) {
+  // RFC 4787 REQ-1: one internal endpoint, one external endpoint, whatever the remote.
+  const Endpoint e1 = UdpOut({kHostA, 40000}, {kRemote1, 53});
+  const Endpoint e2 = UdpOut({kHostA, 40000}, {kRemote2, 123});
+  EXPECT_EQ(e1, e2);
+  EXPECT_EQ(Sessions(), 2u);
+  EXPECT_EQ(engine().mapping_count(), 1u);
+  const Endpoint other = UdpOut({kHostA, 40001}, {kRemote1, 53});
+  EXPECT_NE(other.port, e1.port);
+
+  std::vector<uint8_t> tcp1 = Tcp({kHostA, 40000}, {kRemote1, 80}, tcp::kSyn);
+  std::vector<uint8_t> tcp2 = Tcp({kHostA, 40000}, {kRemote2, 443}, tcp::kSyn);
+  ASSERT_EQ(In(tcp1).verdict, Verdict::kForwardOutside);
+  ASSERT_EQ(In(tcp2).verdict, Verdict::kForwardOutside);
+  EXPECT_EQ(Read(tcp1).source, Read(tcp2).source) << "RFC 5382 REQ-1";
+}
+
+TEST_F(NatTest, EndpointIndependentFiltering) {
+  // RFC 4787 REQ-8 (application transparency): any remote reaches an open mapping.
+  const Endpoint external = UdpOut({kHostA, 40000}, {kRemote1, 53});
+  std::vector<uint8_t> stranger = Udp({kRemote2, 9999}, external);
+  ASSERT_EQ(Out(stranger).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(Read(stranger).destination, (Endpoint{kHostA, 40000}));
+
+  // TCP through the same mapping: only a SYN opens a connection from outside.
+  std::vector<uint8_t> syn_out = Tcp({kHostA, 40000}, {kRemote1, 80}, tcp::kSyn);
+  ASSERT_EQ(In(syn_out).verdict, Verdict::kForwardOutside);
+  const Endpoint tcp_external = Read(syn_out).source;
+  std::vector<uint8_t> ack = Tcp({kRemote2, 5555}, tcp_external, tcp::kAck);
+  EXPECT_EQ(Out(ack).reason, DropReason::kNoMapping);
+  std::vector<uint8_t> syn_in = Tcp({kRemote2, 5555}, tcp_external, tcp::kSyn);
+  ASSERT_EQ(Out(syn_in).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(StateOf({kHostA, 40000}, {kRemote1, 80}), "INSIDE_INIT");
+  EXPECT_EQ(StateOf({kHostA, 40000}, {kRemote2, 5555}), "OUTSIDE_INIT");
+
+  // Nothing open: dropped and counted.
+  std::vector<uint8_t> unsolicited = Udp({kRemote1, 53}, {Ip(203, 0, 113, 3), 40000});
+  EXPECT_EQ(Out(unsolicited).reason, DropReason::kNoMapping);
+  EXPECT_EQ(drops(DropReason::kNoMapping), 2u);
+}
+
+TEST_F(NatTest, PairedAddressPoolingAcrossProtocols) {
+  // RFC 4787 REQ-2 and RFC 7857 §4: one internal host, one external address.
+  std::set<uint32_t> a_addresses;
+  for (uint16_t port = 40000; port < 40020; ++port) {
+    a_addresses.insert(UdpOut({kHostA, port}, {kRemote1, 53}).address);
+    std::vector<uint8_t> syn = Tcp({kHostA, port}, {kRemote2, 80}, tcp::kSyn);
+    ASSERT_EQ(In(syn).verdict, Verdict::kForwardOutside);
+    a_addresses.insert(Read(syn).source.address);
+  }
+  std::vector<uint8_t> ping = Icmp(kHostA, kRemote1, icmp::kEchoRequest, 99);
+  ASSERT_EQ(In(ping).verdict, Verdict::kForwardOutside);
+  a_addresses.insert(Read(ping).source.address);
+  EXPECT_EQ(a_addresses.size(), 1u);
+
+  // Different hosts spread over the pool.
+  std::set<uint32_t> host_addresses;
+  for (uint32_t h = 1; h <= 64; ++h) host_addresses.insert(UdpOut({Ip(10, 77, 3, h), 5000}, {kRemote1, 53}).address);
+  EXPECT_GT(host_addresses.size(), 4u);
+}
+
+TEST_F(NatTest, PortRangeAndParityPreserved) {
+  // RFC 4787 REQ-3a: 0-1023 stays in 1-1023, the rest in [port_min, port_max]; REQ-4 parity.
+  for (uint16_t port : {uint16_t{123}, uint16_t{512}, uint16_t{1023}}) {
+    const Endpoint e = UdpOut({kHostA, port}, {kRemote1, 123});
+    EXPECT_GE(e.port, 1);
+    EXPECT_LE(e.port, 1023) << "internal port " << port;
+    EXPECT_EQ(e.port % 2, port % 2);
+  }
+  for (uint16_t port = 1024; port < 1224; ++port) {
+    const Endpoint e = UdpOut({kHostA, port}, {kRemote1, 53});
+    EXPECT_GE(e.port, 1024);
+    EXPECT_EQ(e.port % 2, port % 2) << "internal port " << port;
+  }
+}
+
+TEST(NatPorts, RandomPortDiffersAcrossSeedsAndRepeatsForOne) {
+  auto first_ports = [](uint64_t seed) {
+    NatConfig c = TestConfig();
+    c.seed = seed;
+    NatEngine engine(c);
+    std::vector<uint16_t> ports;
+    for (uint16_t i = 0; i < 8; ++i) {
+      std::vector<uint8_t> p = Udp({kHostA, static_cast<uint16_t>(40000 + i)}, {kRemote1, 53});
+      EXPECT_EQ(engine.FromInside(0, absl::MakeSpan(p)).verdict, Verdict::kForwardOutside);
+      ports.push_back(Read(p).source.port);
+    }
+    return ports;
+  };
+  EXPECT_EQ(first_ports(1), first_ports(1)) << "a fixed seed is reproducible";
+  EXPECT_NE(first_ports(1), first_ports(2));
+  // Not sequential either (RFC 6056: obfuscated).
+  std::vector<uint16_t> ports = first_ports(3);
+  int sequential = 0;
+  for (size_t i = 1; i < ports.size(); ++i) sequential += std::abs(ports[i] - ports[i - 1]) <= 2;
+  EXPECT_LT(sequential, 3);
+}
+
+TEST(NatPorts, AllocatorFillsTheRangeExactly) {
+  PortAllocator ports({Ip(203, 0, 113, 1)}, 40000, 40099, 5);
+  std::set<uint16_t> seen;
+  for (int i = 0; i < 100; ++i) {
+    std::optional<uint16_t> p = ports.Allocate(0, Protocol::kUdp, static_cast<uint16_t>(2000 + i));
+    ASSERT_TRUE(p) << i;
+    EXPECT_GE(*p, 40000);
+    EXPECT_LE(*p, 40099);
+    EXPECT_TRUE(seen.insert(*p).second) << "port " << *p << " handed out twice";
+  }
+  EXPECT_FALSE(ports.Allocate(0, Protocol::kUdp, 2000)) << "range full";
+  EXPECT_TRUE(ports.Allocate(0, Protocol::kTcp, 2000)) << "TCP ports are separate";
+  ports.Release(0, Protocol::kUdp, 40050);
+  std::optional<uint16_t> low = ports.Allocate(0, Protocol::kUdp, 7);
+  ASSERT_TRUE(low) << "the low range is separate from [port_min, port_max]";
+  EXPECT_LE(*low, 1023);
+  EXPECT_EQ(*low % 2, 1);
+  EXPECT_EQ(ports.Allocate(0, Protocol::kUdp, 2001), std::optional<uint16_t>(40050));
+  EXPECT_EQ(ports.used(0, Protocol::kUdp), 101u);  // 100 dynamic + the low one above
+}
+
+TEST_F(NatTest, HairpinningUdp) {
+  // RFC 4787 REQ-9: A reaches B through B's external endpoint, and sees B's external
+  // endpoint as the source of the reply; B sees A's external endpoint (REQ-9a).
+  const Endpoint b_external = UdpOut({kHostB, 6000}, {kRemote1, 53});
+  std::vector<uint8_t> p = Udp({kHostA, 7000}, b_external);
+  Result r = In(p);
+  ASSERT_EQ(r.verdict, Verdict::kForwardInside) << DropReasonName(r.reason);
+  Fields at_b = Read(p);
+  EXPECT_EQ(at_b.destination, (Endpoint{kHostB, 6000}));
+  EXPECT_TRUE(InPool(at_b.source.address));
+  EXPECT_EQ(at_b.ttl, 63) << "one hop";
+  ExpectExactChecksums(p);
+  const Endpoint a_external = at_b.source;
+
+  std::vector<uint8_t> reply = Udp({kHostB, 6000}, a_external);
+  ASSERT_EQ(In(reply).verdict, Verdict::kForwardInside);
+  Fields at_a = Read(reply);
+  EXPECT_EQ(at_a.source, b_external);
+  EXPECT_EQ(at_a.destination, (Endpoint{kHostA, 7000}));
+  ExpectExactChecksums(reply);
+  EXPECT_EQ(engine().counters().hairpinned, 2u);
+
+  // To an external endpoint nobody holds: dropped.
+  std::vector<uint8_t> nowhere = Udp({kHostA, 7000}, {Ip(203, 0, 113, 5), 1});
+  EXPECT_EQ(In(nowhere).reason, DropReason::kNoMapping);
+}
+
+TEST_F(NatTest, HairpinningTcp) {
+  // RFC 5382 REQ-8.
+  std::vector<uint8_t> listen = Tcp({kHostB, 8080}, {kRemote1, 443}, tcp::kSyn);
+  ASSERT_EQ(In(listen).verdict, Verdict::kForwardOutside);
+  const Endpoint b_external = Read(listen).source;
+  std::vector<uint8_t> syn = Tcp({kHostA, 50000}, b_external, tcp::kSyn);
+  ASSERT_EQ(In(syn).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(Read(syn).destination, (Endpoint{kHostB, 8080}));
+  ExpectExactChecksums(syn);
+  std::vector<uint8_t> syn_ack = Tcp({kHostB, 8080}, Read(syn).source, tcp::kSyn | tcp::kAck);
+  ASSERT_EQ(In(syn_ack).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(Read(syn_ack).destination, (Endpoint{kHostA, 50000}));
+  EXPECT_EQ(StateOf({kHostA, 50000}), "ESTABLISHED");
+}
+
+// ---- Timers ----------------------------------------------------------------------------------
+
+TEST_F(NatTest, TcpTransitoryExpiresAtFourMinutes) {
+  std::vector<uint8_t> syn = Tcp({kHostA, 40000}, {kRemote1, 80}, tcp::kSyn);
+  ASSERT_EQ(In(syn).verdict, Verdict::kForwardOutside);
+  EXPECT_EQ(StateOf({kHostA, 40000}), "INSIDE_INIT");
+  engine().Sweep(4 * kMinute - 1, 1000);
+  EXPECT_EQ(Sessions(), 1u);
+  EXPECT_EQ(engine().NextDeadline(), std::optional<uint64_t>(4 * kMinute));
+  EXPECT_EQ(engine().Sweep(4 * kMinute, 1000), 1u);
+  EXPECT_EQ(Sessions(), 0u);
+  EXPECT_EQ(engine().mapping_count(), 0u) << "the mapping goes with its last session";
+  EXPECT_EQ(engine().NextDeadline(), std::nullopt);
+}
+
+TEST_F(NatTest, TcpEstablishedKeptTwoHoursFourMinutes) {
+  std::vector<uint8_t> syn = Tcp({kHostA, 40000}, {kRemote1, 80}, tcp::kSyn);
+  ASSERT_EQ(In(syn, 0).verdict, Verdict::kForwardOutside);
+  const Endpoint external = Read(syn).source;
+  std::vector<uint8_t> syn_ack = Tcp({kRemote1, 80}, external, tcp::kSyn | tcp::kAck);
+  ASSERT_EQ(Out(syn_ack, 1 * kSecond).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(StateOf({kHostA, 40000}), "ESTABLISHED");
+  const uint64_t established = 124 * kMinute;  // RFC 5382 REQ-5
+  engine().Sweep(kSecond + established - 1, 1000);
+  EXPECT_EQ(Sessions(), 1u);
+  // An idle established connection past the transitory timer still translates.
+  std::vector<uint8_t> data = Tcp({kRemote1, 80}, external, tcp::kAck | tcp::kPsh, 100);
+  ASSERT_EQ(Out(data, established).verdict, Verdict::kForwardInside);
+  engine().Sweep(2 * established - 1, 1000);
+  EXPECT_EQ(Sessions(), 1u);
+  EXPECT_EQ(engine().Sweep(2 * established, 1000), 1u);
+}
+
+TEST_F(NatTest, TcpFinBothWaysIsTransitoryAndNotRefreshed) {
+  std::vector<uint8_t> p = Tcp({kHostA, 40000}, {kRemote1, 80}, tcp::kSyn);
+  ASSERT_EQ(In(p, 0).verdict, Verdict::kForwardOutside);
+  const Endpoint external = Read(p).source;
+  p = Tcp({kRemote1, 80}, external, tcp::kSyn | tcp::kAck);
+  ASSERT_EQ(Out(p, 0).verdict, Verdict::kForwardInside);
+  p = Tcp({kHostA, 40000}, {kRemote1, 80}, tcp::kFin | tcp::kAck);
+  ASSERT_EQ(In(p, 10 * kSecond).verdict, Verdict::kForwardOutside);
+  EXPECT_EQ(StateOf({kHostA, 40000}), "INSIDE_FIN");
+  p = Tcp({kRemote1, 80}, external, tcp::kFin | tcp::kAck);
+  ASSERT_EQ(Out(p, 20 * kSecond).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(StateOf({kHostA, 40000}), "BOTH_FIN");
+  p = Tcp({kHostA, 40000}, {kRemote1, 80}, tcp::kAck);  // the last ACK: no refresh
+  ASSERT_EQ(In(p, 3 * kMinute).verdict, Verdict::kForwardOutside);
+  engine().Sweep(20 * kSecond + 4 * kMinute - 1, 1000);
+  EXPECT_EQ(Sessions(), 1u);
+  engine().Sweep(20 * kSecond + 4 * kMinute, 1000);
+  EXPECT_EQ(Sessions(), 0u);
+}
+
+TEST_F(NatTest, TcpRstGoesTransitoryThenBackToEstablished) {
+  // RFC 7857 §2.3: the RST is translated and the session kept 4 minutes.
+  std::vector<uint8_t> p = Tcp({kHostA, 40000}, {kRemote1, 80}, tcp::kSyn);
+  ASSERT_EQ(In(p, 0).verdict, Verdict::kForwardOutside);
+  const Endpoint external = Read(p).source;
+  p = Tcp({kRemote1, 80}, external, tcp::kSyn | tcp::kAck);
+  ASSERT_EQ(Out(p, 0).verdict, Verdict::kForwardInside);
+  p = Tcp({kRemote1, 80}, external, tcp::kRst);
+  ASSERT_EQ(Out(p, kMinute).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(StateOf({kHostA, 40000}), "TRANS");
+  EXPECT_LE(engine().NextDeadline(), std::optional<uint64_t>(5 * kMinute)) << "never later than the deadline";
+  engine().Sweep(kMinute, 1000);  // a full pass makes it exact
+  EXPECT_EQ(engine().NextDeadline(), std::optional<uint64_t>(5 * kMinute));
+  p = Tcp({kHostA, 40000}, {kRemote1, 80}, tcp::kAck);  // the RST was lost: the connection lives
+  ASSERT_EQ(In(p, 2 * kMinute).verdict, Verdict::kForwardOutside);
+  EXPECT_EQ(StateOf({kHostA, 40000}), "ESTABLISHED");
+  p = Tcp({kRemote1, 80}, external, tcp::kRst);
+  ASSERT_EQ(Out(p, 3 * kMinute).verdict, Verdict::kForwardInside);
+  engine().Sweep(7 * kMinute - 1, 1000);
+  EXPECT_EQ(Sessions(), 1u);
+  engine().Sweep(7 * kMinute, 1000);
+  EXPECT_EQ(Sessions(), 0u);
+  // A RST for nothing creates nothing.
+  p = Tcp({kHostA, 40001}, {kRemote1, 80}, tcp::kRst);
+  EXPECT_EQ(In(p, 8 * kMinute).reason, DropReason::kNoMapping);
+  EXPECT_EQ(Sessions(), 0u);
+}
+
+TEST_F(NatTest, TcpSimultaneousOpenAndMidStreamPickup) {
+  // RFC 5382 REQ-2a: simultaneous open (SYN both ways).
+  std::vector<uint8_t> p = Tcp({kHostA, 40000}, {kRemote1, 9000}, tcp::kSyn);
+  ASSERT_EQ(In(p).verdict, Verdict::kForwardOutside);
+  std::vector<uint8_t> q = Tcp({kRemote1, 9000}, Read(p).source, tcp::kSyn);
+  ASSERT_EQ(Out(q).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(StateOf({kHostA, 40000}), "ESTABLISHED");
+  // A segment of a connection the NAT does not know: transitory until it sees more.
+  p = Tcp({kHostA, 40001}, {kRemote1, 9000}, tcp::kAck, 10);
+  ASSERT_EQ(In(p).verdict, Verdict::kForwardOutside);
+  EXPECT_EQ(StateOf({kHostA, 40001}), "TRANS");
+  q = Tcp({kRemote1, 9000}, Read(p).source, tcp::kAck);
+  ASSERT_EQ(Out(q).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(StateOf({kHostA, 40001}), "ESTABLISHED");
+}
+
+TEST_F(NatTest, UdpTimerDefaultFiveMinutesRefreshedBothWays) {
+  const Endpoint external = UdpOut({kHostA, 40000}, {kRemote1, 53}, 0);
+  engine().Sweep(5 * kMinute - 1, 1000);
+  EXPECT_EQ(Sessions(), 1u);
+  std::vector<uint8_t> in = Udp({kRemote1, 53}, external);
+  ASSERT_EQ(Out(in, 4 * kMinute).verdict, Verdict::kForwardInside);  // RFC 4787 REQ-6a
+  engine().Sweep(9 * kMinute - 1, 1000);
+  EXPECT_EQ(Sessions(), 1u);
+  engine().Sweep(9 * kMinute, 1000);
+  EXPECT_EQ(Sessions(), 0u);
+}
+
+TEST(NatConfigTest, RejectsTimersBelowTheRfcMinimums) {
+  EXPECT_TRUE(ValidateNatConfig(TestConfig()).ok());
+  NatConfig c = TestConfig();
+  c.udp_timeout_ms = 119999;  // RFC 4787 REQ-5: >= 2 min
+  EXPECT_FALSE(ValidateNatConfig(c).ok());
+  c = TestConfig();
+  c.tcp_established_ms = 124 * kMinute - 1;
+  EXPECT_FALSE(ValidateNatConfig(c).ok());
+  c = TestConfig();
+  c.tcp_transitory_ms = 4 * kMinute - 1;
+  EXPECT_FALSE(ValidateNatConfig(c).ok());
+  c = TestConfig();
+  c.icmp_timeout_ms = 59999;
+  EXPECT_FALSE(ValidateNatConfig(c).ok());
+  c = TestConfig();
+  c.external_addresses.clear();
+  EXPECT_FALSE(ValidateNatConfig(c).ok());
+  c = TestConfig();
+  c.port_min = 2000;
+  c.port_max = 1999;
+  EXPECT_FALSE(ValidateNatConfig(c).ok());
+  c = TestConfig();
+  c.gateway_inside_address = Ip(192, 168, 0, 1);
+  EXPECT_FALSE(ValidateNatConfig(c).ok());
+  c = TestConfig();
+  c.external_addresses.push_back(Ip(10, 77, 9, 9));
+  EXPECT_FALSE(ValidateNatConfig(c).ok());
+}
+
+TEST_F(NatTest, IcmpEchoByIdentifierExpiresAtSixtySeconds) {
+  // RFC 5508 REQ-1, REQ-1a (identifier mapping), REQ-2 (>= 60 s).
+  std::vector<uint8_t> ping = Icmp(kHostA, kRemote1, icmp::kEchoRequest, 0x1234, 1);
+  ASSERT_EQ(In(ping, 0).verdict, Verdict::kForwardOutside);
+  const Endpoint external = Read(ping).source;
+  EXPECT_TRUE(InPool(external.address));
+  ExpectExactChecksums(ping);
+  std::vector<uint8_t> pong = Icmp(kRemote1, external.address, icmp::kEchoReply, external.port, 1);
+  ASSERT_EQ(Out(pong, 1 * kSecond).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(Read(pong).destination, (Endpoint{kHostA, 0x1234}));
+  ExpectExactChecksums(pong);
+  // The same identifier toward another host: the same external identifier.
+  std::vector<uint8_t> ping2 = Icmp(kHostA, kRemote2, icmp::kEchoRequest, 0x1234, 1);
+  ASSERT_EQ(In(ping2, 2 * kSecond).verdict, Verdict::kForwardOutside);
+  EXPECT_EQ(Read(ping2).source, external);
+  engine().Sweep(kSecond + 60 * kSecond - 1, 1000);
+  EXPECT_EQ(Sessions(), 2u);
+  engine().Sweep(2 * kSecond + 60 * kSecond, 1000);
+  EXPECT_EQ(Sessions(), 0u);
+  // An echo request from outside is not forwarded in; to the gateway's address it is its own.
+  std::vector<uint8_t> probe = Icmp(kRemote1, external.address, icmp::kEchoRequest, external.port);
+  EXPECT_EQ(Out(probe).reason, DropReason::kNoMapping);
+  std::vector<uint8_t> to_gateway = Icmp(kRemote1, kGatewayOutside, icmp::kEchoRequest, 1);
+  EXPECT_EQ(Out(to_gateway).verdict, Verdict::kToGateway);
+}
+
+// ---- ICMP errors (RFC 5508 §4) -----------------------------------------------------------------
+
+// Checks an ICMP error as translated: outer checksums exact, the quoted IP header checksum
+// right, and the quoted transport checksum (when quoted whole) right too.
+void ExpectTranslatedError(std::vector<uint8_t>& error, bool whole_quote) {
+  ExpectExactChecksums(error);
+  std::optional<Ipv4View> outer = Ipv4View::Parse(absl::MakeSpan(error));
+  ASSERT_TRUE(outer);
+  absl::Span<uint8_t> quote = outer->payload().subspan(8);
+  std::optional<Ipv4View> quoted = Ipv4View::ParseQuoted(quote);
+  ASSERT_TRUE(quoted);
+  EXPECT_TRUE(quoted->ChecksumValid()) << "quoted IP header checksum";
+  if (whole_quote) {
+    std::optional<Ipv4View> whole = Ipv4View::Parse(quote);
+    ASSERT_TRUE(whole);
+    EXPECT_TRUE(wire::TransportChecksumValid(*whole)) << "quoted transport checksum";
+  }
+}
+
+TEST_F(NatTest, IcmpErrorFromOutsideAboutUdp) {
+  std::vector<uint8_t> p = Udp({kHostA, 40000}, {kRemote1, 53}, 21);
+  ASSERT_EQ(In(p, 0).verdict, Verdict::kForwardOutside);
+  const Endpoint external = Read(p).source;
+  // Port unreachable from the remote, quoting all of the translated datagram.
+  std::vector<uint8_t> error = IcmpError(kRemote1, external.address, icmp::kDestinationUnreachable,
+                                         icmp::kCodePortUnreachable, p, p.size());
+  ASSERT_EQ(Out(error, kSecond).verdict, Verdict::kForwardInside);
+  ExpectTranslatedError(error, /*whole_quote=*/true);
+  Fields outer = Read(error);
+  EXPECT_EQ(outer.source.address, kRemote1);
+  EXPECT_EQ(outer.destination.address, kHostA) << "REQ-4c";
+  const Fields q = ReadQuote(error);
+  EXPECT_EQ(q.source, (Endpoint{kHostA, 40000})) << "REQ-4a: the quote as the host sent it";
+  EXPECT_EQ(q.destination, (Endpoint{kRemote1, 53}));
+  EXPECT_EQ(error[20], icmp::kDestinationUnreachable) << "REQ-4b: type and code unchanged";
+  EXPECT_EQ(error[21], icmp::kCodePortUnreachable);
+  EXPECT_EQ(engine().counters().icmp_errors_translated, 1u);
+}
+
+TEST_F(NatTest, IcmpTimeExceededAndFragNeededFromARouter) {
+  std::vector<uint8_t> syn = Tcp({kHostA, 40000}, {kRemote1, 80}, tcp::kSyn, 0, 5);
+  ASSERT_EQ(In(syn).verdict, Verdict::kForwardOutside);
+  const Endpoint external = Read(syn).source;
+  // RFC 792 minimum quote: the IP header and 8 bytes (no TCP checksum in it).
+  std::vector<uint8_t> ttl = IcmpError(kRouter, external.address, icmp::kTimeExceeded, 0, syn, 28);
+  ASSERT_EQ(Out(ttl).verdict, Verdict::kForwardInside);
+  ExpectTranslatedError(ttl, false);
+  EXPECT_EQ(Read(ttl).source.address, kRouter) << "the router's address stays (traceroute)";
+  const Fields q = ReadQuote(ttl);
+  EXPECT_EQ(q.source, (Endpoint{kHostA, 40000}));
+
+  // Fragmentation needed (RFC 5508 REQ-10, path MTU discovery): the MTU field is kept.
+  std::vector<uint8_t> frag = IcmpError(kRouter, external.address, icmp::kDestinationUnreachable,
+                                        icmp::kCodeFragmentationNeeded, syn, 576, 1280);
+  ASSERT_EQ(Out(frag).verdict, Verdict::kForwardInside);
+  ExpectTranslatedError(frag, true);
+  EXPECT_EQ(wire::LoadBe32(&frag[24]), 1280u);
+}
+
+TEST_F(NatTest, IcmpErrorFromInsideAboutUdp) {
+  // REQ-5: the inside host refuses a datagram that came in through its mapping.
+  const Endpoint external = UdpOut({kHostA, 40000}, {kRemote1, 53});
+  std::vector<uint8_t> in = Udp({kRemote1, 53}, external, 30);
+  ASSERT_EQ(Out(in).verdict, Verdict::kForwardInside);
+  std::vector<uint8_t> error =
+      IcmpError(kHostA, kRemote1, icmp::kDestinationUnreachable, icmp::kCodePortUnreachable, in, in.size());
+  ASSERT_EQ(In(error).verdict, Verdict::kForwardOutside);
+  ExpectTranslatedError(error, true);
+  Fields outer = Read(error);
+  EXPECT_EQ(outer.source.address, external.address) << "REQ-5c: from the host's external address";
+  EXPECT_EQ(outer.destination.address, kRemote1);
+  const Fields q = ReadQuote(error);
+  EXPECT_EQ(q.destination, external) << "REQ-5a: the quote as the remote sent it";
+}
+
+TEST_F(NatTest, IcmpErrorAboutAnEchoRequest) {
+  std::vector<uint8_t> ping = Icmp(kHostA, kRemote1, icmp::kEchoRequest, 7);
+  ASSERT_EQ(In(ping).verdict, Verdict::kForwardOutside);
+  const Endpoint external = Read(ping).source;
+  std::vector<uint8_t> error = IcmpError(kRouter, external.address, icmp::kTimeExceeded, 0, ping, ping.size());
+  ASSERT_EQ(Out(error).verdict, Verdict::kForwardInside);
+  ExpectTranslatedError(error, true);
+  const Fields q = ReadQuote(error);
+  EXPECT_EQ(q.source, (Endpoint{kHostA, 7})) << "the quoted identifier is the host's again";
+}
+
+TEST_F(NatTest, IcmpErrorsRefreshNothingAndBadOnesAreDropped) {
+  std::vector<uint8_t> p = Udp({kHostA, 40000}, {kRemote1, 53});
+  ASSERT_EQ(In(p, 0).verdict, Verdict::kForwardOutside);
+  std::vector<uint8_t> error = IcmpError(kRemote1, Read(p).source.address, icmp::kDestinationUnreachable, 3, p, 28);
+  std::vector<uint8_t> bad_icmp = error;
+  bad_icmp[22] ^= 0x01;  // ICMP checksum (REQ-3)
+  std::optional<Ipv4View>(Ipv4View::Parse(absl::MakeSpan(bad_icmp)))->FillChecksum();
+  EXPECT_EQ(Out(bad_icmp).reason, DropReason::kBadChecksum);
+  std::vector<uint8_t> bad_quote = error;
+  bad_quote[28 + 10] ^= 0x01;  // quoted IP checksum (REQ-3a)
+  {
+    std::optional<Ipv4View> ip = Ipv4View::Parse(absl::MakeSpan(bad_quote));
+    wire::FillTransportChecksum(*ip);
+  }
+  EXPECT_EQ(Out(bad_quote).reason, DropReason::kBadChecksum);
+  std::vector<uint8_t> copy = error;
+  ASSERT_EQ(Out(copy, 4 * kMinute).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(Sessions(), 1u) << "RFC 4787 REQ-12: an error does not end a mapping";
+  engine().Sweep(5 * kMinute, 1000);
+  EXPECT_EQ(Sessions(), 0u) << "REQ-6: nor does it refresh one";
+  // About a flow that no longer exists.
+  std::vector<uint8_t> stale = error;
+  EXPECT_EQ(Out(stale, 6 * kMinute).reason, DropReason::kNoMapping);
+  // Not addressed to one of ours.
+  std::vector<uint8_t> astray = IcmpError(kRemote1, Ip(198, 51, 100, 77), icmp::kDestinationUnreachable, 3, p, 28);
+  EXPECT_EQ(Out(astray).reason, DropReason::kNoRoute);
+}
+
+TEST_F(NatTest, HairpinnedIcmpError) {
+  // RFC 5508 REQ-7: B reports on a hairpinned datagram from A; A gets the error.
+  const Endpoint b_external = UdpOut({kHostB, 6000}, {kRemote1, 53});
+  std::vector<uint8_t> p = Udp({kHostA, 7000}, b_external);
+  ASSERT_EQ(In(p).verdict, Verdict::kForwardInside);
+  const Endpoint a_external = Read(p).source;
+  std::vector<uint8_t> error =
+      IcmpError(kHostB, a_external.address, icmp::kDestinationUnreachable, 3, p, p.size());
+  ASSERT_EQ(In(error).verdict, Verdict::kForwardInside);
+  ExpectTranslatedError(error, true);
+  EXPECT_EQ(Read(error).destination.address, kHostA) << "REQ-7a";
+  const Fields q = ReadQuote(error);
+  EXPECT_EQ(q.source, (Endpoint{kHostA, 7000}));
+  EXPECT_EQ(q.destination, b_external) << "as A sent it";
+}
+
+// ---- Bad input ---------------------------------------------------------------------------------
+
+TEST_F(NatTest, EveryCutOfAValidPacketIsMalformed) {
+  const Endpoint external = UdpOut({kHostA, 40000}, {kRemote1, 53});
+  std::vector<uint8_t> echo_out = Icmp(kHostA, kRemote1, icmp::kEchoRequest, 5);
+  std::vector<std::vector<uint8_t>> inside = {Udp({kHostA, 40000}, {kRemote1, 53}, 12),
+                                              Tcp({kHostA, 40001}, {kRemote1, 80}, tcp::kSyn, 9), echo_out};
+  std::vector<uint8_t> reply = Udp({kRemote1, 53}, external, 12);
+  std::vector<std::vector<uint8_t>> outside = {
+      reply, IcmpError(kRemote1, external.address, icmp::kDestinationUnreachable, 3, reply, 36)};
+  uint64_t cuts = 0;
+  for (bool from_inside : {true, false}) {
+    for (const std::vector<uint8_t>& whole : from_inside ? inside : outside) {
+      for (size_t n = 0; n < whole.size(); ++n) {
+        std::vector<uint8_t> cut(whole.begin(), whole.begin() + n);
+        Result r = from_inside ? In(cut) : Out(cut);
+        EXPECT_EQ(r.reason, DropReason::kMalformed) << "cut at " << n << " of " << whole.size();
+        ++cuts;
+        // The same cut with the IP length fixed up: headers cut short are still malformed.
+        if (n >= 20) {
+          std::vector<uint8_t> fixed(whole.begin(), whole.begin() + n);
+          StoreBe16(&fixed[2], static_cast<uint16_t>(n));
+          std::optional<Ipv4View>(Ipv4View::Parse(absl::MakeSpan(fixed)))->FillChecksum();
+          const uint8_t protocol = fixed[9];
+          const size_t headers = 20 + (protocol == ipv4::kProtocolTcp ? 20 : 8);
+          Result fr = from_inside ? In(fixed) : Out(fixed);
+          if (n < headers || protocol == ipv4::kProtocolUdp) {  // UDP: the length field says more
+            EXPECT_EQ(fr.reason, DropReason::kMalformed) << "header cut at " << n;
+            ++cuts;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(drops(DropReason::kMalformed), cuts);
+}
+
+TEST_F(NatTest, BadIpChecksumTtlAndSpoofedSources) {
+  std::vector<uint8_t> p = Udp({kHostA, 40000}, {kRemote1, 53});
+  p[10] ^= 0xff;
+  EXPECT_EQ(In(p).reason, DropReason::kBadChecksum);
+
+  std::vector<uint8_t> last_hop = Udp({kHostA, 40000}, {kRemote1, 53}, 5, /*ttl=*/1);
+  const std::vector<uint8_t> untouched = last_hop;
+  EXPECT_EQ(In(last_hop).reason, DropReason::kTtlExceeded);
+  EXPECT_EQ(last_hop, untouched) << "left for the caller's ICMP time exceeded";
+  EXPECT_EQ(Sessions(), 0u) << "no session for a packet that dies here";
+
+  std::vector<uint8_t> spoofed = Udp({Ip(8, 8, 8, 8), 40000}, {kRemote1, 53});
+  EXPECT_EQ(In(spoofed).reason, DropReason::kNotFromInside);
+  std::vector<uint8_t> inside_to_inside = Udp({kHostA, 40000}, {kHostB, 53});
+  EXPECT_EQ(In(inside_to_inside).reason, DropReason::kNoRoute);
+  std::vector<uint8_t> multicast = Udp({kHostA, 5353}, {Ip(224, 0, 0, 251), 5353});
+  EXPECT_EQ(In(multicast).reason, DropReason::kNoRoute);
+  std::vector<uint8_t> elsewhere = Udp({kRemote1, 53}, {Ip(198, 51, 100, 99), 53});
+  EXPECT_EQ(Out(elsewhere).reason, DropReason::kNoRoute);
+}
+
+TEST_F(NatTest, FragmentsAndUnknownProtocols) {
+  std::vector<uint8_t> l4(8 + 16, 0);
+  StoreBe16(&l4[0], 40000);
+  StoreBe16(&l4[2], 53);
+  StoreBe16(&l4[4], 200);
+  std::vector<uint8_t> first = MakeIp(kHostA, kRemote1, ipv4::kProtocolUdp, l4, 64, ipv4::kFlagMoreFragments);
+  EXPECT_EQ(In(first).reason, DropReason::kFragment);
+  std::vector<uint8_t> later = MakeIp(kHostA, kRemote1, ipv4::kProtocolUdp, l4, 64, 3);
+  EXPECT_EQ(In(later).reason, DropReason::kFragment);
+  std::vector<uint8_t> to_gateway = MakeIp(kHostA, kGateway, ipv4::kProtocolUdp, l4, 64, 3);
+  EXPECT_EQ(In(to_gateway).verdict, Verdict::kToGateway) << "the gateway's stack reassembles its own";
+  EXPECT_EQ(drops(DropReason::kFragment), 2u);
+
+  std::vector<uint8_t> gre = MakeIp(kHostA, kRemote1, 47, std::vector<uint8_t>(8, 0));
+  EXPECT_EQ(In(gre).reason, DropReason::kUnsupportedProtocol);
+  std::vector<uint8_t> gre_in = MakeIp(kRemote1, Ip(203, 0, 113, 1), 47, std::vector<uint8_t>(8, 0));
+  EXPECT_EQ(Out(gre_in).reason, DropReason::kUnsupportedProtocol);
+  std::vector<uint8_t> gre_gw = MakeIp(kHostA, kGateway, 47, std::vector<uint8_t>(8, 0));
+  EXPECT_EQ(In(gre_gw).verdict, Verdict::kToGateway);
+  std::vector<uint8_t> redirect = Icmp(kHostA, kRemote1, icmp::kRedirect, 0);
+  EXPECT_EQ(In(redirect).reason, DropReason::kIcmpNotTranslated);
+  EXPECT_EQ(drops(DropReason::kUnsupportedProtocol), 2u);
+}
+
+TEST_F(NatTest, TrafficForTheGatewayItself) {
+  std::vector<uint8_t> pcp = Udp({kHostA, 40000}, {kGateway, 5351});
+  EXPECT_EQ(In(pcp).verdict, Verdict::kToGateway);
+  std::vector<uint8_t> ping = Icmp(kHostA, kGateway, icmp::kEchoRequest, 1);
+  EXPECT_EQ(In(ping).verdict, Verdict::kToGateway);
+  std::vector<uint8_t> outside = Udp({kRemote1, 53}, {kGatewayOutside, 53});
+  EXPECT_EQ(Out(outside).verdict, Verdict::kToGateway);
+  EXPECT_EQ(engine().counters().to_gateway, 3u);
+  EXPECT_EQ(Sessions(), 0u);
+}
+
+TEST_F(NatTest, QuotaAndSessionLimitForPlainHosts) {
+  config_.per_host_quota = 3;
+  for (uint16_t port = 1; port <= 3; ++port) UdpOut({kHostA, static_cast<uint16_t>(40000 + port)}, {kRemote1, 53});
+  std::vector<uint8_t> fourth = Udp({kHostA, 40100}, {kRemote1, 53});
+  EXPECT_EQ(In(fourth).reason, DropReason::kQuota);
+  UdpOut({kHostB, 40000}, {kRemote1, 53});  // another host is not affected
+
+  NatConfig small = TestConfig();
+  small.max_sessions = 2;
+  NatEngine limited(small);
+  for (uint16_t port = 1; port <= 3; ++port) {
+    std::vector<uint8_t> p = Udp({kHostA, static_cast<uint16_t>(40000 + port)}, {kRemote1, 53});
+    Result r = limited.FromInside(0, absl::MakeSpan(p));
+    EXPECT_EQ(r.reason, port <= 2 ? DropReason::kNone : DropReason::kNoResources);
+  }
+}
+
+// ---- DPM sessions (seeds 000/001) ----------------------------------------------------------------
+
+DpmRequest Dpm(Endpoint internal, Endpoint remote, bool fixed, uint32_t lifetime = 3600, Endpoint suggested = {}) {
+  return DpmRequest{Protocol::kUdp, internal, remote, suggested, fixed, lifetime};
+}
+
+TEST_F(NatTest, DpmSessionRewritesBothEndsBothWays) {
+  // Claims 5-7: the driver aims at the gateway endpoint; the gateway rewrites source ->
+  // registered address:port and destination -> the true destination, and back.
+  const DpmGrant grant = Grant(Dpm({kHostA, 5000}, {kRemote1, 53}, /*fixed=*/false));
+  EXPECT_TRUE(InPool(grant.external.address));
+  EXPECT_EQ(grant.gateway_endpoint.address, kGateway);
+  EXPECT_EQ(grant.lifetime_s, 3600u);
+  std::vector<uint8_t> p = Udp({kHostA, 5000}, grant.gateway_endpoint, 33);
+  ASSERT_EQ(In(p).verdict, Verdict::kForwardOutside);
+  EXPECT_EQ(Read(p).source, grant.external);
+  EXPECT_EQ(Read(p).destination, (Endpoint{kRemote1, 53}));
+  ExpectExactChecksums(p);
+  std::vector<uint8_t> reply = Udp({kRemote1, 53}, grant.external, 44);
+  ASSERT_EQ(Out(reply).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(Read(reply).source, grant.gateway_endpoint) << "the client sees the gateway endpoint answer";
+  EXPECT_EQ(Read(reply).destination, (Endpoint{kHostA, 5000}));
+  ExpectExactChecksums(reply);
+  // Another remote cannot use a DPM session's external endpoint.
+  std::vector<uint8_t> stranger = Udp({kRemote2, 53}, grant.external);
+  EXPECT_EQ(Out(stranger).reason, DropReason::kNoMapping);
+  bool listed = false;
+  engine().ForEachSession(0, [&](const NatEngine::SessionInfo& s) {
+    listed = s.dpm && s.internal == Endpoint{kHostA, 5000} && s.remote == Endpoint{kRemote1, 53} &&
+             s.gateway_endpoint == grant.gateway_endpoint && s.external == grant.external;
+  });
+  EXPECT_TRUE(listed);
+}
+
+TEST_F(NatTest, DpmTcpSessionAndItsErrors) {
+  DpmRequest request = Dpm({kHostA, 5001}, {kRemote1, 80}, false);
+  request.protocol = Protocol::kTcp;
+  const DpmGrant grant = Grant(request);
+  std::vector<uint8_t> syn = Tcp({kHostA, 5001}, grant.gateway_endpoint, tcp::kSyn);
+  ASSERT_EQ(In(syn).verdict, Verdict::kForwardOutside);
+  ExpectExactChecksums(syn);
+  EXPECT_EQ(StateOf({kHostA, 5001}), "INSIDE_INIT");
+  // The remote refuses: the error reaches the client as if the gateway endpoint sent it.
+  std::vector<uint8_t> error = IcmpError(kRemote1, grant.external.address, icmp::kDestinationUnreachable,
+                                         icmp::kCodePortUnreachable, syn, syn.size());
+  ASSERT_EQ(Out(error).verdict, Verdict::kForwardInside);
+  ExpectTranslatedError(error, true);
+  EXPECT_EQ(Read(error).source.address, kGateway);
+  EXPECT_EQ(Read(error).destination.address, kHostA);
+  const Fields q = ReadQuote(error);
+  EXPECT_EQ(q.source, (Endpoint{kHostA, 5001}));
+  EXPECT_EQ(q.destination, grant.gateway_endpoint);
+}
+
+TEST_F(NatTest, DpmFixedPortSharedByTwoRemotes) {
+  // Claims 8-10, 22 (RFC 7857 §3): the same registered address and fixed port for two
+  // sessions, told apart by their remotes.
+  const uint32_t shared = Ip(203, 0, 113, 2);
+  const DpmGrant a = Grant(Dpm({kHostA, 5060}, {kRemote1, 5060}, true, 3600, {shared, 0}));
+  const DpmGrant b = Grant(Dpm({kHostB, 5060}, {kRemote2, 5060}, true, 3600, {shared, 0}));
+  EXPECT_EQ(a.external, (Endpoint{shared, 5060}));
+  EXPECT_EQ(b.external, (Endpoint{shared, 5060}));
+  std::vector<uint8_t> from1 = Udp({kRemote1, 5060}, a.external);
+  ASSERT_EQ(Out(from1).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(Read(from1).destination, (Endpoint{kHostA, 5060}));
+  std::vector<uint8_t> from2 = Udp({kRemote2, 5060}, b.external);
+  ASSERT_EQ(Out(from2).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(Read(from2).destination, (Endpoint{kHostB, 5060}));
+  // The same client's fixed port toward two remotes: two gateway endpoints.
+  const DpmGrant a2 = Grant(Dpm({kHostA, 5060}, {kRemote2, 5061}, true, 3600, {shared, 0}));
+  EXPECT_EQ(a2.external, (Endpoint{shared, 5060}));
+  EXPECT_NE(a2.gateway_endpoint, a.gateway_endpoint);
+  std::vector<uint8_t> out2 = Udp({kHostA, 5060}, a2.gateway_endpoint);
+  ASSERT_EQ(In(out2).verdict, Verdict::kForwardOutside);
+  EXPECT_EQ(Read(out2).destination, (Endpoint{kRemote2, 5061}));
+  EXPECT_EQ(engine().mapping_count(), 1u) << "one shared external endpoint";
+}
+
+TEST_F(NatTest, DpmFixedPortSameRemoteIsRefused) {
+  config_.external_addresses = {Ip(203, 0, 113, 1)};
+  Grant(Dpm({kHostA, 5060}, {kRemote1, 5060}, true));
+  EXPECT_EQ(Refusal(Dpm({kHostB, 5060}, {kRemote1, 5060}, true)), GrantError::kCannotProvideExternal);
+  // Claim 23: a replaceable port in the same position gets a port of its own.
+  const DpmGrant replaced = Grant(Dpm({kHostB, 5060}, {kRemote1, 5060}, false));
+  EXPECT_NE(replaced.external.port, 5060);
+  EXPECT_GE(replaced.external.port, 1024);
+  // A fixed port cannot share with a replaceable session's or a NAPT mapping's port.
+  EXPECT_EQ(Refusal(Dpm({Ip(10, 77, 1, 12), replaced.external.port}, {kRemote2, 1}, true)),
+            GrantError::kCannotProvideExternal);
+  const Endpoint napt = UdpOut({Ip(10, 77, 1, 13), 30000}, {kRemote1, 53});
+  EXPECT_EQ(Refusal(Dpm({Ip(10, 77, 1, 14), napt.port}, {kRemote2, 1}, true)), GrantError::kCannotProvideExternal);
+}
+
+TEST_F(NatTest, DpmRenewReleaseAndLifetimes) {
+  const DpmRequest request = Dpm({kHostA, 5000}, {kRemote1, 53}, false, 600);
+  const DpmGrant first = Grant(request, 0);
+  const DpmGrant renewed = Grant(request, 500 * kSecond);
+  EXPECT_EQ(renewed.external, first.external);
+  EXPECT_EQ(renewed.gateway_endpoint, first.gateway_endpoint);
+  EXPECT_EQ(Sessions(), 1u);
+  // A PCP mapping lives to its lifetime even if idle (RFC 6887 §15), past the UDP timer.
+  engine().Sweep(500 * kSecond + 600 * kSecond - 1, 1000);
+  EXPECT_EQ(Sessions(), 1u);
+  engine().Sweep(500 * kSecond + 600 * kSecond, 1000);
+  EXPECT_EQ(Sessions(), 0u);
+
+  const DpmGrant again = Grant(request, 2000 * kSecond);
+  DpmRequest release = request;
+  release.lifetime_s = 0;
+  const DpmGrant released = Grant(release, 2001 * kSecond);
+  EXPECT_EQ(released.lifetime_s, 0u);
+  EXPECT_EQ(released.external, again.external);
+  EXPECT_EQ(Sessions(), 0u);
+  EXPECT_EQ(engine().mapping_count(), 0u);
+  std::vector<uint8_t> late = Udp({kHostA, 5000}, again.gateway_endpoint);
+  EXPECT_EQ(In(late, 2002 * kSecond).verdict, Verdict::kToGateway) << "nothing maps the gateway endpoint now";
+  EXPECT_EQ(Grant(release).lifetime_s, 0u) << "releasing nothing succeeds (RFC 6887 §15)";
+
+  // Clamped to [min_lifetime_s, max_lifetime_s].
+  EXPECT_EQ(Grant(Dpm({kHostA, 5001}, {kRemote1, 53}, false, 10)).lifetime_s, 120u);
+  EXPECT_EQ(Grant(Dpm({kHostA, 5002}, {kRemote1, 53}, false, 1000000)).lifetime_s, 86400u);
+}
+
+TEST_F(NatTest, DpmQuota) {
+  config_.per_host_quota = 3;
+  for (uint16_t port = 1; port <= 3; ++port) Grant(Dpm({kHostA, port}, {kRemote1, 53}, false));
+  EXPECT_EQ(Refusal(Dpm({kHostA, 4}, {kRemote1, 53}, false)), GrantError::kUserExQuota);
+  std::vector<uint8_t> plain = Udp({kHostA, 9}, {kRemote1, 53});
+  EXPECT_EQ(In(plain).reason, DropReason::kQuota) << "plain traffic counts toward the same quota";
+  Grant(Dpm({kHostB, 4}, {kRemote1, 53}, false));
+  DpmRequest release = Dpm({kHostA, 1}, {kRemote1, 53}, false, 0);
+  Grant(release);
+  Grant(Dpm({kHostA, 4}, {kRemote1, 53}, false));
+}
+
+TEST_F(NatTest, DpmExhaustionNeverEvicts) {
+  config_.external_addresses = {Ip(203, 0, 113, 1)};
+  config_.port_min = 40000;
+  config_.port_max = 40003;
+  std::vector<DpmGrant> grants;
+  for (uint16_t i = 0; i < 4; ++i) grants.push_back(Grant(Dpm({Ip(10, 77, 1, 20 + i), 5000}, {kRemote1, 53}, false)));
+  EXPECT_EQ(Refusal(Dpm({Ip(10, 77, 1, 30), 5000}, {kRemote1, 53}, false)), GrantError::kNoResources);
+  std::vector<uint8_t> plain = Udp({Ip(10, 77, 1, 31), 5000}, {kRemote1, 53});
+  EXPECT_EQ(In(plain).reason, DropReason::kNoResources);
+  EXPECT_EQ(Sessions(), 4u) << "no live session was evicted";
+  for (uint16_t i = 0; i < 4; ++i) {
+    std::vector<uint8_t> p = Udp({Ip(10, 77, 1, 20 + i), 5000}, grants[i].gateway_endpoint);
+    ASSERT_EQ(In(p).verdict, Verdict::kForwardOutside);
+    EXPECT_EQ(Read(p).source, grants[i].external);
+  }
+  Grant(Dpm({Ip(10, 77, 1, 20), 5000}, {kRemote1, 53}, false, 0));
+  const DpmGrant reused = Grant(Dpm({Ip(10, 77, 1, 30), 5000}, {kRemote1, 53}, false));
+  EXPECT_EQ(reused.external, grants[0].external) << "the released port is the only free one";
+}
+
+TEST_F(NatTest, DpmSuggestedExternalHonoured) {
+  const DpmGrant exact = Grant(Dpm({kHostA, 5000}, {kRemote1, 53}, false, 3600, {Ip(203, 0, 113, 5), 45000}));
+  EXPECT_EQ(exact.external, (Endpoint{Ip(203, 0, 113, 5), 45000}));
+  // The port taken: the address is still honoured, with another port.
+  const DpmGrant other = Grant(Dpm({kHostB, 5000}, {kRemote1, 53}, false, 3600, {Ip(203, 0, 113, 5), 45000}));
+  EXPECT_EQ(other.external.address, Ip(203, 0, 113, 5));
+  EXPECT_NE(other.external.port, 45000);
+  // Not a pool address: the host's paired address instead.
+  const DpmGrant fallback = Grant(Dpm({kHostA, 5001}, {kRemote1, 53}, false, 3600, {Ip(8, 8, 8, 8), 45001}));
+  EXPECT_TRUE(InPool(fallback.external.address));
+}
+
+TEST_F(NatTest, DpmRefusesWhatItCannotServe) {
+  DpmRequest icmp_request = Dpm({kHostA, 1}, {kRemote1, 1}, false);
+  icmp_request.protocol = Protocol::kIcmp;
+  EXPECT_EQ(Refusal(icmp_request), GrantError::kUnsupportedProtocol);
+  EXPECT_EQ(Refusal(Dpm({Ip(8, 8, 8, 8), 5000}, {kRemote1, 53}, false)), GrantError::kNotAuthorized);
+  EXPECT_EQ(Refusal(Dpm({kGateway, 5000}, {kRemote1, 53}, false)), GrantError::kNotAuthorized);
+  EXPECT_EQ(Refusal(Dpm({kHostA, 5000}, {kHostB, 53}, false)), GrantError::kNotAuthorized) << "inside remote";
+  EXPECT_EQ(Refusal(Dpm({kHostA, 5000}, {kRemote1, 0}, false)), GrantError::kNotAuthorized);
+  EXPECT_EQ(Sessions(), 0u);
+}
+
+// ---- Explicit mappings (PCP MAP, NAT-PMP) ------------------------------------------------------
+
+TEST_F(NatTest, ExplicitMappingLivesUntilItsLifetimeAndServesAnyRemote) {
+  auto result = engine().RequestMap(0, Protocol::kTcp, {kHostA, 8080}, {Ip(203, 0, 113, 7), 8080}, 600);
+  ASSERT_TRUE(std::holds_alternative<DpmGrant>(result));
+  const DpmGrant grant = std::get<DpmGrant>(result);
+  EXPECT_EQ(grant.external, (Endpoint{Ip(203, 0, 113, 7), 8080}));
+  std::vector<uint8_t> syn = Tcp({kRemote2, 40000}, grant.external, tcp::kSyn);
+  ASSERT_EQ(Out(syn, kMinute).verdict, Verdict::kForwardInside);
+  EXPECT_EQ(Read(syn).destination, (Endpoint{kHostA, 8080}));
+  std::vector<uint8_t> out = Tcp({kHostA, 8080}, {kRemote1, 80}, tcp::kSyn);
+  ASSERT_EQ(In(out, kMinute).verdict, Verdict::kForwardOutside);
+  EXPECT_EQ(Read(out).source, grant.external) << "outbound traffic uses the same mapping";
+  EXPECT_EQ(engine().NextDeadline(), std::optional<uint64_t>(5 * kMinute)) << "the transitory sessions first";
+  engine().Sweep(5 * kMinute, 1000);  // both half-open sessions time out; the mapping stays
+  EXPECT_EQ(Sessions(), 0u);
+  EXPECT_EQ(engine().mapping_count(), 1u);
+  EXPECT_EQ(engine().Sweep(600 * kSecond, 1000), 1u);
+  EXPECT_EQ(engine().mapping_count(), 0u);
+  std::vector<uint8_t> late = Tcp({kRemote2, 40001}, grant.external, tcp::kSyn);
+  EXPECT_EQ(Out(late, 601 * kSecond).reason, DropReason::kNoMapping);
+}
+
+TEST_F(NatTest, ExplicitMappingDeleteKeepsActiveFlows) {
+  auto made = engine().RequestMap(0, Protocol::kUdp, {kHostA, 9000}, {}, 600);
+  const Endpoint external = std::get<DpmGrant>(made).external;
+  EXPECT_EQ(UdpOut({kHostA, 9000}, {kRemote1, 53}), external);
+  auto deleted = engine().RequestMap(kSecond, Protocol::kUdp, {kHostA, 9000}, {}, 0);
+  EXPECT_EQ(std::get<DpmGrant>(deleted).lifetime_s, 0u);
+  std::vector<uint8_t> reply = Udp({kRemote1, 53}, external);
+  EXPECT_EQ(Out(reply, 2 * kSecond).verdict, Verdict::kForwardInside) << "the flow keeps its mapping";
+  engine().Sweep(2 * kSecond + 5 * kMinute, 1000);
+  EXPECT_EQ(engine().mapping_count(), 0u);
+  auto bad = engine().RequestMap(0, Protocol::kIcmp, {kHostA, 1}, {}, 600);
+  EXPECT_EQ(std::get<GrantError>(bad), GrantError::kUnsupportedProtocol);
+}
+
+TEST_F(NatTest, ExpiredExplicitMappingOfTheOnlyFlowIsReplacedCleanly) {
+  // The host's only state is an explicit mapping that has expired, unswept: a new flow from
+  // that endpoint, or a DPM request for that fixed port, first drops it (and with it the host
+  // record) and then makes new state.
+  auto made = engine().RequestMap(0, Protocol::kUdp, {kHostA, 9000}, {Ip(203, 0, 113, 3), 9000}, 120);
+  ASSERT_TRUE(std::holds_alternative<DpmGrant>(made));
+  const Endpoint external = UdpOut({kHostA, 9000}, {kRemote1, 53}, 200 * kSecond);
+  EXPECT_TRUE(InPool(external.address));
+  EXPECT_EQ(Sessions(), 1u);
+  auto again = engine().RequestMap(400 * kSecond, Protocol::kUdp, {kHostB, 9001}, {Ip(203, 0, 113, 3), 9001}, 120);
+  ASSERT_TRUE(std::holds_alternative<DpmGrant>(again));
+  const DpmGrant fixed = Grant(Dpm({kHostB, 9001}, {kRemote1, 9001}, true, 120, {Ip(203, 0, 113, 3), 0}), 600 * kSecond);
+  EXPECT_EQ(fixed.external, (Endpoint{Ip(203, 0, 113, 3), 9001}));
+}
+
+// ---- Sweep -----------------------------------------------------------------------------------------
+
+TEST_F(NatTest, SweepIsBounded) {
+  for (uint16_t i = 0; i < 100; ++i) Grant(Dpm({kHostA, static_cast<uint16_t>(1000 + i)}, {kRemote1, 53}, false, 120));
+  EXPECT_EQ(engine().NextDeadline(), std::optional<uint64_t>(120 * kSecond));
+  EXPECT_EQ(engine().Sweep(119 * kSecond, 1000), 0u);
+  size_t calls = 0;
+  size_t total = 0;
+  while (Sessions() > 0) {
+    const size_t removed = engine().Sweep(120 * kSecond, 10);
+    EXPECT_LE(removed, 10u);
+    total += removed;
+    ASSERT_LT(++calls, 100u);
+  }
+  EXPECT_EQ(total, 100u);
+  EXPECT_GE(calls, 10u);
+  EXPECT_EQ(engine().NextDeadline(), std::nullopt);
+}
+
+TEST_F(NatTest, TimersCountWholeSecondsAndNeverRunShort) {
+  // Timestamps are kept in seconds, rounded up: a flow seen at 0.4 s lives until 300 s + 1 s.
+  const Endpoint external = UdpOut({kHostA, 40000}, {kRemote1, 53}, 400);
+  engine().Sweep(400 + 5 * kMinute, 1000);
+  EXPECT_EQ(Sessions(), 1u) << "never shorter than the timer";
+  engine().Sweep(kSecond + 5 * kMinute, 1000);
+  EXPECT_EQ(Sessions(), 0u);
+  (void)external;
+}
+
+TEST_F(NatTest, ExpiredSessionsAreGoneBeforeAnySweep) {
+  const Endpoint external = UdpOut({kHostA, 40000}, {kRemote1, 53}, 0);
+  std::vector<uint8_t> late = Udp({kRemote1, 53}, external);
+  EXPECT_EQ(Out(late, 5 * kMinute).reason, DropReason::kNoMapping) << "deterministic, whatever the sweep did";
+  EXPECT_EQ(engine().counters().sessions_expired, 1u);
+}
+
+// ---- Batches -----------------------------------------------------------------------------------
+
+TEST(NatBatch, SameResultsAndBytesAsOneByOne) {
+  // Two engines, the same traffic: one packet at a time, and in batches of 1-40. The batch's
+  // prefetch stage guesses sessions before earlier packets of the batch have run (which
+  // create, refresh and expire sessions), so its guesses must be re-checked.
+  NatConfig config = TestConfig();
+  config.external_addresses = {Ip(203, 0, 113, 1)};
+  config.port_min = 40000;
+  config.port_max = 40031;  // collisions and exhaustion
+  NatEngine single(config);
+  NatEngine batched(config);
+  for (NatEngine* e : {&single, &batched}) {
+    e->RequestDpm(0, Dpm({kHostA, 5060}, {kRemote1, 5060}, true, 120));
+    e->RequestMap(0, Protocol::kUdp, {kHostB, 7000}, {Ip(203, 0, 113, 1), 7000}, 600);
+  }
+  std::mt19937 rng(11);
+  std::vector<std::vector<uint8_t>> sent_out;  // translated packets, to answer
+  uint64_t now = 0;
+  for (int round = 0; round < 300; ++round) {
+    now += (rng() % 8 == 0) ? 61 * kSecond : 100;
+    const size_t n = 1 + rng() % 40;
+    const bool from_outside = rng() % 2 && !sent_out.empty();
+    std::vector<std::vector<uint8_t>> a, b;
+    for (size_t i = 0; i < n; ++i) {
+      std::vector<uint8_t> p;
+      if (from_outside) {
+        p = sent_out[rng() % sent_out.size()];  // a reply: swap the ends
+        std::swap_ranges(p.begin() + 12, p.begin() + 16, p.begin() + 16);
+        if (p[9] != ipv4::kProtocolIcmp) std::swap_ranges(p.begin() + 20, p.begin() + 22, p.begin() + 22);
+        if (p[9] == ipv4::kProtocolIcmp) p[20] = icmp::kEchoReply;
+        p[8] = 64;
+        std::optional<Ipv4View> ip = Ipv4View::Parse(absl::MakeSpan(p));
+        wire::FillTransportChecksum(*ip);
+        ip->FillChecksum();
+        if (rng() % 10 == 0) p.resize(rng() % p.size());  // junk too
+      } else {
+        const Endpoint internal{Ip(10, 77, 1, 10 + rng() % 4), static_cast<uint16_t>(5058 + rng() % 4)};
+        const Endpoint remote{rng() % 2 ? kRemote1 : kRemote2, static_cast<uint16_t>(5060 + rng() % 2)};
+        switch (rng() % 4) {
+          case 0: p = Udp(internal, remote); break;
+          case 1: p = Tcp(internal, remote, rng() % 2 ? tcp::kSyn : tcp::kAck | tcp::kFin); break;
+          case 2: p = Icmp(internal.address, remote.address, icmp::kEchoRequest, internal.port); break;
+          default: p = Udp({kHostA, 5060}, {kGateway, 5060}); break;  // the DPM session, while it lives
+        }
+      }
+      a.push_back(p);
+      b.push_back(p);
+    }
+    std::vector<Result> one(n), many(n);
+    for (size_t i = 0; i < n; ++i) {
+      one[i] = from_outside ? single.FromOutside(now, absl::MakeSpan(a[i])) : single.FromInside(now, absl::MakeSpan(a[i]));
+    }
+    std::vector<absl::Span<uint8_t>> spans;
+    for (auto& p : b) spans.push_back(absl::MakeSpan(p));
+    if (from_outside) {
+      batched.FromOutsideBatch(now, spans, absl::MakeSpan(many));
+    } else {
+      batched.FromInsideBatch(now, spans, absl::MakeSpan(many));
+    }
+    for (size_t i = 0; i < n; ++i) {
+      ASSERT_EQ(one[i].verdict, many[i].verdict) << "round " << round << " packet " << i;
+      ASSERT_EQ(one[i].reason, many[i].reason) << "round " << round << " packet " << i;
+      ASSERT_EQ(a[i], b[i]) << "round " << round << " packet " << i;
+      if (!from_outside && one[i].verdict == Verdict::kForwardOutside) sent_out.push_back(a[i]);
+    }
+    if (sent_out.size() > 200) sent_out.erase(sent_out.begin(), sent_out.begin() + 100);
+    if (rng() % 5 == 0) {
+      single.Sweep(now, 7);
+      batched.Sweep(now, 7);
+    }
+    ASSERT_EQ(single.session_count(), batched.session_count()) << "round " << round;
+  }
+  EXPECT_EQ(single.drops(), batched.drops());
+  EXPECT_GT(single.counters().translated_in, 100u);
+  EXPECT_GT(single.counters().translated_out, 100u);
+}
+
+// ---- The table ----------------------------------------------------------------------------------
+
+TEST(NatSessionTable, IndexesBothDirectionsAndReusesSlots) {
+  SessionTable table(kGateway);
+  Session s;
+  s.protocol = Protocol::kUdp;
+  s.internal_address = kHostA;
+  s.internal_port = 1;
+  s.external_address = Ip(203, 0, 113, 1);
+  s.external_port = 2;
+  s.remote_address = kRemote1;
+  s.remote_port = 3;
+  const uint32_t i = table.AddSession(s);
+  EXPECT_EQ(table.FindInside(FlowKey{Protocol::kUdp, {kHostA, 1}, {kRemote1, 3}}), i);
+  EXPECT_EQ(table.FindOutside(FlowKey{Protocol::kUdp, {Ip(203, 0, 113, 1), 2}, {kRemote1, 3}}), i);
+  EXPECT_EQ(table.FindInside(FlowKey{Protocol::kTcp, {kHostA, 1}, {kRemote1, 3}}), kNoIndex);
+  EXPECT_EQ(table.FindDpm(FlowKey{Protocol::kUdp, {kHostA, 1}, {kRemote1, 3}}), kNoIndex) << "not a DPM session";
+  Session d = s;
+  d.internal_port = 9;
+  d.external_port = 10;
+  d.gateway_port = 11;
+  d.flags = kSessionDpm;
+  const uint32_t j = table.AddSession(d);
+  EXPECT_EQ(table.FindInside(FlowKey{Protocol::kUdp, {kHostA, 9}, {kGateway, 11}}), j) << "keyed by the gateway endpoint";
+  EXPECT_EQ(table.FindDpm(FlowKey{Protocol::kUdp, {kHostA, 9}, {kRemote1, 3}}), j);
+  table.RemoveSession(i);
+  EXPECT_EQ(table.FindInside(FlowKey{Protocol::kUdp, {kHostA, 1}, {kRemote1, 3}}), kNoIndex);
+  EXPECT_EQ(table.session_count(), 1u);
+  EXPECT_EQ(table.AddSession(s), i) << "the freed slot first";
+}
+
+}  // namespace
+}  // namespace dpm::nat
