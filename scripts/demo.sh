@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command 1: set up (Debian packages, lwIP source), build into build/, and run the demo
-# (tests/e2e/demo.sh): a real nginx in a network namespace serves a 20 MiB file that dpm-cat
-# fetches through `dpmd client` on a TUN device; it prints the addresses, bytes and checksums.
+# (tests/e2e/dpm_demo.sh): a DPM gateway, two DPM clients and a plain host reach real nginx
+# and iperf3 servers; see that script for what it shows. tests/e2e/demo.sh is the stack-only demo.
 # Needs root: it installs packages and creates namespaces and a TUN device (all removed after).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,4 +15,4 @@ echo "demo: building into build/ ..."
 log=$(mktemp /tmp/dpm-build.XXXXXX.log)
 "$root/scripts/build.sh" >"$log" 2>&1 || { tail -n 30 "$log" >&2; echo "demo: build failed (full log: $log)" >&2; exit 1; }
 rm -f "$log"
-BUILD="$root/build" exec "$root/tests/e2e/demo.sh"
+BUILD="$root/build" exec "$root/tests/e2e/dpm_demo.sh"
