@@ -4,7 +4,7 @@
 // pollute the next one's VmRSS.
 //
 //   nat_engine_bench [--sizes 1000,100000,1000000] [--packets 2000000] [--kinds dpm,napt]
-//                    [--modes single,batch,hot]
+//                    [--modes single,batch,hot] [--repeat 3]
 //
 // Per size and kind (dpm: sessions made by RequestDpm, each with a replaceable port; napt:
 // made by the first UDP packet of each internal endpoint, so each also has its own mapping):
@@ -18,7 +18,7 @@
 //                   (the table memory of a batch is prefetched before it is translated)
 //   out/in hot      one packet a call, 1024 sessions over and over
 // Packets are built in chunks of 8192 outside the timed loops; each figure is the median of
-// the chunks' averages.
+// the chunks' averages, and each cell the median of --repeat runs.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -287,6 +287,7 @@ int main(int argc, char** argv) {
   std::vector<uint64_t> sizes = {1000, 100000, 1000000};
   std::vector<std::string> kinds = {"dpm", "napt"};
   uint64_t packets = 2000000;
+  int repeat = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--sizes") {
@@ -296,6 +297,8 @@ int main(int argc, char** argv) {
       packets = std::strtoull(argv[i + 1], nullptr, 10);
     } else if (flag == "--kinds") {
       kinds = Split(argv[i + 1]);
+    } else if (flag == "--repeat") {
+      repeat = std::max(1, std::atoi(argv[i + 1]));
     } else if (flag == "--modes") {
       const std::string modes = argv[i + 1];
       g_single = modes.find("single") != std::string::npos;
@@ -303,13 +306,34 @@ int main(int argc, char** argv) {
       g_hot = modes.find("hot") != std::string::npos;
     } else {
       std::fprintf(stderr, "usage: %s [--sizes 1000,100000,1000000] [--packets N] [--kinds dpm,napt] "
-                   "[--modes single,batch,hot]\n", argv[0]);
+                   "[--modes single,batch,hot] [--repeat 3]\n", argv[0]);
       return 2;
     }
   }
+  // Every cell is the median over `repeat` runs, the runs interleaved so that a burst of
+  // other load does not hit one size only.
+  std::vector<std::vector<Row>> runs(kinds.size() * sizes.size());
+  for (int r = 0; r < repeat; ++r) {
+    for (size_t k = 0; k < kinds.size(); ++k) {
+      for (size_t n = 0; n < sizes.size(); ++n) runs[k * sizes.size() + n].push_back(RunChild(kinds[k], sizes[n], packets));
+    }
+  }
   std::vector<Row> rows;
-  for (const std::string& kind : kinds) {
-    for (uint64_t n : sizes) rows.push_back(RunChild(kind, n, packets));
+  for (std::vector<Row>& cell : runs) {
+    Row row = cell.front();
+    auto median = [&](double Row::*field) {
+      std::vector<double> v;
+      for (const Row& r : cell) v.push_back(r.*field);
+      return Percentile(v, 0.5);
+    };
+    for (double Row::*field : {&Row::bytes_per_session, &Row::setups_per_second, &Row::setup_p50_us, &Row::setup_p99_us,
+                               &Row::out_uniform_ns, &Row::in_uniform_ns, &Row::out_hot_ns, &Row::in_hot_ns,
+                               &Row::out_batch_ns, &Row::in_batch_ns}) {
+      row.*field = median(field);
+    }
+    row.failures = 0;
+    for (const Row& r : cell) row.failures += r.failures;
+    rows.push_back(row);
   }
   std::printf("%-5s %9s %10s %10s %8s %8s %9s %9s %9s %9s %9s %9s %6s\n", "kind", "sessions", "B/session",
               "setup/s", "p50 us", "p99 us", "out ns", "in ns", "out bat", "in bat", "out hot", "in hot", "fails");
@@ -318,6 +342,28 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(r.sessions), r.bytes_per_session, r.setups_per_second, r.setup_p50_us,
                 r.setup_p99_us, r.out_uniform_ns, r.in_uniform_ns, r.out_batch_ns, r.in_batch_ns, r.out_hot_ns,
                 r.in_hot_ns, static_cast<unsigned long long>(r.failures));
+  }
+  // The issue's targets (issue 3, "Done when"), from the largest and smallest sizes measured.
+  for (const std::string& kind : kinds) {
+    const Row* small = nullptr;
+    const Row* large = nullptr;
+    for (const Row& r : rows) {
+      if (kind != r.kind) continue;
+      if (small == nullptr || r.sessions < small->sessions) small = &r;
+      if (large == nullptr || r.sessions > large->sessions) large = &r;
+    }
+    if (small == nullptr || small == large) continue;
+    auto verdict = [](bool met) { return met ? "met" : "NOT met"; };
+    const double single = large->out_uniform_ns / small->out_uniform_ns;
+    const double batch = large->out_batch_ns / small->out_batch_ns;
+    const double hot = large->out_hot_ns / small->out_hot_ns;
+    std::printf("%s: <= 128 B/session at %llu: %s (%.1f); >= 100000 setups/s: %s (%.0f); lookup at %llu within 1.5x "
+                "of %llu: single %.2fx %s, batch %.2fx %s, hot %.2fx %s\n",
+                kind.c_str(), static_cast<unsigned long long>(large->sessions),
+                verdict(large->bytes_per_session <= 128), large->bytes_per_session,
+                verdict(large->setups_per_second >= 100000), large->setups_per_second,
+                static_cast<unsigned long long>(large->sessions), static_cast<unsigned long long>(small->sessions),
+                single, verdict(single <= 1.5), batch, verdict(batch <= 1.5), hot, verdict(hot <= 1.5));
   }
   return 0;
 }

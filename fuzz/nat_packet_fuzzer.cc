@@ -17,10 +17,11 @@
 // header checksum, and a transport checksum that was correct before still is (RFC 1624
 // incremental updates); kToGateway and kTtlExceeded leave the packet untouched.
 //
-// Seeds (fuzz/corpus/nat_packet/) were written by this file built with -DNAT_FUZZ_WRITE_SEEDS:
-//   clang++ -std=c++20 -DNAT_FUZZ_WRITE_SEEDS -Isrc fuzz/nat_packet_fuzzer.cc src/dpm/nat_engine.cc \
-//     src/dpm/session_table.cc src/dpm/port_allocator.cc src/wire/*.cc -labsl_... && ./a.out DIR
-// (see docs/nat.md); each holds one valid exchange (NAPT, DPM, hairpin, ICMP error, MAP).
+// Seeds (fuzz/corpus/nat_packet/): this file compiled with -DNAT_FUZZ_WRITE_SEEDS has a
+// main(DIR) that writes them — compile it with -Isrc and link it like a unit test of dpm_core
+// (libdpm_core.a, libdpm_wire.a and their Abseil libraries). Each seed is one valid exchange
+// (NAPT UDP, TCP open/close, ICMP echo, DPM, ICMP errors both ways, hairpin to a MAP mapping)
+// or the bad input the engine must drop (a cut packet, a fragment, TTL 1).
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>

@@ -10,6 +10,7 @@ packages=(
   clang libclang-rt-14-dev                      # libFuzzer and sanitizers
   libboost-dev libcli11-dev libabsl-dev libgtest-dev libgmock-dev libssl-dev
   iproute2 iputils-ping procps psmisc nginx-light iperf3 curl socat tshark python3 python3-scapy natpmpc
+  nftables                                      # bench: kernel masquerade baseline
 )
 
 need_root() { [ "$(id -u)" = 0 ] || { echo "setup: must run as root to install packages (missing: $*)" >&2; exit 1; }; }

@@ -165,7 +165,7 @@ class NatEngine {
 
   /// Batches: results[i] is what FromInside / FromOutside on packets[i] gives, the packets
   /// taken in order; `results` is as long as `packets`. Faster on a big table: the table
-  /// memory of up to 16 packets is prefetched before any of them is translated, so their
+  /// memory of up to 32 packets is prefetched before any of them is translated, so their
   /// cache misses overlap instead of adding up (as VPP's NAT does). Feed it what one read
   /// from the link returned.
   void FromInsideBatch(uint64_t now_ms, absl::Span<const absl::Span<uint8_t>> packets, absl::Span<Result> results);

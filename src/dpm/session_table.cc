@@ -1,6 +1,32 @@
 #include "dpm/session_table.h"
 
+#include <sys/mman.h>
+
+#include <cstdlib>
+
 namespace dpm::nat {
+
+namespace {
+constexpr size_t kHugePage = size_t{2} << 20;
+}  // namespace
+
+void* AllocateTableMemory(size_t bytes) {
+  if (bytes < kHugePage) return ::operator new(bytes);
+  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* memory = std::aligned_alloc(kHugePage, rounded);
+  if (memory == nullptr) throw std::bad_alloc();
+  // Advice only: without transparent huge pages this fails and nothing changes.
+  madvise(memory, rounded, MADV_HUGEPAGE);
+  return memory;
+}
+
+void FreeTableMemory(void* memory, size_t bytes) {
+  if (bytes < kHugePage) {
+    ::operator delete(memory);
+  } else {
+    std::free(memory);
+  }
+}
 
 const char* ProtocolName(Protocol protocol) {
   switch (protocol) {

@@ -17,7 +17,8 @@
 //
 // Memory (the target is <= 128 bytes per session at 10^6 sessions): records live in
 // chunked slabs addressed by 32-bit indices (32-byte sessions, 24-byte mappings; no pointer,
-// no per-record allocation, and growth never copies old records). The indexes store only the
+// no per-record allocation, and growth never copies old records), and big blocks in huge
+// pages (AllocateTableMemory). The indexes store only the
 // 4-byte index: their hash and equality functors read the key out of the slab (transparent
 // lookup by a key struct with AbslHashValue, as Envoy does for UDP sessions). A flat_hash_map
 // holding the key itself would take 20-byte slots, over 40 bytes per entry at the load
@@ -25,9 +26,11 @@
 #ifndef DPM_DPM_SESSION_TABLE_H_
 #define DPM_DPM_SESSION_TABLE_H_
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
+#include <new>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -162,13 +165,42 @@ struct Mapping {
 };
 static_assert(sizeof(Mapping) == 24, "a mapping is 24 bytes: keep the memory target");
 
-/// Records in fixed-size chunks, addressed by a 32-bit index; freed slots are reused first.
-/// Growing adds a chunk and never moves a record.
+/// Memory for the tables. Blocks of 2 MiB or more are 2 MiB-aligned and the kernel is asked
+/// to back them with transparent huge pages (madvise MADV_HUGEPAGE), so lookups in a table of
+/// millions of entries do not miss the TLB on every access; smaller blocks come from
+/// operator new.
+void* AllocateTableMemory(size_t bytes);
+void FreeTableMemory(void* memory, size_t bytes);
+
+template <typename T>
+struct TableAllocator {
+  using value_type = T;
+  TableAllocator() = default;
+  template <typename U>
+  TableAllocator(const TableAllocator<U>&) {}  // NOLINT: rebinding
+  T* allocate(size_t n) { return static_cast<T*>(AllocateTableMemory(n * sizeof(T))); }
+  void deallocate(T* p, size_t n) { FreeTableMemory(p, n * sizeof(T)); }
+  friend bool operator==(const TableAllocator&, const TableAllocator&) { return true; }
+  friend bool operator!=(const TableAllocator&, const TableAllocator&) { return false; }
+};
+
+/// Records addressed by a 32-bit index, in chunks that double in size (4096, 8192, ...
+/// records), so a small table stays small and a big one sits in a few huge-page blocks.
+/// Growing adds a chunk and never moves a record; freed slots are reused first.
 template <typename T>
 class Slab {
+  static_assert(std::is_trivially_destructible_v<T>);
+
  public:
-  static constexpr uint32_t kChunkBits = 12;
-  static constexpr uint32_t kChunkSize = 1u << kChunkBits;
+  static constexpr unsigned kFirstChunkBits = 12;
+  static constexpr uint64_t kFirstChunk = uint64_t{1} << kFirstChunkBits;
+
+  Slab() = default;
+  Slab(const Slab&) = delete;
+  Slab& operator=(const Slab&) = delete;
+  ~Slab() {
+    for (size_t k = 0; k < chunks_.size(); ++k) FreeTableMemory(chunks_[k], ChunkSize(k) * sizeof(T));
+  }
 
   /// A slot holding T{}; kNoIndex when 2^32 - 1 slots are in use.
   uint32_t Allocate() {
@@ -179,7 +211,11 @@ class Slab {
       return i;
     }
     if (next_ == kNoIndex) return kNoIndex;
-    if ((next_ >> kChunkBits) == chunks_.size()) chunks_.push_back(std::make_unique<T[]>(kChunkSize));
+    const size_t chunk = Chunk(next_);
+    if (chunk == chunks_.size()) {
+      chunks_.push_back(static_cast<T*>(AllocateTableMemory(ChunkSize(chunk) * sizeof(T))));
+    }
+    new (&(*this)[next_]) T{};  // slots are constructed when first handed out
     ++live_;
     return next_++;
   }
@@ -188,14 +224,24 @@ class Slab {
     free_.push_back(i);
     --live_;
   }
-  T& operator[](uint32_t i) { return chunks_[i >> kChunkBits][i & (kChunkSize - 1)]; }
-  const T& operator[](uint32_t i) const { return chunks_[i >> kChunkBits][i & (kChunkSize - 1)]; }
+  T& operator[](uint32_t i) { return chunks_[Chunk(i)][Offset(i)]; }
+  const T& operator[](uint32_t i) const { return chunks_[Chunk(i)][Offset(i)]; }
   /// Slots ever handed out: indices below this are valid to read (free ones hold T{}).
   uint32_t slots() const { return next_; }
   size_t live() const { return live_; }
 
  private:
-  std::vector<std::unique_ptr<T[]>> chunks_;
+  // Index i is at position i + kFirstChunk of a sequence of chunks sized kFirstChunk << k.
+  static size_t Chunk(uint32_t i) {
+    return static_cast<size_t>(std::bit_width(uint64_t{i} + kFirstChunk)) - 1 - kFirstChunkBits;
+  }
+  static size_t Offset(uint32_t i) {
+    const uint64_t position = uint64_t{i} + kFirstChunk;
+    return static_cast<size_t>(position - (kFirstChunk << Chunk(i)));
+  }
+  static size_t ChunkSize(size_t chunk) { return static_cast<size_t>(kFirstChunk << chunk); }
+
+  std::vector<T*> chunks_;
   std::vector<uint32_t> free_;
   uint32_t next_ = 0;
   size_t live_ = 0;
@@ -236,8 +282,7 @@ class SessionTable {
   uint32_t GuessInside(const FlowKey& key) const { return inside_.Guess(key); }
   uint32_t GuessOutside(const FlowKey& key) const { return outside_.Guess(key); }
   void PrefetchSession(uint32_t index) const {
-    const char* record = reinterpret_cast<const char*>(&sessions_[index]);
-    __builtin_prefetch(record);  // 32-byte records in 32-byte aligned chunks: one line
+    __builtin_prefetch(&sessions_[index]);  // 32-byte records in aligned chunks: one line
   }
 
   // Mappings.
@@ -298,7 +343,7 @@ class SessionTable {
       bool operator()(uint32_t, const Probe&) const { return true; }
       bool operator()(const Probe&, uint32_t) const { return true; }
     };
-    absl::flat_hash_set<uint32_t, Hash, Eq> set_;
+    absl::flat_hash_set<uint32_t, Hash, Eq, TableAllocator<uint32_t>> set_;
   };
 
   uint32_t gateway_inside_address_;

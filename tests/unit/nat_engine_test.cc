@@ -1206,5 +1206,40 @@ TEST(NatSessionTable, IndexesBothDirectionsAndReusesSlots) {
   EXPECT_EQ(table.AddSession(s), i) << "the freed slot first";
 }
 
+TEST(NatSessionTable, ManyChunksAndHugeBlocks) {
+  // 300,000 sessions: slab chunks of 4096 up to 131072 records (4 MiB, a huge-page block)
+  // and indexes past 2 MiB; every session found both ways, then half removed and reused.
+  SessionTable table(kGateway);
+  constexpr uint32_t kCount = 300000;
+  auto make = [](uint32_t i) {
+    Session s;
+    s.protocol = Protocol::kTcp;
+    s.internal_address = Ip(10, 77, 0, 0) + (i >> 12);
+    s.internal_port = static_cast<uint16_t>(1024 + (i & 4095));
+    s.external_address = Ip(203, 0, 113, 1 + (i >> 16));
+    s.external_port = static_cast<uint16_t>(i & 0xffff);
+    s.remote_address = kRemote1;
+    s.remote_port = 443;
+    return s;
+  };
+  for (uint32_t i = 0; i < kCount; ++i) ASSERT_EQ(table.AddSession(make(i)), i);
+  uint32_t checked = 0, guessed = 0;
+  for (uint32_t i = 0; i < kCount; i += 7) {
+    const Session s = make(i);
+    ASSERT_EQ(table.FindInside(FlowKey{Protocol::kTcp, s.internal(), s.remote()}), i);
+    ASSERT_EQ(table.FindOutside(FlowKey{Protocol::kTcp, s.external(), s.remote()}), i);
+    ++checked;
+    // A guess reads the index only (7-bit hash tags): usually right, checked by its user.
+    guessed += table.GuessOutside(FlowKey{Protocol::kTcp, s.external(), s.remote()}) == i;
+  }
+  EXPECT_GT(guessed, checked * 9 / 10);
+  for (uint32_t i = 0; i < kCount; i += 2) table.RemoveSession(i);
+  EXPECT_EQ(table.session_count(), kCount / 2);
+  EXPECT_EQ(table.FindInside(FlowKey{Protocol::kTcp, make(4).internal(), make(4).remote()}), kNoIndex);
+  EXPECT_EQ(table.FindInside(FlowKey{Protocol::kTcp, make(5).internal(), make(5).remote()}), 5u);
+  EXPECT_LT(table.AddSession(make(4)), kCount) << "a freed slot";
+  EXPECT_EQ(table.session_slots(), kCount);
+}
+
 }  // namespace
 }  // namespace dpm::nat
