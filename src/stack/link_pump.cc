@@ -4,7 +4,7 @@
 
 namespace dpm::stack {
 namespace {
-constexpr int kReadBatch = 128;  // packets per wake-up before other work runs
+constexpr int kReadBatch = 1024;  // packets per wake-up before other work runs
 }
 
 LinkPump::LinkPump(boost::asio::io_context& io, tun::Link& link, Handler handler, std::function<void()> after_batch)

@@ -20,7 +20,7 @@ namespace {
 
 std::atomic<bool> g_stack_exists{false};
 constexpr int kMaxGather = 64;  // pbuf chain parts written with one writev
-constexpr int kReadBatch = 128;  // packets read per wake-up before yielding to other work
+constexpr int kReadBatch = 1024;  // packets read per wake-up before yielding to other work
 
 }  // namespace
 
