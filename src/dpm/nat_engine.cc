@@ -902,15 +902,10 @@ void NatEngine::OnPacket(uint64_t now_ms, uint32_t session, bool from_inside, ui
   if (next != before) NoteDeadline(session, Deadline(s));
 }
 
-void NatEngine::NoteDeadline(uint32_t session, uint64_t deadline_ms) {
-  session_min_ = std::min(session_min_, deadline_ms);
-  // The pass in progress sees sessions ahead of its cursor itself.
-  if (session < session_cursor_) session_cycle_min_ = std::min(session_cycle_min_, deadline_ms);
-}
+void NatEngine::NoteDeadline(uint32_t session, uint64_t deadline_ms) { session_sweep_.Note(session, deadline_ms); }
 
 void NatEngine::NoteMappingDeadline(uint32_t mapping, uint64_t deadline_ms) {
-  mapping_min_ = std::min(mapping_min_, deadline_ms);
-  if (mapping < mapping_cursor_) mapping_cycle_min_ = std::min(mapping_cycle_min_, deadline_ms);
+  mapping_sweep_.Note(mapping, deadline_ms);
 }
 
 uint32_t NatEngine::LifetimeFor(uint32_t requested_s) const {
@@ -926,61 +921,48 @@ uint32_t NatEngine::ExpiresAt(uint64_t now_ms, uint32_t lifetime_s) { return Sec
 
 size_t NatEngine::Sweep(uint64_t now_ms, size_t max_entries) {
   size_t removed = 0;
-  // Sessions: each slot at most once per call.
-  const size_t session_budget = std::min<size_t>(max_entries, table_->session_slots());
-  for (size_t k = 0; k < session_budget; ++k) {
-    if (session_cursor_ >= table_->session_slots()) {
-      session_cursor_ = 0;
-      session_min_ = session_cycle_min_;
-      session_cycle_min_ = UINT64_MAX;
+  // Visits each slot of a slab at most once per call: `deadline_of` gives a live entry's
+  // deadline (nullopt: not swept here), `expire` removes it.
+  auto sweep = [&](SweepCursor& c, size_t slots, auto deadline_of, auto expire) {
+    const size_t budget = std::min<size_t>(max_entries, slots);
+    for (size_t k = 0; k < budget; ++k) {
+      c.WrapAt(slots);
+      const uint32_t i = c.next++;
+      std::optional<uint64_t> deadline = deadline_of(i);
+      if (!deadline) continue;
+      if (*deadline <= now_ms) {
+        expire(i);
+        ++removed;
+      } else {
+        c.cycle_min = std::min(c.cycle_min, *deadline);
+      }
     }
-    const uint32_t i = session_cursor_++;
-    const Session& s = table_->session(i);
-    if (!s.live()) continue;
-    const uint64_t deadline = Deadline(s);
-    if (deadline <= now_ms) {
-      RemoveSession(i, /*expired=*/true);
-      ++removed;
-    } else {
-      session_cycle_min_ = std::min(session_cycle_min_, deadline);
-    }
-  }
-  if (session_cursor_ >= table_->session_slots()) {
-    session_cursor_ = 0;
-    session_min_ = session_cycle_min_;
-    session_cycle_min_ = UINT64_MAX;
-  }
+    c.WrapAt(slots);
+  };
+  sweep(
+      session_sweep_, table_->session_slots(),
+      [&](uint32_t i) -> std::optional<uint64_t> {
+        const Session& s = table_->session(i);
+        if (!s.live()) return std::nullopt;
+        return Deadline(s);
+      },
+      [&](uint32_t i) { RemoveSession(i, /*expired=*/true); });
   // Explicit mappings (the others end with their last session).
-  const size_t mapping_budget = std::min<size_t>(max_entries, table_->mapping_slots());
-  for (size_t k = 0; k < mapping_budget; ++k) {
-    if (mapping_cursor_ >= table_->mapping_slots()) {
-      mapping_cursor_ = 0;
-      mapping_min_ = mapping_cycle_min_;
-      mapping_cycle_min_ = UINT64_MAX;
-    }
-    const uint32_t i = mapping_cursor_++;
-    const Mapping& m = table_->mapping(i);
-    if (!m.live() || !m.is_explicit()) continue;
-    const uint64_t deadline = uint64_t{m.expires_s} * 1000;
-    if (deadline <= now_ms) {
-      ExpireExplicitMapping(i);
-      ++removed;
-    } else {
-      mapping_cycle_min_ = std::min(mapping_cycle_min_, deadline);
-    }
-  }
-  if (mapping_cursor_ >= table_->mapping_slots()) {
-    mapping_cursor_ = 0;
-    mapping_min_ = mapping_cycle_min_;
-    mapping_cycle_min_ = UINT64_MAX;
-  }
+  sweep(
+      mapping_sweep_, table_->mapping_slots(),
+      [&](uint32_t i) -> std::optional<uint64_t> {
+        const Mapping& m = table_->mapping(i);
+        if (!m.live() || !m.is_explicit()) return std::nullopt;
+        return uint64_t{m.expires_s} * 1000;
+      },
+      [&](uint32_t i) { ExpireExplicitMapping(i); });
   return removed;
 }
 
 std::optional<uint64_t> NatEngine::NextDeadline() const {
   std::optional<uint64_t> next;
-  if (table_->session_count() > 0) next = session_min_;
-  if (explicit_mappings_ > 0) next = std::min(next.value_or(UINT64_MAX), mapping_min_);
+  if (table_->session_count() > 0) next = session_sweep_.min;
+  if (explicit_mappings_ > 0) next = std::min(next.value_or(UINT64_MAX), mapping_sweep_.min);
   return next;
 }
 

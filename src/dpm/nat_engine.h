@@ -297,15 +297,28 @@ class NatEngine {
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> drops_{};
   NatCounters counters_;
   size_t explicit_mappings_ = 0;
-  // Sweep state: a cursor per slab; the earliest deadline known from the last complete pass
-  // plus every deadline set or shortened since (see NextDeadline), and the running minimum
-  // of the pass in progress.
-  uint32_t session_cursor_ = 0;
-  uint32_t mapping_cursor_ = 0;
-  uint64_t session_min_ = UINT64_MAX;
-  uint64_t session_cycle_min_ = UINT64_MAX;
-  uint64_t mapping_min_ = UINT64_MAX;
-  uint64_t mapping_cycle_min_ = UINT64_MAX;
+  // Sweep state of one slab: the cursor; the earliest deadline known from the last complete
+  // pass plus every deadline set or shortened since (see NextDeadline), and the running
+  // minimum of the pass in progress.
+  struct SweepCursor {
+    uint32_t next = 0;
+    uint64_t min = UINT64_MAX;
+    uint64_t cycle_min = UINT64_MAX;
+    // Past the last slot: the pass is complete, its minimum becomes the known one.
+    void WrapAt(size_t slots) {
+      if (next < slots) return;
+      next = 0;
+      min = cycle_min;
+      cycle_min = UINT64_MAX;
+    }
+    // A deadline set or shortened for `slot` (the pass in progress sees slots ahead of it).
+    void Note(uint32_t slot, uint64_t deadline_ms) {
+      min = std::min(min, deadline_ms);
+      if (slot < next) cycle_min = std::min(cycle_min, deadline_ms);
+    }
+  };
+  SweepCursor session_sweep_;
+  SweepCursor mapping_sweep_;
 };
 
 }  // namespace dpm::nat
