@@ -50,26 +50,7 @@ dpm_topology() {
 # dpm_servers DOCROOT : nginx on 198.51.100.10 and .11 (access log with the peer's port) and iperf3.
 dpm_servers() {
   local root=$1
-  mkdir -p "$TMP/nginx"
-  cat >"$TMP/nginx/nginx.conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  log_format peer '\$remote_addr:\$remote_port \$server_addr "\$request" \$status \$body_bytes_sent';
-  access_log $TMP/nginx-access.log peer;
-  client_body_temp_path $TMP/nginx;
-  proxy_temp_path $TMP/nginx;
-  fastcgi_temp_path $TMP/nginx;
-  uwsgi_temp_path $TMP/nginx;
-  scgi_temp_path $TMP/nginx;
-  sendfile on;
-  server { listen 198.51.100.10:80; listen 198.51.100.11:80; root $root; }
-}
-CONF
-  e2e_bg "$WAN" nginx -c "$TMP/nginx/nginx.conf"
-  e2e_wait_for 10 ip netns exec "$WAN" bash -c "exec 3<>/dev/tcp/198.51.100.10/80" || e2e_fail "nginx did not start"
+  NGINX_LOG_FORMAT='$remote_addr:$remote_port $server_addr "$request" $status $body_bytes_sent' \
+    e2e_nginx "$WAN" 198.51.100.10 80 "$root" 198.51.100.11
   e2e_bg "$WAN" iperf3 -s -B 198.51.100.10 -1 >"$TMP/iperf3-server.log" 2>&1
 }

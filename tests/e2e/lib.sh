@@ -244,8 +244,14 @@ e2e_idle() {
 }
 
 # e2e_nginx NS ADDRESS PORT DOCROOT : starts nginx serving DOCROOT, logging to $TMP/nginx-access.log.
+# More addresses to listen on (same port) may follow DOCROOT. With NGINX_LOG_FORMAT set, the
+# access log uses that format (e.g. one that shows the client's port).
 e2e_nginx() {
   local ns=$1 addr=$2 port=$3 root=$4
+  local listen="listen $addr:$port;" a
+  for a in "${@:5}"; do listen="$listen listen $a:$port;"; done
+  local log="access_log $TMP/nginx-access.log;"
+  [ -z "${NGINX_LOG_FORMAT:-}" ] || log="log_format custom '$NGINX_LOG_FORMAT'; access_log $TMP/nginx-access.log custom;"
   mkdir -p "$TMP/nginx"
   cat >"$TMP/nginx/nginx.conf" <<CONF
 daemon off;
@@ -254,7 +260,7 @@ pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log;
 events { worker_connections 1024; }
 http {
-  access_log $TMP/nginx-access.log;
+  $log
   client_body_temp_path $TMP/nginx;
   proxy_temp_path $TMP/nginx;
   fastcgi_temp_path $TMP/nginx;
@@ -262,7 +268,7 @@ http {
   scgi_temp_path $TMP/nginx;
   sendfile on;
   default_type application/octet-stream;
-  server { listen $addr:$port; root $root; }
+  server { $listen root $root; }
 }
 CONF
   e2e_bg "$ns" nginx -c "$TMP/nginx/nginx.conf"
