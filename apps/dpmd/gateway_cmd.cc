@@ -59,7 +59,7 @@ bool ParsePool(const std::string& text, std::vector<uint32_t>* out) {
 
 std::unique_ptr<dpm::tun::Link> OpenLink(const std::string& what, const std::string& tun, const std::string& virt,
                                          bool attach, size_t mtu, const std::string& host_address,
-                                         const std::string& pcap) {
+                                         const std::string& pcap, uint32_t snaplen) {
   std::unique_ptr<dpm::tun::Link> link;
   if (!virt.empty()) {
     std::vector<std::string> paths = absl::StrSplit(virt, ',');
@@ -85,7 +85,7 @@ std::unique_ptr<dpm::tun::Link> OpenLink(const std::string& what, const std::str
     link = std::move(*l);
   }
   if (!pcap.empty()) {
-    auto w = dpm::tun::PcapWriter::Open(pcap, 65535);
+    auto w = dpm::tun::PcapWriter::Open(pcap, snaplen);
     if (!w.ok()) Die(std::string(w.status().message()));
     link = std::make_unique<dpm::tun::PcapLink>(std::move(link), std::move(*w));
   }
@@ -134,6 +134,9 @@ void AddGatewayOptions(CLI::App& app, GatewayOptions& o) {
       ->capture_default_str();
   g->add_option("--pcap-inside", o.pcap_inside, "Record the inside link (setup exchanges included) to a pcap file");
   g->add_option("--pcap-outside", o.pcap_outside, "Record the outside link to a pcap file");
+  g->add_option("--pcap-snaplen", o.pcap_snaplen, "Bytes kept of each captured packet (like tcpdump -s)")
+      ->check(CLI::Range(64, 65535))
+      ->capture_default_str();
   o.command = g;
 }
 
@@ -177,8 +180,9 @@ int RunGateway(const GatewayOptions& o) {
   }
   config.nat.seed = seed;
 
-  auto inside = OpenLink("inside", o.inside_tun, o.inside_virtual, o.attach, o.mtu, o.inside_host_address, o.pcap_inside);
-  auto outside = OpenLink("outside", o.outside_tun, o.outside_virtual, o.attach, o.mtu, "", o.pcap_outside);
+  auto inside = OpenLink("inside", o.inside_tun, o.inside_virtual, o.attach, o.mtu, o.inside_host_address, o.pcap_inside,
+                         o.pcap_snaplen);
+  auto outside = OpenLink("outside", o.outside_tun, o.outside_virtual, o.attach, o.mtu, "", o.pcap_outside, o.pcap_snaplen);
   boost::asio::io_context io(1);
   auto gw = dpm::gateway::Gateway::Create(io, std::move(inside), std::move(outside), config);
   if (!gw.ok()) Die(std::string(gw.status().message()));

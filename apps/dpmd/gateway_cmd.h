@@ -26,6 +26,7 @@ struct GatewayOptions {
   uint32_t udp_timeout = 300, tcp_established_timeout = 7440, tcp_transitory_timeout = 240, icmp_timeout = 60;
   std::string api_socket = "/run/dpm/gateway.sock";
   std::string pcap_inside, pcap_outside;
+  uint32_t pcap_snaplen = 65535;  // bytes kept of each captured packet
 };
 
 void AddGatewayOptions(CLI::App& app, GatewayOptions& options);

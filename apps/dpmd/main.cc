@@ -84,6 +84,7 @@ struct ClientOptions {
   std::string host_address;
   std::string api_socket = DPM_DEFAULT_DAEMON_PATH;
   std::string pcap;
+  uint32_t pcap_snaplen = 65535;  // bytes kept of each captured packet
   size_t max_sockets = 65536;
   std::string dpm_gateway;  // the DPM server's address[:port]; empty: no DPM driver
   std::string private_network = "10.77.0.0/16";
@@ -120,7 +121,7 @@ int RunClient(const ClientOptions& o) {
     link = std::move(*tun);
   }
   if (!o.pcap.empty()) {
-    auto writer = dpm::tun::PcapWriter::Open(o.pcap, 65535);
+    auto writer = dpm::tun::PcapWriter::Open(o.pcap, o.pcap_snaplen);
     if (!writer.ok()) Die(std::string(writer.status().message()));
     link = std::make_unique<dpm::tun::PcapLink>(std::move(link), std::move(*writer));
   }
@@ -206,6 +207,9 @@ int main(int argc, char** argv) {
   client->add_option("--api-socket", o.api_socket, "UNIX socket where libdpm programs reach this instance")
       ->capture_default_str();
   client->add_option("--pcap", o.pcap, "Record every packet on the link to this pcap file (tshark reads it)");
+  client->add_option("--pcap-snaplen", o.pcap_snaplen, "Bytes kept of each captured packet (like tcpdump -s)")
+      ->check(CLI::Range(64, 65535))
+      ->capture_default_str();
   client->add_option("--dpm-gateway", o.dpm_gateway,
                      "Run the DPM driver: the DPM server's private address[:port] (port 1080 by default); "
                      "sessions to addresses outside --private-network first agree on a registered address and port");

@@ -80,6 +80,8 @@ print(" ".join(x["internal"] for x in s if x["dpm"] and x["external"]==sys.argv[
 say "   the client's own port: $internal  →  registered: $registered"
 check [ -n "$internal" ]
 
+cp "$TMP/gw-inside.pcap" "$TMP/setup.pcap"  # every setup exchange so far, before bulk traffic
+
 step "4. The plain host (no driver) uses curl and iperf3 through the same gateway"
 ip netns exec "$PLAIN" curl -s -o "$TMP/curl.out" -w '   curl: HTTP %{http_code}, %{size_download} bytes\n' http://198.51.100.10/file.bin || true
 say "   curl body sha256 $(sha "$TMP/curl.out") — $([ "$(sha "$TMP/curl.out")" = "$want" ] && echo match || echo MISMATCH)"
@@ -94,7 +96,7 @@ step "5. natpmpc (Debian's NAT-PMP client) on the plain host, and the setup exch
 np=$(ip netns exec "$PLAIN" timeout 10 natpmpc -g 10.77.0.1 2>&1 | grep -i "public ip" || true)
 say "   natpmpc: ${np:-no answer}"
 check grep -q "203.0.113.1" <<<"$np"
-tshark -r "$TMP/gw-inside.pcap" -d udp.port==1080,portcontrol -Y portcontrol 2>/dev/null | head -4 | sed 's/^/   /'
+timeout 30 tshark -r "$TMP/setup.pcap" -d udp.port==1080,portcontrol -Y portcontrol 2>/dev/null | head -4 | sed 's/^/   /'
 
 step "6. The gateway's session table (dpmd status)"
 "$DPMD" status --api-socket "$GW_API" | sed -n '/^gateway/,$p' | sed 's/^/   /'

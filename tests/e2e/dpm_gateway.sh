@@ -57,6 +57,9 @@ e2e_check "the session's registered endpoint is in the gateway's table" test -n 
 e2e_check "the ephemeral port was replaced by another one (claims 1, 20)" \
   test -n "$internal" -a "${internal##*:}" != "${registered##*:}"
 
+# The capture so far holds every setup exchange; bulk traffic follows, so tshark reads this copy.
+cp "$TMP/gw-inside.pcap" "$TMP/setup.pcap"
+
 echo "--- a plain Linux host through the same gateway ---"
 ip netns exec "$PLAIN" curl -s -o "$TMP/curl.out" http://198.51.100.10/file.bin || true
 e2e_expect_eq "curl from the plain host" "$(sha "$TMP/www/file.bin")" "$(sha "$TMP/curl.out")"
@@ -73,7 +76,7 @@ e2e_check "natpmpc reads the public address 203.0.113.1" grep -qi "Public IP add
 
 echo "--- the setup exchange in tshark ---"
 # Port 1080 is SOCKS to tshark; "decode as" tells it the DPM port carries PCP.
-pcp=$(tshark -r "$TMP/gw-inside.pcap" -d udp.port==1080,portcontrol -Y portcontrol 2>/dev/null | head -4)
+pcp=$(timeout 30 tshark -r "$TMP/setup.pcap" -d udp.port==1080,portcontrol -Y portcontrol 2>/dev/null | head -4)
 echo "$pcp"
 e2e_check "tshark decodes the setup exchange as PCP" grep -q "Port Control Protocol\|PCP\|Peer" <<<"$pcp"
 

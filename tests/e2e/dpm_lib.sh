@@ -31,7 +31,7 @@ dpm_topology() {
   GW_API=$TMP/gw.sock
   e2e_bg "$LAN" "$DPMD" gateway --inside-tun gwin --inside-host-address 10.77.0.254/16 --outside-tun gwout \
     --address 10.77.0.1/16 --inside-network 10.77.0.0/16 --pool "$pool" --api-socket "$GW_API" \
-    --pcap-inside "$TMP/gw-inside.pcap" >"$TMP/gw.log" 2>&1
+    --pcap-inside "$TMP/gw-inside.pcap" --pcap-snaplen 256 >"$TMP/gw.log" 2>&1
   GW_PID=$LAST_PID
   e2e_wait_for 10 grep -q "gateway ready" "$TMP/gw.log" || { cat "$TMP/gw.log" >&2; e2e_fail "dpmd gateway did not start"; }
   ip -n "$LAN" link set gwout netns "$WAN"
