@@ -20,6 +20,7 @@ namespace {
 struct Options {
   bool listen = false;
   bool udp = false;
+  bool sendto = false;  // UDP client: no connect(), every datagram goes out with sendto()
   bool keep = false;
   bool echo = false;
   bool quiet = false;
@@ -130,6 +131,7 @@ void PumpUdp(int fd, bool have_peer, sockaddr_in peer) {
   static char buf[65536];
   bool stdin_open = !g.echo;
   long got = 0;
+  bool noted_first = false;
   for (;;) {
     int timeout = stdin_open || g.listen ? -1 : static_cast<int>(g.wait_seconds * 1000);
     pollfd p[2] = {{fd, POLLIN, 0}, {0, static_cast<short>(stdin_open ? POLLIN : 0), 0}};
@@ -149,7 +151,10 @@ void PumpUdp(int fd, bool have_peer, sockaddr_in peer) {
         peer = from;
         have_peer = true;
         Note("dpm-cat: datagram from %s%s\n", Str(from));
+      } else if (g.sendto && !noted_first) {
+        Note("dpm-cat: datagram from %s%s\n", Str(from));
       }
+      noted_first = true;
       if (g.echo) {
         if (dpm_sendto(fd, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), fl) < 0) Die("sendto");
         g_sent += static_cast<unsigned long long>(n);
@@ -180,6 +185,7 @@ int main(int argc, char** argv) {
   CLI::App app{"dpm-cat: netcat through a dpm stack (libdpm). Connect: dpm-cat HOST PORT. Listen: dpm-cat -l PORT."};
   app.add_flag("-l,--listen", g.listen, "Listen for a connection (TCP) or datagrams (UDP) on PORT");
   app.add_flag("-u,--udp", g.udp, "UDP instead of TCP");
+  app.add_flag("--sendto", g.sendto, "UDP client: do not connect; send each datagram with sendto() to HOST PORT");
   app.add_flag("-k,--keep-open", g.keep, "Listening: serve connections one after another until killed");
   app.add_flag("-e,--echo", g.echo, "Send back what arrives instead of using stdin/stdout");
   app.add_flag("-N,--shutdown", g.shutdown, "TCP: send FIN when stdin ends, then read until the peer's FIN");
@@ -239,7 +245,9 @@ int main(int argc, char** argv) {
       sockaddr_in local = Address(g.local_address, g.local_port);
       if (dpm_bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) < 0) Die("bind");
     }
-    if (dpm_connect(fd, reinterpret_cast<sockaddr*>(&remote), sizeof(remote)) < 0) Die("connect");
+    if (!(g.udp && g.sendto) && dpm_connect(fd, reinterpret_cast<sockaddr*>(&remote), sizeof(remote)) < 0) {
+      Die("connect");
+    }
     PrintNames(fd);
     if (g.udp) {
       PumpUdp(fd, true, remote);

@@ -968,18 +968,35 @@ class UdpSocket : public Socket {
     err_t err = udp_bind(pcb_, &ip, local.port_host());
     if (err != ERR_OK) return ErrnoOf(err);
     bound_ = true;
+    if (local.port_be != 0) dpm_port_fixed = true;  // an explicitly bound port is not replaceable
     return 0;
   }
 
   int Listen(int) override { return EOPNOTSUPP; }
 
-  int Connect(const api::Endpoint& remote, const std::shared_ptr<ControlConn>&) override {
+  int Connect(const api::Endpoint& remote, const std::shared_ptr<ControlConn>& conn) override {
+    if (pending_connect_) return EALREADY;
     if (remote.family == AF_UNSPEC) {  // connect(AF_UNSPEC) dissolves the association
       udp_disconnect(pcb_);
       state_ = State::kOpen;
+      connected_dpm_ = nullptr;
       return 0;
     }
     if (remote.family != AF_INET) return EAFNOSUPPORT;
+    if (service_.DpmApplies(remote)) {
+      // Seed claims 1-5 for a datagram session: the setup exchange first; connect() answers
+      // when the grant names the gateway endpoint, and the pcb is connected to that endpoint.
+      DpmPeer* peer = FindOrBeginPeer(remote);
+      if (peer == nullptr) return ENOBUFS;
+      if (peer->granted) {
+        ConnectToGrant(*peer);
+        return 0;
+      }
+      pending_connect_ = conn;
+      pending_connect_key_ = Key(remote);
+      return -1;
+    }
+    connected_dpm_ = nullptr;
     ip_addr_t ip;
     ToIpAddr(remote, &ip);
     err_t err = udp_connect(pcb_, &ip, remote.port_host());
@@ -992,7 +1009,12 @@ class UdpSocket : public Socket {
   int Name(bool peer, api::Endpoint* out) const override {
     if (peer) {
       if (state_ != State::kConnected) return ENOTCONN;
-      *out = ToEndpoint(pcb_->remote_ip, pcb_->remote_port);
+      // claim 11: a DPM session shows its true destination, not the gateway endpoint
+      *out = connected_dpm_ ? connected_dpm_->remote : ToEndpoint(pcb_->remote_ip, pcb_->remote_port);
+      return 0;
+    }
+    if (connected_dpm_ && connected_dpm_->granted) {  // claim 11: the registered address and port
+      *out = connected_dpm_->external;
       return 0;
     }
     *out = ToEndpoint(pcb_->local_ip, pcb_->local_port);
@@ -1044,6 +1066,15 @@ class UdpSocket : public Socket {
   }
 
   void Destroy() override {
+    if (pending_connect_) pending_connect_->Reply(api::Opcode::kConnect, ECONNABORTED);
+    pending_connect_.reset();
+    connected_dpm_ = nullptr;
+    for (auto& [key, peer] : dpm_peers_) {
+      if (peer->id != 0) service_.DpmRelease(peer->id);  // lifetime 0 for every grant
+    }
+    dpm_peers_.clear();
+    dpm_by_id_.clear();
+    dpm_by_gateway_.clear();
     if (pcb_ != nullptr) {
       udp_recv(pcb_, nullptr, nullptr);
       udp_remove(pcb_);
@@ -1057,10 +1088,122 @@ class UdpSocket : public Socket {
     api::Endpoint local, peer;
     Name(false, &local);
     Name(true, &peer);
-    return DescribeCommon(json, "udp", local, peer, 0, 0);
+    return DescribeCommon(json, dpm_peers_.empty() ? "udp" : "udp*", local, peer, 0, 0);
+  }
+
+  void OnDpmEvent(const driver::Event& e) override {
+    using Kind = driver::Event::Kind;
+    auto it = dpm_by_id_.find(e.id);
+    if (it == dpm_by_id_.end()) return;
+    DpmPeer* peer = it->second;
+    if (e.kind == Kind::kLost) return;  // the driver is asking the restarted gateway again
+    if (e.kind == Kind::kGranted) {
+      if (peer->granted) dpm_by_gateway_.erase(Key(peer->gateway_endpoint));
+      peer->granted = true;
+      peer->external = api::Endpoint::Ipv4(e.external.address, e.external.port);
+      peer->gateway_endpoint = api::Endpoint::Ipv4(e.gateway_endpoint.address, e.gateway_endpoint.port);
+      dpm_by_gateway_[Key(peer->gateway_endpoint)] = peer;
+      if (connected_dpm_ == peer) ConnectToGrant(*peer);  // a re-grant may name a new endpoint
+      for (std::vector<uint8_t>& d : peer->queued) SendTo(peer->gateway_endpoint, d.data(), d.size());
+      peer->queued.clear();
+      if (pending_connect_ && pending_connect_key_ == Key(peer->remote)) {
+        ConnectToGrant(*peer);
+        pending_connect_->Reply(api::Opcode::kConnect, 0);
+        pending_connect_.reset();
+      }
+      return;
+    }
+    // Failed or timed out: the datagrams waiting for it are dropped, the error is reported
+    // (connect's answer, or SO_ERROR for sendto), and the next datagram asks again.
+    int error = e.kind == Kind::kTimedOut ? ETIMEDOUT : ErrnoForPcp(e.result);
+    service_.counters_.udp_dpm_dropped += peer->queued.size();
+    uint64_t key = Key(peer->remote);
+    if (pending_connect_ && pending_connect_key_ == key) {
+      pending_connect_->Reply(api::Opcode::kConnect, error);
+      pending_connect_.reset();
+    } else {
+      last_error_ = error;
+    }
+    if (connected_dpm_ == peer) connected_dpm_ = nullptr;
+    if (peer->granted) dpm_by_gateway_.erase(Key(peer->gateway_endpoint));
+    dpm_by_id_.erase(it);
+    dpm_peers_.erase(key);
   }
 
  private:
+  // One DPM grant of this socket: a remote peer outside the private network (seed 001 ¶33:
+  // the driver aims the datagrams at the gateway endpoint, the gateway sends them on).
+  struct DpmPeer {
+    uint64_t id = 0;  // the driver's session id
+    api::Endpoint remote;
+    bool granted = false;
+    api::Endpoint external, gateway_endpoint;
+    std::vector<std::vector<uint8_t>> queued;  // datagrams sent before the grant
+  };
+  static constexpr size_t kMaxDpmPeers = 1024;   // remote peers with a grant, per socket
+  static constexpr size_t kMaxQueuedPerPeer = 64;  // datagrams held while a setup runs
+
+  static uint64_t Key(const api::Endpoint& e) { return (uint64_t{e.ipv4_host()} << 16) | e.port_host(); }
+
+  // The socket's grant towards `remote`, starting the setup exchange if there is none;
+  // nullptr when the socket already holds kMaxDpmPeers grants.
+  DpmPeer* FindOrBeginPeer(const api::Endpoint& remote) {
+    uint64_t key = Key(remote);
+    if (auto it = dpm_peers_.find(key); it != dpm_peers_.end()) return it->second.get();
+    if (dpm_peers_.size() >= kMaxDpmPeers) return nullptr;
+    if (pcb_->local_port == 0) {
+      if (udp_bind(pcb_, IP4_ADDR_ANY, 0) != ERR_OK) return nullptr;
+      bound_ = true;
+    }
+    auto peer = std::make_unique<DpmPeer>();
+    peer->remote = remote;
+    peer->id = service_.DpmBegin(this, nat::Protocol::kUdp, pcb_->local_port, remote, dpm_port_fixed);
+    DpmPeer* raw = peer.get();
+    dpm_by_id_[peer->id] = raw;
+    dpm_peers_[key] = std::move(peer);
+    return raw;
+  }
+
+  void ConnectToGrant(DpmPeer& peer) {
+    ip_addr_t ip;
+    ToIpAddr(peer.gateway_endpoint, &ip);
+    udp_connect(pcb_, &ip, peer.gateway_endpoint.port_host());  // claim 5
+    connected_dpm_ = &peer;
+    bound_ = true;
+    state_ = State::kConnected;
+  }
+
+  err_t SendTo(const api::Endpoint& to, const uint8_t* data, size_t size) {
+    pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<u16_t>(size), PBUF_RAM);
+    if (p == nullptr) return ERR_MEM;
+    pbuf_take(p, data, static_cast<u16_t>(size));
+    ip_addr_t ip;
+    ToIpAddr(to, &ip);
+    err_t err = udp_sendto(pcb_, p, &ip, to.port_host());
+    pbuf_free(p);
+    return err;
+  }
+
+  // A datagram for a peer outside the private network from an unconnected socket: sent to
+  // the peer's gateway endpoint once granted, held (bounded) while the setup runs.
+  void SendDpm(const api::Endpoint& to, const uint8_t* data, size_t size) {
+    DpmPeer* peer = FindOrBeginPeer(to);
+    if (peer == nullptr) {
+      last_error_ = ENOBUFS;
+      service_.counters_.udp_dpm_dropped++;
+      return;
+    }
+    if (peer->granted) {
+      if (err_t err = SendTo(peer->gateway_endpoint, data, size); err != ERR_OK) last_error_ = ErrnoOf(err);
+      return;
+    }
+    if (peer->queued.size() >= kMaxQueuedPerPeer) {
+      service_.counters_.udp_dpm_dropped++;
+      return;
+    }
+    peer->queued.emplace_back(data, data + size);
+  }
+
   void WaitAppReadable() {
     Await(Wait::wait_read, &read_waiting_, [this] {
       if (OnAppReadable()) WaitAppReadable();
@@ -1090,11 +1233,16 @@ class UdpSocket : public Socket {
         continue;
       }
       size_t payload = len - api::kDatagramHeaderSize;
+      if (to->family != 0 && service_.DpmApplies(*to) &&
+          !(connected_dpm_ && Key(connected_dpm_->remote) == Key(*to))) {
+        SendDpm(*to, buf.data() + api::kDatagramHeaderSize, payload);
+        continue;
+      }
       pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<u16_t>(payload), PBUF_RAM);
       if (p == nullptr) continue;
       pbuf_take(p, buf.data() + api::kDatagramHeaderSize, static_cast<u16_t>(payload));
       err_t err;
-      if (to->family == 0) {
+      if (to->family == 0 || (connected_dpm_ && Key(connected_dpm_->remote) == Key(*to))) {
         err = udp_send(pcb_, p);
       } else {
         ip_addr_t ip;
@@ -1112,7 +1260,11 @@ class UdpSocket : public Socket {
       pbuf_free(p);
       return;
     }
-    std::vector<uint8_t> header = api::EncodeEndpoint(ToEndpoint(*addr, port));
+    api::Endpoint from = ToEndpoint(*addr, port);
+    if (!s->dpm_by_gateway_.empty()) {  // claim 11: a DPM peer's datagrams show its true address
+      if (auto it = s->dpm_by_gateway_.find(Key(from)); it != s->dpm_by_gateway_.end()) from = it->second->remote;
+    }
+    std::vector<uint8_t> header = api::EncodeEndpoint(from);
     iovec parts[64];
     size_t count = 0;
     parts[count++] = iovec{header.data(), header.size()};
@@ -1129,6 +1281,13 @@ class UdpSocket : public Socket {
   udp_pcb* pcb_;
   bool bound_ = false;
   bool read_waiting_ = false;
+  // DPM grants by remote peer; the same grants by driver id and by gateway endpoint.
+  absl::flat_hash_map<uint64_t, std::unique_ptr<DpmPeer>> dpm_peers_;
+  absl::flat_hash_map<uint64_t, DpmPeer*> dpm_by_id_;
+  absl::flat_hash_map<uint64_t, DpmPeer*> dpm_by_gateway_;
+  DpmPeer* connected_dpm_ = nullptr;  // connect()ed to a DPM peer
+  std::shared_ptr<ControlConn> pending_connect_;  // a connect() waiting for its grant
+  uint64_t pending_connect_key_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1414,6 +1573,7 @@ std::string SocketService::Impl::Status(bool json) const {
                     ",\"lwip_udp\":", lwip_stats.udp.drop, ",\"lwip_udp_chksum\":", lwip_stats.udp.chkerr,
                     ",\"lwip_icmp\":", lwip_stats.icmp.drop, ",\"udp_rx_dropped\":", counters_.udp_rx_dropped,
                     ",\"udp_tx_malformed\":", counters_.udp_tx_malformed,
+                    ",\"udp_dpm_dropped\":", counters_.udp_dpm_dropped,
                     ",\"accept_overflow\":", counters_.accept_overflow, ",\"bad_requests\":", counters_.bad_requests,
                     "},\"tcp_pcbs\":{\"active\":", active, ",\"time_wait\":", time_wait, ",\"listen\":", listen,
                     "},\"control_connections\":", control_connections_, ",\"sockets_opened\":",
@@ -1438,7 +1598,8 @@ std::string SocketService::Impl::Status(bool json) const {
                   " lwip_tcp=", lwip_stats.tcp.drop, " lwip_tcp_chksum=", lwip_stats.tcp.chkerr,
                   " lwip_udp=", lwip_stats.udp.drop, " lwip_udp_chksum=", lwip_stats.udp.chkerr,
                   " lwip_icmp=", lwip_stats.icmp.drop, " udp_rx_dropped=", counters_.udp_rx_dropped,
-                  " udp_tx_malformed=", counters_.udp_tx_malformed, " accept_overflow=", counters_.accept_overflow,
+                  " udp_tx_malformed=", counters_.udp_tx_malformed,
+                  " udp_dpm_dropped=", counters_.udp_dpm_dropped, " accept_overflow=", counters_.accept_overflow,
                   " bad_requests=", counters_.bad_requests, "\n");
   absl::StrAppend(&out, "tcp pcbs active ", active, "  time-wait ", time_wait, "  listen ", listen,
                   "; control connections ", control_connections_, "; sockets ", list.size(), " (opened ",

@@ -56,6 +56,7 @@ struct SocketServiceCounters {
   uint64_t bad_requests = 0;       // API requests that failed to parse (answered EINVAL)
   uint64_t udp_rx_dropped = 0;     // datagrams the program's pair had no room for
   uint64_t udp_tx_malformed = 0;   // messages from the program without a valid header
+  uint64_t udp_dpm_dropped = 0;    // datagrams to a DPM peer dropped: setup failed, queue or peer limit
   uint64_t accept_overflow = 0;    // connections refused because the accept queue was full
   uint64_t sockets_opened = 0, sockets_closed = 0;
 };
