@@ -94,6 +94,7 @@ void Driver::OnReply(uint64_t now_ms, absl::Span<const uint8_t> payload) {
     }
   }
   if (restarted) {
+    gateway_restarts_++;
     // Every grant the old gateway gave is gone: ask again (same nonce, suggesting the same
     // endpoints) and tell the owners their sessions were lost until re-granted.
     for (auto& [id, s] : sessions_) {

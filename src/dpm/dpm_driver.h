@@ -66,6 +66,8 @@ class Driver {
 
   size_t session_count() const { return sessions_.size(); }
   uint64_t ignored_replies() const { return ignored_replies_; }
+  /// Times a reply's epoch showed the gateway had restarted (RFC 6887 §8.5).
+  uint64_t gateway_restarts() const { return gateway_restarts_; }
 
  private:
   struct Session {
@@ -92,6 +94,7 @@ class Driver {
   std::optional<uint32_t> last_epoch_;
   uint64_t last_epoch_at_ms_ = 0;
   uint64_t ignored_replies_ = 0;
+  uint64_t gateway_restarts_ = 0;
 };
 
 }  // namespace dpm::driver

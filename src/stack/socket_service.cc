@@ -1583,6 +1583,11 @@ std::string SocketService::Impl::Status(bool json) const {
     }
     absl::StrAppend(&out, "],\"socket_count\":", list.size(), ",\"sockets_listed\":",
                     std::min(list.size(), kMaxStatusRows));
+    if (driver_) {
+      absl::StrAppend(&out, ",\"dpm_driver\":{\"grants\":", driver_->session_count(), ",\"setups\":", dpm_setups_,
+                      ",\"failures\":", dpm_failures_, ",\"gateway_restarts\":", driver_->gateway_restarts(),
+                      ",\"ignored_replies\":", driver_->ignored_replies(), "}");
+    }
     if (config_.extra_status) absl::StrAppend(&out, ",", config_.extra_status(true));
     absl::StrAppend(&out, "}\n");
     return out;
@@ -1608,6 +1613,11 @@ std::string SocketService::Impl::Status(bool json) const {
                                         "PEER", "TO-APP", "FROM-APP"));
   for (size_t i = 0; i < list.size() && i < kMaxStatusRows; ++i) absl::StrAppend(&out, list[i]->Describe(false), "\n");
   if (list.size() > kMaxStatusRows) absl::StrAppend(&out, "... and ", list.size() - kMaxStatusRows, " more\n");
+  if (driver_) {
+    absl::StrAppend(&out, "dpm driver  grants ", driver_->session_count(), "; setups ", dpm_setups_, ", failed ",
+                    dpm_failures_, "; gateway restarts seen ", driver_->gateway_restarts(), "; ignored replies ",
+                    driver_->ignored_replies(), "\n");
+  }
   if (config_.extra_status) absl::StrAppend(&out, config_.extra_status(false));
   return out;
 }

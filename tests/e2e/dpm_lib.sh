@@ -28,16 +28,7 @@ dpm_topology() {
   ip -n "$PLAIN" route add default via 10.77.3.1
   ip netns exec "$LAN" sysctl -qw net.ipv4.ip_forward=1
 
-  GW_API=$TMP/gw.sock
-  e2e_bg "$LAN" "$DPMD" gateway --inside-tun gwin --inside-host-address 10.77.0.254/16 --outside-tun gwout \
-    --address 10.77.0.1/16 --inside-network 10.77.0.0/16 --pool "$pool" --api-socket "$GW_API" \
-    --pcap-inside "$TMP/gw-inside.pcap" --pcap-snaplen 256 >"$TMP/gw.log" 2>&1
-  GW_PID=$LAST_PID
-  e2e_wait_for 10 grep -q "gateway ready" "$TMP/gw.log" || { cat "$TMP/gw.log" >&2; e2e_fail "dpmd gateway did not start"; }
-  ip -n "$LAN" link set gwout netns "$WAN"
-  ip -n "$WAN" link set gwout up
-  ip -n "$WAN" route add 203.0.113.0/24 dev gwout
-  ip -n "$LAN" route add default dev gwin
+  dpm_start_gateway "$pool"
 
   C1_API=$TMP/c1.sock
   C2_API=$TMP/c2.sock
@@ -45,6 +36,31 @@ dpm_topology() {
     --dpm-gateway 10.77.0.1 --private-network 10.77.0.0/16
   e2e_dpmd "$LAN" "$C2_API" --tun c2 --address 10.77.2.2/24 --gateway 10.77.2.1 --host-address 10.77.2.1/24 \
     --dpm-gateway 10.77.0.1 --private-network 10.77.0.0/16
+}
+
+# dpm_start_gateway POOL : starts `dpmd gateway` in lan (extra flags from $DPM_GW_ARGS), moves
+# its outside TUN into wan and routes through it; sets GW_API and GW_PID. Also used to start
+# it again after dpm_stop_gateway (its TUN devices go with the process).
+dpm_start_gateway() {
+  local pool=$1 log=$TMP/gw.log
+  [ -e "$log" ] && mv "$log" "$TMP/gw-$(date +%s%N).log"
+  GW_API=$TMP/gw.sock
+  # shellcheck disable=SC2086
+  e2e_bg "$LAN" "$DPMD" gateway --inside-tun gwin --inside-host-address 10.77.0.254/16 --outside-tun gwout \
+    --address 10.77.0.1/16 --inside-network 10.77.0.0/16 --pool "$pool" --api-socket "$GW_API" \
+    --pcap-inside "$TMP/gw-inside.pcap" --pcap-snaplen 256 ${DPM_GW_ARGS:-} >"$log" 2>&1
+  GW_PID=$LAST_PID
+  e2e_wait_for 10 grep -q "gateway ready" "$log" || { cat "$log" >&2; e2e_fail "dpmd gateway did not start"; }
+  ip -n "$LAN" link set gwout netns "$WAN"
+  ip -n "$WAN" link set gwout up
+  ip -n "$WAN" route add 203.0.113.0/24 dev gwout
+  ip -n "$LAN" route add default dev gwin
+}
+
+# dpm_stop_gateway : stops it; its TUN devices and routes disappear with it.
+dpm_stop_gateway() {
+  e2e_stop "$GW_PID"
+  e2e_wait_for 5 sh -c "! ip -n '$WAN' link show gwout" || true
 }
 
 # dpm_servers DOCROOT : nginx on 198.51.100.10 and .11 (access log with the peer's port) and iperf3.
