@@ -142,13 +142,11 @@ void AddGatewayOptions(CLI::App& app, GatewayOptions& o) {
 
 int RunGateway(const GatewayOptions& o) {
   dpm::gateway::GatewayConfig config;
-  int prefix = 0;
   if (!ParseCidr(o.address, &config.inside.address, &config.inside.prefix, 16)) Die("bad --address '" + o.address + "'");
   config.inside.gateway = 0;
   if (!ParseCidr(o.inside_network, &config.nat.inside_network, &config.nat.inside_prefix, 16)) {
     Die("bad --inside-network '" + o.inside_network + "'");
   }
-  (void)prefix;
   if (!ParsePool(o.pool, &config.nat.external_addresses)) Die("bad --pool '" + o.pool + "' (FIRST-LAST or A.B.C.D/N)");
   config.nat.gateway_inside_address = config.inside.address;
   if (!o.outside_address.empty() && !ParseIp(o.outside_address, &config.nat.gateway_outside_address)) {
@@ -171,6 +169,9 @@ int RunGateway(const GatewayOptions& o) {
   config.nat.tcp_transitory_ms = uint64_t{o.tcp_transitory_timeout} * 1000;
   config.nat.icmp_timeout_ms = uint64_t{o.icmp_timeout} * 1000;
   if (o.min_lifetime > o.max_lifetime) Die("--min-lifetime is above --max-lifetime");
+  if (absl::Status valid = dpm::nat::ValidateNatConfig(config.nat); !valid.ok()) {
+    Die(absl::StrCat("bad gateway configuration: ", valid.message()));
+  }
   uint64_t seed = 0;
   std::array<uint8_t, 8> random{};
   FILE* f = std::fopen("/dev/urandom", "rb");

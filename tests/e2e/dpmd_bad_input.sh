@@ -62,6 +62,12 @@ expect_one_line "--mtu out of range" 'mtu|MTU' \
 expect_one_line "--virtual with one path" 'virtual' \
   "$DPMD" client --virtual "$TMP/c.link" --address 10.77.9.3/24 --api-socket "$TMP/c.sock"
 expect_one_line "no subcommand" 'subcommand' "$DPMD"
+expect_one_line "gateway: pool address inside the private network" 'pool address is in the inside network' \
+  "$DPMD" gateway --inside-virtual "$TMP/gi.link,$TMP/gp.link" --outside-virtual "$TMP/go.link,$TMP/gq.link" \
+  --address 10.77.0.1/16 --inside-network 10.77.0.0/16 --pool 10.77.5.1 --api-socket "$TMP/gw.sock"
+expect_one_line "gateway: bad --pool" "pool.*10\.1\.2\.300" \
+  "$DPMD" gateway --inside-virtual "$TMP/gi.link,$TMP/gp.link" --outside-virtual "$TMP/go.link,$TMP/gq.link" \
+  --pool 10.1.2.300 --api-socket "$TMP/gw.sock"
 expect_one_line "status with no daemon" 'nonexistent' "$DPMD" status --api-socket "$TMP/nonexistent.sock"
 e2e_check "the live instances are still running" kill -0 "$DPMD_A" "$DPMD_B"
 e2e_expect_eq "A's API still answers" True "$(e2e_json "$API_A" 'True')"
