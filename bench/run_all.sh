@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every dpm benchmark, one after the other (bench/README.md). Run as root:
 #   sudo bench/run_all.sh
-# Uses the binaries in $BUILD (default ./build); the environment knobs of throughput.sh and
-# idle_memory.sh pass through. Exits non-zero if a run lost bytes or missed a target.
+# Uses the binaries in $BUILD (default ./build); the environment knobs of throughput.sh,
+# idle_memory.sh and setup_latency.sh pass through. Exits non-zero if a run lost bytes or
+# missed a target.
 set -uo pipefail
 dir=$(cd "$(dirname "$0")" && pwd)
 rc=0
@@ -11,4 +12,8 @@ echo
 "$dir/throughput.sh" || rc=1
 echo
 "$dir/idle_memory.sh" || rc=1
+echo
+"${BUILD:-$dir/../build}/bench/setup_bench" || rc=1
+echo
+"$dir/setup_latency.sh" || rc=1
 exit $rc
