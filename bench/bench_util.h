@@ -16,8 +16,22 @@
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <vector>
 
 namespace bench {
+
+// "a,b,c" → {"a", "b", "c"} (empty fields kept).
+inline std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t comma = s.find(',', start);
+    out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
 
 [[noreturn]] inline void Die(const char* program, const char* format, ...) {
   std::fprintf(stderr, "%s: ", program);

@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "dpm/nat_engine.h"
 #include "wire/checksum.h"
 #include "wire/ipv4.h"
@@ -269,18 +270,6 @@ Row RunChild(const std::string& kind, uint64_t sessions, uint64_t packets) {
   return row;
 }
 
-std::vector<std::string> Split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    const size_t comma = s.find(',', start);
-    out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -292,11 +281,11 @@ int main(int argc, char** argv) {
     const std::string flag = argv[i];
     if (flag == "--sizes") {
       sizes.clear();
-      for (const std::string& s : Split(argv[i + 1])) sizes.push_back(std::strtoull(s.c_str(), nullptr, 10));
+      for (const std::string& s : bench::Split(argv[i + 1])) sizes.push_back(std::strtoull(s.c_str(), nullptr, 10));
     } else if (flag == "--packets") {
       packets = std::strtoull(argv[i + 1], nullptr, 10);
     } else if (flag == "--kinds") {
-      kinds = Split(argv[i + 1]);
+      kinds = bench::Split(argv[i + 1]);
     } else if (flag == "--repeat") {
       repeat = std::max(1, std::atoi(argv[i + 1]));
     } else if (flag == "--modes") {

@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "dpm/dpm_server.h"
+#include "bench_util.h"
 #include "dpm/nat_engine.h"
 #include "dpm/pcp.h"
 
@@ -413,18 +414,6 @@ Cell RunChild(const std::string& kind, uint64_t size, uint64_t ops) {
   return cell;
 }
 
-std::vector<std::string> Split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    const size_t comma = s.find(',', start);
-    out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
-}
-
 Stat Median(const std::vector<Cell>& runs, Op op) {
   Stat m;
   auto median = [&](double Stat::*field) {
@@ -455,11 +444,11 @@ int main(int argc, char** argv) {
     const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
     if (value != nullptr && flag == "--sizes") {
       sizes.clear();
-      for (const std::string& s : Split(value)) sizes.push_back(std::strtoull(s.c_str(), nullptr, 10));
+      for (const std::string& s : bench::Split(value)) sizes.push_back(std::strtoull(s.c_str(), nullptr, 10));
     } else if (value != nullptr && flag == "--ops") {
       ops = std::max<uint64_t>(1, std::strtoull(value, nullptr, 10));
     } else if (value != nullptr && flag == "--ports") {
-      kinds = Split(value);
+      kinds = bench::Split(value);
     } else if (value != nullptr && flag == "--repeat") {
       repeat = std::max(1, std::atoi(value));
     } else if (value != nullptr && flag == "--cpu") {
