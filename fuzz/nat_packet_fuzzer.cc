@@ -15,13 +15,16 @@
 //   aim bit 7      run a bounded Sweep after the packet
 // Checks besides the sanitizers': a forwarded packet keeps its length and has a correct IPv4
 // header checksum, and a transport checksum that was correct before still is (RFC 1624
-// incremental updates); kToGateway and kTtlExceeded leave the packet untouched.
+// incremental updates); kToGateway, kHeld and kTtlExceeded leave the packet untouched; held
+// fragments released by a first fragment (drained after every record) are as many as its
+// Result says and have correct IPv4 header checksums; the fragment limits hold.
 //
 // Seeds (fuzz/corpus/nat_packet/): this file compiled with -DNAT_FUZZ_WRITE_SEEDS has a
 // main(DIR) that writes them — compile it with -Isrc and link it like a unit test of dpm_core
 // (libdpm_core.a, libdpm_wire.a and their Abseil libraries). Each seed is one valid exchange
 // (NAPT UDP, TCP open/close, ICMP echo, DPM, ICMP errors both ways, hairpin to a MAP mapping)
-// or the bad input the engine must drop (a cut packet, a fragment, TTL 1).
+// or the bad input the engine must drop (a cut packet, TTL 1), and fragments (a datagram in
+// order, one out of order from outside, and a lone later fragment).
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -58,6 +61,11 @@ NatConfig FuzzConfig() {
   c.gateway_outside_address = Ip(203, 0, 113, 2);  // also a pool address: both paths
   c.per_host_quota = 64;
   c.max_sessions = 256;
+  // Small fragment limits, so inputs reach them.
+  c.max_fragment_records = 8;
+  c.max_held_datagrams = 4;
+  c.max_held_fragments_per_datagram = 4;
+  c.max_held_fragment_bytes = 4096;
   c.seed = 1;
   return c;
 }
@@ -198,9 +206,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!after || !before || after->total_length() != before->total_length()) std::abort();
       if (!after->ChecksumValid()) std::abort();
       if (transport_ok && !wire::TransportChecksumValid(*after)) std::abort();
-    } else if (result.verdict == Verdict::kToGateway ||
+    } else if (result.verdict == Verdict::kToGateway || result.verdict == Verdict::kHeld ||
                result.reason == dpm::nat::DropReason::kTtlExceeded) {
       if (packet != original) std::abort();
+    }
+    if (engine.released_fragment_count() != result.released) std::abort();
+    engine.TakeReleasedFragments([](Verdict verdict, absl::Span<uint8_t> fragment) {
+      std::optional<wire::Ipv4View> ip = wire::Ipv4View::Parse(fragment);
+      if (!ip || !ip->ChecksumValid() || !ip->is_fragment()) std::abort();
+      if (verdict != Verdict::kForwardInside && verdict != Verdict::kForwardOutside && verdict != Verdict::kToGateway) {
+        std::abort();
+      }
+    });
+    const NatConfig& c = engine.config();
+    if (engine.held_fragment_bytes() > c.max_held_fragment_bytes || engine.held_datagram_count() > c.max_held_datagrams ||
+        engine.fragment_record_count() > c.max_fragment_records) {
+      std::abort();
     }
     if (aim & 0x80) engine.Sweep(now, 8);
   }
@@ -256,7 +277,50 @@ int main(int argc, char** argv) {
   AppendRecord(s, kIn, 0, Udp({kHostB, 42000}, {Ip(203, 0, 113, 1), 7000}));
   write("hairpin_to_map", s);
   s.clear();
-  // Junk: truncated, a fragment, TTL 1.
+  // Fragments of a 40-byte UDP datagram (16 + 16 + 8 bytes, IP id 0x77): in order from inside
+  // (first fragment aimed at the UDP session), then the answer out of order from outside.
+  auto fragments_of = [](std::vector<uint8_t> whole) {
+    std::vector<std::vector<uint8_t>> out;
+    whole[4] = 0;
+    whole[5] = 0x77;
+    const size_t payload = whole.size() - 20;
+    for (size_t at = 0; at < payload; at += 16) {
+      const size_t n = std::min<size_t>(16, payload - at);
+      std::vector<uint8_t> f(whole.begin(), whole.begin() + 20);
+      f.insert(f.end(), whole.begin() + 20 + at, whole.begin() + 20 + at + n);
+      wire::StoreBe16(&f[2], static_cast<uint16_t>(20 + n));
+      wire::StoreBe16(&f[6], static_cast<uint16_t>((at + n < payload ? 0x2000 : 0) | at / 8));
+      out.push_back(f);
+    }
+    return out;
+  };
+  std::vector<uint8_t> big = Udp({kHostA, 40000}, {kRemote1, 53});
+  big.insert(big.end(), 28, 'x');
+  wire::StoreBe16(&big[2], static_cast<uint16_t>(big.size()));
+  wire::StoreBe16(&big[24], static_cast<uint16_t>(big.size() - 20));
+  wire::FillTransportChecksum(*wire::Ipv4View::Parse(absl::MakeSpan(big)));
+  std::vector<std::vector<uint8_t>> out_frags = fragments_of(big);
+  AppendRecord(s, kIn | kAim, 0, out_frags[0]);
+  AppendRecord(s, kIn, 0, out_frags[1]);
+  AppendRecord(s, kIn, 0, out_frags[2]);
+  write("fragments_in_order", s);
+  s.clear();
+  // From outside: later fragments to a pool address (held), then the first, aimed at the UDP
+  // session (ports and addresses); the held ones are its datagram's when host A's pool
+  // address is 203.0.113.1 (the key has no ports).
+  std::vector<uint8_t> answer = Udp({kRemote1, 53}, {Ip(203, 0, 113, 1), 40000});
+  answer.insert(answer.end(), 28, 'y');
+  wire::StoreBe16(&answer[2], static_cast<uint16_t>(answer.size()));
+  wire::StoreBe16(&answer[24], static_cast<uint16_t>(answer.size() - 20));
+  wire::FillTransportChecksum(*wire::Ipv4View::Parse(absl::MakeSpan(answer)));
+  std::vector<std::vector<uint8_t>> in_frags = fragments_of(answer);
+  AppendRecord(s, kOut, 0, in_frags[2]);
+  AppendRecord(s, kOut, 0, in_frags[1]);
+  AppendRecord(s, kOut | kAim, 0, in_frags[0]);
+  AppendRecord(s, kOut | 0x40, 0x80, in_frags[1]);  // after the timeout, swept: held again
+  write("fragments_out_of_order", s);
+  s.clear();
+  // Junk: truncated, a first fragment, TTL 1.
   std::vector<uint8_t> cut = Udp({kHostA, 1}, {kRemote1, 2});
   cut.resize(25);
   AppendRecord(s, kIn, 0, cut);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <initializer_list>
 
+#include "absl/base/attributes.h"
 #include "absl/strings/str_cat.h"
 #include "dpm/port_allocator.h"
 #include "wire/checksum.h"
@@ -64,6 +65,7 @@ const char* VerdictName(Verdict verdict) {
     case Verdict::kForwardInside: return "forward_inside";
     case Verdict::kToGateway: return "to_gateway";
     case Verdict::kDrop: return "drop";
+    case Verdict::kHeld: return "held";
   }
   return "unknown";
 }
@@ -82,6 +84,8 @@ const char* DropReasonName(DropReason reason) {
     case DropReason::kNotFromInside: return "not_from_inside";
     case DropReason::kNoRoute: return "no_route";
     case DropReason::kIcmpNotTranslated: return "icmp_not_translated";
+    case DropReason::kFragmentTimeout: return "fragment_timeout";
+    case DropReason::kFragmentLimit: return "fragment_limit";
     case DropReason::kCount: break;
   }
   return "unknown";
@@ -128,6 +132,9 @@ absl::Status ValidateNatConfig(const NatConfig& c) {
     return absl::InvalidArgumentError("tcp_transitory_ms: below 4 min (RFC 5382 REQ-5)");
   }
   if (c.icmp_timeout_ms < 60000) return absl::InvalidArgumentError("icmp_timeout_ms: below 60 s (RFC 5508 REQ-2)");
+  if (c.fragment_timeout_ms < 2000) {
+    return absl::InvalidArgumentError("fragment_timeout_ms: below 2 s (RFC 6146 §4 FRAGMENT_MIN)");
+  }
   return absl::OkStatus();
 }
 
@@ -150,6 +157,121 @@ struct NatEngine::Packet {
   bool id_at_source = false;
 };
 
+// ---- Fragment state -------------------------------------------------------------------------
+
+// A datagram is named by the fields every one of its fragments repeats (RFC 791 §3.2: source,
+// destination, protocol, identification), as it arrived, plus the side it arrived on.
+struct NatEngine::FragmentKey {
+  uint32_t source = 0;
+  uint32_t destination = 0;
+  uint16_t identification = 0;
+  uint8_t protocol = 0;
+  bool from_inside = false;
+
+  friend bool operator==(const FragmentKey& a, const FragmentKey& b) {
+    return a.source == b.source && a.destination == b.destination && a.identification == b.identification &&
+           a.protocol == b.protocol && a.from_inside == b.from_inside;
+  }
+  template <typename H>
+  friend H AbslHashValue(H h, const FragmentKey& k) {
+    return H::combine(std::move(h), k.source, k.destination, k.identification, k.protocol, k.from_inside);
+  }
+};
+
+// What the first fragment got, for the rest of its datagram.
+struct NatEngine::FragmentTranslation {
+  Verdict verdict = Verdict::kDrop;  // kDrop: the first fragment was dropped
+  uint32_t source = 0;               // the addresses it left with (forwarded verdicts)
+  uint32_t destination = 0;
+  bool hairpin = false;              // from inside, back inside
+};
+
+// One datagram: a record (first fragment seen) or a held datagram (fragments waiting for it),
+// in a slab; each is on one of two lists in deadline order (the timeout is one constant, so
+// the order they were made in), so expiry pops from the front and nothing is scanned.
+struct NatEngine::Fragments {
+  struct Train {
+    FragmentKey key;
+    uint64_t deadline_ms = 0;
+    uint32_t prev = kNoIndex;
+    uint32_t next = kNoIndex;
+    bool recorded = false;       // on `records` (else on `held`)
+    FragmentTranslation translation;
+    uint32_t seen = 0;           // payload bytes of fragments translated (records)
+    uint32_t end = 0;            // the datagram's payload length once its last fragment came; 0: not yet
+    std::vector<std::vector<uint8_t>> packets;  // held fragments, whole packets as they arrived
+  };
+  struct List {
+    uint32_t head = kNoIndex;
+    uint32_t tail = kNoIndex;
+    size_t size = 0;
+  };
+
+  std::vector<Train> slots;
+  std::vector<uint32_t> free_slots;
+  absl::flat_hash_map<FragmentKey, uint32_t> index;
+  List records;
+  List held;
+  size_t held_packets = 0;  // fragments on `held` trains
+  size_t bytes = 0;         // held packets + released ones not taken yet
+  struct Released {
+    Verdict verdict;
+    std::vector<uint8_t> packet;
+  };
+  std::vector<Released> released;
+  std::vector<Released> taking;  // TakeReleasedFragments' scratch (keeps its capacity)
+
+  uint32_t Find(const FragmentKey& key) const {
+    auto it = index.find(key);
+    return it == index.end() ? kNoIndex : it->second;
+  }
+  List& ListOf(const Train& t) { return t.recorded ? records : held; }
+  void Append(uint32_t i) {
+    Train& t = slots[i];
+    List& l = ListOf(t);
+    t.prev = l.tail;
+    t.next = kNoIndex;
+    (l.tail == kNoIndex ? l.head : slots[l.tail].next) = i;
+    l.tail = i;
+    ++l.size;
+  }
+  void Unlink(uint32_t i) {
+    Train& t = slots[i];
+    List& l = ListOf(t);
+    (t.prev == kNoIndex ? l.head : slots[t.prev].next) = t.next;
+    (t.next == kNoIndex ? l.tail : slots[t.next].prev) = t.prev;
+    --l.size;
+  }
+  // A new train for `key` (not present), last on its list.
+  uint32_t Add(const FragmentKey& key, bool recorded, uint64_t deadline_ms) {
+    uint32_t i;
+    if (!free_slots.empty()) {
+      i = free_slots.back();
+      free_slots.pop_back();
+    } else {
+      i = static_cast<uint32_t>(slots.size());
+      slots.emplace_back();
+    }
+    Train& t = slots[i];
+    t = Train{};
+    t.key = key;
+    t.recorded = recorded;
+    t.deadline_ms = deadline_ms;
+    Append(i);
+    index[key] = i;
+    return i;
+  }
+  // Forgets train `i`; its held packets must have been accounted for by the caller.
+  void Remove(uint32_t i) {
+    Unlink(i);
+    Train& t = slots[i];
+    index.erase(t.key);
+    if (!t.recorded) held_packets -= t.packets.size();
+    t.packets = {};  // frees the held packets' memory now
+    free_slots.push_back(i);
+  }
+};
+
 // ---- Construction ------------------------------------------------------------------------
 
 NatEngine::NatEngine(NatConfig config)
@@ -159,7 +281,8 @@ NatEngine::NatEngine(NatConfig config)
                                                  : ~(0xffffffffu >> config_.inside_prefix)),
       table_(std::make_unique<SessionTable>(config_.gateway_inside_address)),
       ports_(std::make_unique<PortAllocator>(config_.external_addresses, config_.port_min, config_.port_max,
-                                             config_.seed)) {
+                                             config_.seed)),
+      fragments_(std::make_unique<Fragments>()) {
   for (uint16_t port : config_.gateway_reserved_ports) reserved_gateway_ports_.insert(port);
 }
 
@@ -167,6 +290,11 @@ NatEngine::~NatEngine() = default;
 
 size_t NatEngine::session_count() const { return table_->session_count(); }
 size_t NatEngine::mapping_count() const { return table_->mapping_count(); }
+size_t NatEngine::fragment_record_count() const { return fragments_->records.size; }
+size_t NatEngine::held_fragment_count() const { return fragments_->held_packets; }
+size_t NatEngine::held_datagram_count() const { return fragments_->held.size; }
+size_t NatEngine::held_fragment_bytes() const { return fragments_->bytes; }
+size_t NatEngine::released_fragment_count() const { return fragments_->released.size(); }
 bool NatEngine::IsExternalAddress(uint32_t address) const { return ports_->IndexOf(address).has_value(); }
 
 bool NatEngine::InInsideNetwork(uint32_t address) const {
@@ -374,19 +502,10 @@ void NatEngine::TranslateBatch(uint64_t now_ms, absl::Span<const absl::Span<uint
 
 // ---- Data path: from inside --------------------------------------------------------------
 
-Result NatEngine::FromInsideHinted(uint64_t now_ms, absl::Span<uint8_t> bytes, uint32_t hint) {
-  std::optional<Ipv4View> ip = Ipv4View::Parse(bytes);
-  if (!ip) return Drop(DropReason::kMalformed);
-  if (!ip->ChecksumValid()) return Drop(DropReason::kBadChecksum);
-  if (!IsInsideHost(ip->source())) return Drop(DropReason::kNotFromInside);
-  const uint32_t dst = ip->destination();
-  const bool for_gateway = dst == config_.gateway_inside_address || dst == config_.gateway_outside_address;
-  if (ip->is_fragment()) return for_gateway ? ToGateway() : Drop(DropReason::kFragment);
-  Packet p(*ip);
-  if (DropReason why = ParseTransport(p, /*from_inside=*/true); why != DropReason::kNone) {
-    if (why == DropReason::kUnsupportedProtocol && for_gateway) return ToGateway();
-    return Drop(why);
-  }
+// The rest of the data path, once the transport header was parsed: shared by whole packets
+// and first fragments, and inlined into the fast path.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Result NatEngine::InsideParsed(uint64_t now_ms, Packet& p, bool for_gateway,
+                                                                   uint32_t hint) {
   if (p.icmp_error) return InsideIcmpError(now_ms, p);
   if (p.protocol == Protocol::kIcmp && !wire::icmp::IsQueryRequest(p.icmp_type)) {
     // Replies to queries from outside (not forwarded in) and other types: the gateway's own.
@@ -398,6 +517,23 @@ Result NatEngine::FromInsideHinted(uint64_t now_ms, absl::Span<uint8_t> bytes, u
   const uint32_t session = Live(hinted ? hint : table_->FindInside(key), now_ms);
   if (session != kNoIndex) return Outbound(now_ms, p, session, /*fresh=*/false);
   return InsideMiss(now_ms, p);
+}
+
+Result NatEngine::FromInsideHinted(uint64_t now_ms, absl::Span<uint8_t> bytes, uint32_t hint) {
+  std::optional<Ipv4View> ip = Ipv4View::Parse(bytes);
+  if (!ip) return Drop(DropReason::kMalformed);
+  if (!ip->ChecksumValid()) return Drop(DropReason::kBadChecksum);
+  if (!IsInsideHost(ip->source())) return Drop(DropReason::kNotFromInside);
+  const uint32_t dst = ip->destination();
+  const bool for_gateway = dst == config_.gateway_inside_address || dst == config_.gateway_outside_address;
+  // The only test fragments cost the fast path.
+  if (ip->is_fragment()) return OnFragment(now_ms, *ip, /*from_inside=*/true, for_gateway);
+  Packet p(*ip);
+  if (DropReason why = ParseTransport(p, /*from_inside=*/true); why != DropReason::kNone) {
+    if (why == DropReason::kUnsupportedProtocol && for_gateway) return ToGateway();
+    return Drop(why);
+  }
+  return InsideParsed(now_ms, p, for_gateway, hint);
 }
 
 Result NatEngine::InsideMiss(uint64_t now_ms, Packet& p) {
@@ -452,17 +588,10 @@ Result NatEngine::HairpinInbound(uint64_t now_ms, Packet& p) {
 
 // ---- Data path: from outside -------------------------------------------------------------
 
-Result NatEngine::FromOutsideHinted(uint64_t now_ms, absl::Span<uint8_t> bytes, uint32_t hint) {
-  std::optional<Ipv4View> ip = Ipv4View::Parse(bytes);
-  if (!ip) return Drop(DropReason::kMalformed);
-  if (!ip->ChecksumValid()) return Drop(DropReason::kBadChecksum);
-  const bool for_gateway = ip->destination() == config_.gateway_outside_address;
-  if (ip->is_fragment()) return for_gateway ? ToGateway() : Drop(DropReason::kFragment);
-  Packet p(*ip);
-  if (DropReason why = ParseTransport(p, /*from_inside=*/false); why != DropReason::kNone) {
-    if (why == DropReason::kUnsupportedProtocol && for_gateway) return ToGateway();
-    return Drop(why);
-  }
+// The rest of the data path, once the transport header was parsed: shared by whole packets
+// and first fragments, and inlined into the fast path.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Result NatEngine::OutsideParsed(uint64_t now_ms, Packet& p, bool for_gateway,
+                                                                    uint32_t hint) {
   if (p.icmp_error) return OutsideIcmpError(now_ms, p, /*hairpin=*/false);
   if (p.protocol == Protocol::kIcmp && !wire::icmp::IsQueryReply(p.icmp_type)) {
     // Queries from outside are not forwarded in (RFC 5508 REQ-1 covers those from inside).
@@ -474,6 +603,20 @@ Result NatEngine::FromOutsideHinted(uint64_t now_ms, absl::Span<uint8_t> bytes, 
   const uint32_t session = Live(hinted ? hint : table_->FindOutside(key), now_ms);
   if (session != kNoIndex) return Inbound(now_ms, p, session, /*decrement_ttl=*/true, /*fresh=*/false);
   return OutsideMiss(now_ms, p, /*hairpin=*/false);
+}
+
+Result NatEngine::FromOutsideHinted(uint64_t now_ms, absl::Span<uint8_t> bytes, uint32_t hint) {
+  std::optional<Ipv4View> ip = Ipv4View::Parse(bytes);
+  if (!ip) return Drop(DropReason::kMalformed);
+  if (!ip->ChecksumValid()) return Drop(DropReason::kBadChecksum);
+  const bool for_gateway = ip->destination() == config_.gateway_outside_address;
+  if (ip->is_fragment()) return OnFragment(now_ms, *ip, /*from_inside=*/false, for_gateway);
+  Packet p(*ip);
+  if (DropReason why = ParseTransport(p, /*from_inside=*/false); why != DropReason::kNone) {
+    if (why == DropReason::kUnsupportedProtocol && for_gateway) return ToGateway();
+    return Drop(why);
+  }
+  return OutsideParsed(now_ms, p, for_gateway, hint);
 }
 
 Result NatEngine::OutsideMiss(uint64_t now_ms, Packet& p, bool hairpin) {
@@ -614,6 +757,232 @@ Result NatEngine::OutsideIcmpError(uint64_t now_ms, Packet& p, bool hairpin) {
   }
   ++counters_.translated_in;
   return Result{Verdict::kForwardInside};
+}
+
+// ---- Fragments (RFC 4787 REQ-14, RFC 6146 §3.5) ------------------------------------------
+
+namespace {
+
+// Expired records and held datagrams one fragment's call removes, oldest first: memory goes
+// back even between sweeps, in bounded work.
+constexpr size_t kFragmentExpiryPerPacket = 8;
+
+}  // namespace
+
+Result NatEngine::OnFragment(uint64_t now_ms, const Ipv4View& ip, bool from_inside, bool for_gateway) {
+  ExpireFragments(now_ms, kFragmentExpiryPerPacket);
+  const uint32_t dst = ip.destination();
+  const uint8_t protocol = ip.protocol();
+  const bool tcp_or_udp = protocol == wire::ipv4::kProtocolTcp || protocol == wire::ipv4::kProtocolUdp;
+  if (!tcp_or_udp && protocol != wire::ipv4::kProtocolIcmp) {
+    return for_gateway ? ToGateway() : Drop(DropReason::kUnsupportedProtocol);
+  }
+  // Fragments for the gateway's own addresses are its own (its stack reassembles them) unless
+  // they may belong to a translated flow: TCP/UDP to the inside address (a DPM session's
+  // gateway endpoint), or anything to an outside address that is also a pool address. Those
+  // go through the records, and their first fragment's verdict (kToGateway on a miss)
+  // decides for them all.
+  if (for_gateway && !IsExternalAddress(dst) && !(from_inside && tcp_or_udp && dst == config_.gateway_inside_address)) {
+    return ToGateway();
+  }
+  // RFC 791 §3.2: a fragment other than the last carries a multiple of 8 bytes, and the
+  // datagram fits in 65535 bytes (fragments that reach past it are the "ping of death").
+  const size_t payload = ip.payload().size();
+  const size_t offset = size_t{ip.fragment_offset()} * 8;
+  if (payload == 0 || (ip.more_fragments() && payload % 8 != 0) || ip.header_length() + offset + payload > 0xffff) {
+    return Drop(DropReason::kMalformed);
+  }
+  const FragmentKey key{ip.source(), dst, ip.identification(), protocol, from_inside};
+  if (offset == 0) return OnFirstFragment(now_ms, ip, key, from_inside, for_gateway);
+  // RFC 1858 §4: a TCP fragment at offset 8 bytes can only serve to overwrite the header's
+  // flags after a filter saw them.
+  if (protocol == wire::ipv4::kProtocolTcp && ip.fragment_offset() == 1) return Drop(DropReason::kFragment);
+  const uint32_t train = LiveTrain(key, now_ms);
+  if (train != kNoIndex && fragments_->slots[train].recorded) {
+    const FragmentTranslation translation = fragments_->slots[train].translation;
+    const Result r = FollowFirstFragment(translation, ip);
+    NoteFragmentBytes(train, ip);
+    return r;
+  }
+  // Held only when it could be ours: from inside, toward an outside host (or a pool address,
+  // hairpinning) or a DPM gateway endpoint (above); from outside, to a pool address.
+  if (!for_gateway && (from_inside ? !IsOutsideUnicast(dst) : !IsExternalAddress(dst))) {
+    return Drop(DropReason::kNoRoute);
+  }
+  return HoldFragment(now_ms, ip, key, train);
+}
+
+Result NatEngine::OnFirstFragment(uint64_t now_ms, const Ipv4View& ip, const FragmentKey& key, bool from_inside,
+                                  bool for_gateway) {
+  // Translated like a whole packet; the transport header must be whole in it (RFC 1858 §3.2:
+  // tiny fragments; RFC 6146 §3.5 allows requiring it).
+  Packet p(ip);
+  DropReason why = DropReason::kNone;
+  if (ip.protocol() == wire::ipv4::kProtocolUdp) {
+    // UdpView checks the length field against the bytes given, but a first fragment's length
+    // field counts the whole datagram, so only its 8-byte header is checked here.
+    p.l4 = ip.payload();
+    std::optional<QuotedTransport> udp = QuotedTransport::Parse(p.l4, wire::ipv4::kProtocolUdp);
+    if (!udp || udp->source_port() == 0 || udp->destination_port() == 0 ||
+        LoadBe16(&p.l4[wire::udp::kLengthOffset]) < p.l4.size()) {
+      why = DropReason::kMalformed;
+    } else {
+      p.protocol = Protocol::kUdp;
+      p.source = Endpoint{ip.source(), udp->source_port()};
+      p.destination = Endpoint{ip.destination(), udp->destination_port()};
+    }
+  } else {
+    why = ParseTransport(p, from_inside);
+  }
+  Result r;
+  if (why != DropReason::kNone) {
+    r = Drop(why);
+  } else if (p.icmp_error) {
+    // Its checksum covers bytes not here (RFC 5508 REQ-3): not translated.
+    r = for_gateway ? ToGateway() : Drop(DropReason::kFragment);
+  } else {
+    r = from_inside ? InsideParsed(now_ms, p, for_gateway, kNoIndex) : OutsideParsed(now_ms, p, for_gateway, kNoIndex);
+  }
+
+  // The record: the rest of the datagram goes as this fragment went (dropped ones too, so
+  // their later fragments are not held for nothing). `ip` now shows the translated header.
+  FragmentTranslation translation;
+  translation.verdict = r.verdict;
+  if (r.verdict == Verdict::kForwardOutside || r.verdict == Verdict::kForwardInside) {
+    translation.source = ip.source();
+    translation.destination = ip.destination();
+    translation.hairpin = from_inside && r.verdict == Verdict::kForwardInside;
+  }
+  Fragments& f = *fragments_;
+  std::vector<std::vector<uint8_t>> held;
+  if (const uint32_t old = LiveTrain(key, now_ms); old != kNoIndex) {
+    // A held datagram gives up its fragments; an existing record (a duplicate first fragment,
+    // or the identification reused) is replaced.
+    if (!f.slots[old].recorded) {
+      held.swap(f.slots[old].packets);
+      f.held_packets -= held.size();
+    }
+    f.Remove(old);
+  }
+  uint32_t record = kNoIndex;
+  if (config_.max_fragment_records > 0) {
+    while (f.records.size >= config_.max_fragment_records) {
+      f.Remove(f.records.head);
+      ++counters_.fragment_records_evicted;
+    }
+    record = f.Add(key, /*recorded=*/true, now_ms + config_.fragment_timeout_ms);
+    f.slots[record].translation = translation;
+    if (NoteFragmentBytes(record, ip)) record = kNoIndex;
+  }
+  // Release what was held, translated the same way, in the order it came.
+  size_t released = 0;
+  for (std::vector<uint8_t>& packet : held) {
+    f.bytes -= packet.size();
+    std::optional<Ipv4View> view = Ipv4View::Parse(absl::MakeSpan(packet));  // parsed before it was held
+    if (!view) continue;
+    if (record != kNoIndex && NoteFragmentBytes(record, *view)) record = kNoIndex;
+    const Result fate = FollowFirstFragment(translation, *view);
+    if (fate.verdict == Verdict::kDrop) continue;
+    f.bytes += packet.size();
+    f.released.push_back(Fragments::Released{fate.verdict, std::move(packet)});
+    ++counters_.fragments_released;
+    ++released;
+  }
+  r.released = static_cast<uint16_t>(std::min<size_t>(released, 0xffff));
+  return r;
+}
+
+Result NatEngine::FollowFirstFragment(const FragmentTranslation& t, const Ipv4View& ip) {
+  switch (t.verdict) {
+    case Verdict::kForwardOutside:
+    case Verdict::kForwardInside:
+      break;
+    case Verdict::kToGateway:
+      return ToGateway();
+    case Verdict::kDrop:
+    case Verdict::kHeld:
+      return Drop(DropReason::kFragment);
+  }
+  // Like the first fragment: TTL - 1 (once, hairpinned too), packet untouched when it runs out.
+  if (ip.ttl() <= 1) return Drop(DropReason::kTtlExceeded);
+  Packet p(ip);
+  RewriteIp(p, t.source, t.destination, /*decrement_ttl=*/true, nullptr);
+  ++counters_.fragments_translated;
+  if (t.verdict == Verdict::kForwardOutside) {
+    ++counters_.translated_out;
+  } else {
+    ++counters_.translated_in;
+    if (t.hairpin) ++counters_.hairpinned;
+  }
+  return Result{t.verdict};
+}
+
+Result NatEngine::HoldFragment(uint64_t now_ms, const Ipv4View& ip, const FragmentKey& key, uint32_t train) {
+  Fragments& f = *fragments_;
+  const absl::Span<uint8_t> bytes = ip.bytes();  // to the total length: no link padding
+  const size_t count = train == kNoIndex ? 0 : f.slots[train].packets.size();
+  if (count >= config_.max_held_fragments_per_datagram || f.bytes + bytes.size() > config_.max_held_fragment_bytes ||
+      (train == kNoIndex && f.held.size >= config_.max_held_datagrams)) {
+    return Drop(DropReason::kFragmentLimit);
+  }
+  if (train == kNoIndex) train = f.Add(key, /*recorded=*/false, now_ms + config_.fragment_timeout_ms);
+  f.slots[train].packets.emplace_back(bytes.begin(), bytes.end());
+  f.bytes += bytes.size();
+  ++f.held_packets;
+  ++counters_.fragments_held;
+  return Result{Verdict::kHeld};
+}
+
+bool NatEngine::NoteFragmentBytes(uint32_t record, const Ipv4View& ip) {
+  Fragments::Train& t = fragments_->slots[record];
+  const uint32_t payload = static_cast<uint32_t>(ip.payload().size());
+  t.seen += payload;
+  if (!ip.more_fragments()) t.end = uint32_t{ip.fragment_offset()} * 8 + payload;
+  if (t.end == 0 || t.seen < t.end) return false;
+  // As many bytes as the datagram has went through: done. (A duplicate may end it early; a
+  // fragment after that is held and expires.)
+  fragments_->Remove(record);
+  return true;
+}
+
+uint32_t NatEngine::LiveTrain(const FragmentKey& key, uint64_t now_ms) {
+  const uint32_t train = fragments_->Find(key);
+  if (train == kNoIndex || fragments_->slots[train].deadline_ms > now_ms) return train;
+  DropTrain(train, DropReason::kFragmentTimeout);
+  return kNoIndex;
+}
+
+void NatEngine::DropTrain(uint32_t train, DropReason reason) {
+  Fragments& f = *fragments_;
+  for (const std::vector<uint8_t>& packet : f.slots[train].packets) {
+    f.bytes -= packet.size();
+    ++drops_[static_cast<size_t>(reason)];
+  }
+  f.Remove(train);
+}
+
+size_t NatEngine::ExpireFragments(uint64_t now_ms, size_t budget) {
+  Fragments& f = *fragments_;
+  size_t removed = 0;
+  for (Fragments::List* list : {&f.held, &f.records}) {
+    while (removed < budget && list->head != kNoIndex && f.slots[list->head].deadline_ms <= now_ms) {
+      DropTrain(list->head, DropReason::kFragmentTimeout);
+      ++removed;
+    }
+  }
+  return removed;
+}
+
+size_t NatEngine::TakeReleasedFragments(absl::FunctionRef<void(Verdict, absl::Span<uint8_t>)> fn) {
+  Fragments& f = *fragments_;
+  if (f.released.empty()) return 0;
+  std::vector<Fragments::Released> batch;
+  batch.swap(f.released);  // `fn` may call into the engine and release more
+  for (Fragments::Released& r : batch) {
+    f.bytes -= r.packet.size();
+    fn(r.verdict, absl::MakeSpan(r.packet));
+  }
+  return batch.size();
 }
 
 // ---- Sessions and mappings ---------------------------------------------------------------
@@ -956,6 +1325,7 @@ size_t NatEngine::Sweep(uint64_t now_ms, size_t max_entries) {
         return uint64_t{m.expires_s} * 1000;
       },
       [&](uint32_t i) { ExpireExplicitMapping(i); });
+  ExpireFragments(now_ms, max_entries);
   return removed;
 }
 
@@ -963,6 +1333,9 @@ std::optional<uint64_t> NatEngine::NextDeadline() const {
   std::optional<uint64_t> next;
   if (table_->session_count() > 0) next = session_sweep_.min;
   if (explicit_mappings_ > 0) next = std::min(next.value_or(UINT64_MAX), mapping_sweep_.min);
+  for (const Fragments::List* list : {&fragments_->held, &fragments_->records}) {
+    if (list->head != kNoIndex) next = std::min(next.value_or(UINT64_MAX), fragments_->slots[list->head].deadline_ms);
+  }
   return next;
 }
 

@@ -12,6 +12,10 @@
 //     port range and parity preservation, random ports (RFC 6056), hairpinning, the minimum
 //     timers, the RFC 6146 TCP state machine, ICMP query mappings and ICMP error translation.
 //   - Explicit mappings for PCP MAP and NAT-PMP.
+//   - IPv4 fragments, in order and out of order (RFC 4787 REQ-14; the method of RFC 6146 §3.5):
+//     the first fragment is translated like any packet and leaves a record by which the later
+//     fragments are translated; fragments that come before their first fragment are held
+//     (bounded) and released, translated, when it comes (TakeReleasedFragments).
 //
 // Sans-I/O (STYLE.md): packets are rewritten in place, time is passed in as milliseconds on
 // any monotonic clock, and nothing here does I/O or reads a clock. Not thread-safe: one
@@ -48,6 +52,7 @@ class PortAllocator;
 }  // namespace dpm::nat
 namespace dpm::wire {
 class ChecksumDelta;
+class Ipv4View;
 }  // namespace dpm::wire
 namespace dpm::nat {
 
@@ -70,6 +75,24 @@ struct NatConfig {
   /// Ports never used as a DPM gateway endpoint port: the gateway's own services on its
   /// private address (the DPM server on 1080, PCP/NAT-PMP on 5350-5351).
   std::vector<uint16_t> gateway_reserved_ports = {1080, 5350, 5351};
+
+  // IP fragments (RFC 4787 REQ-14; docs/nat.md "Fragments"). Every limit bounds memory: a
+  // flood of fragments costs at most these, whatever it holds.
+  /// How long a datagram's fragment record, and the fragments held for it, live after its
+  /// first fragment (or, held, its first-arriving fragment) was seen, in ms: RFC 791's
+  /// reassembly timer does the same job. >= 2 s (RFC 6146 §4 FRAGMENT_MIN).
+  uint64_t fragment_timeout_ms = 30000;
+  /// Datagrams whose first fragment was seen, tracked at once (about 100 B each); a new one
+  /// beyond this replaces the oldest record (NatCounters::fragment_records_evicted).
+  size_t max_fragment_records = 4096;
+  /// Datagrams with fragments held, waiting for their first fragment. 0: no out-of-order
+  /// support (such fragments are dropped, kFragmentLimit).
+  size_t max_held_datagrams = 256;
+  /// Fragments held for one datagram: 64 covers a 65535-byte datagram cut for a 1500-byte MTU
+  /// (45 fragments).
+  size_t max_held_fragments_per_datagram = 64;
+  /// Bytes of whole packets held, plus released ones the caller has not taken yet.
+  size_t max_held_fragment_bytes = size_t{1} << 20;
 };
 
 /// OK, or InvalidArgument naming the first field that is unusable (an empty pool, a bad
@@ -82,6 +105,9 @@ enum class Verdict : uint8_t {
   kForwardInside,   // translated: send on the inside link (replies, hairpinned packets)
   kToGateway,       // for the gateway itself (untouched): its own stack handles it
   kDrop,            // see the reason; counted in drops()
+  kHeld,            // a fragment that came before its datagram's first fragment, copied and kept
+                    // (the caller's buffer is untouched and free): it comes back, translated,
+                    // through TakeReleasedFragments, or expires (kFragmentTimeout)
 };
 const char* VerdictName(Verdict verdict);
 
@@ -89,7 +115,10 @@ enum class DropReason : uint8_t {
   kNone = 0,
   kMalformed,           // truncated headers, bad IHL / total length / TCP data offset / UDP length
   kBadChecksum,         // IPv4 header; ICMP error and its quoted header (RFC 5508 REQ-3)
-  kFragment,            // IP fragments are not translated in this version
+  kFragment,            // a fragment that cannot be translated: a later fragment of a datagram
+                        // whose first fragment was dropped, a fragmented ICMP error (its checksum
+                        // cannot be verified, RFC 5508 REQ-3), a TCP fragment at offset 8 bytes
+                        // (RFC 1858 §4)
   kTtlExceeded,         // TTL <= 1 on a packet to forward: the caller may send ICMP time exceeded
   kNoMapping,           // from outside with no session or mapping (filtering), or an error about none
   kQuota,               // the internal host reached per_host_quota
@@ -99,6 +128,9 @@ enum class DropReason : uint8_t {
   kNoRoute,             // a destination that is neither outside nor ours (inside-to-inside,
                         // multicast, loopback), or, from outside, not a pool address
   kIcmpNotTranslated,   // an ICMP type that is neither a query nor a translated error
+  kFragmentTimeout,     // a held fragment whose first fragment did not come within fragment_timeout_ms
+  kFragmentLimit,       // a fragment not held: max_held_datagrams, max_held_fragments_per_datagram
+                        // or max_held_fragment_bytes reached
   kCount
 };
 /// "malformed", "bad_checksum", ...: names for counters and logs.
@@ -107,6 +139,9 @@ const char* DropReasonName(DropReason reason);
 struct Result {
   Verdict verdict;
   DropReason reason = DropReason::kNone;
+  /// Held fragments this packet (their datagram's first fragment) released, translated: take
+  /// them with NatEngine::TakeReleasedFragments. Saturates at 65535. Almost always 0.
+  uint16_t released = 0;
 };
 
 /// Errors of the control operations (the DPM server maps them to PCP result codes).
@@ -146,6 +181,11 @@ struct NatCounters {
   uint64_t sessions_created = 0;
   uint64_t sessions_expired = 0;    // timed out (released DPM sessions are not counted)
   uint64_t mappings_created = 0;
+  uint64_t fragments_translated = 0;      // later fragments forwarded by their datagram's record
+                                          // (released ones included; also in translated_out/in)
+  uint64_t fragments_held = 0;            // kHeld
+  uint64_t fragments_released = 0;        // held, then released by their first fragment
+  uint64_t fragment_records_evicted = 0;  // replaced by newer ones at max_fragment_records
 };
 
 class NatEngine {
@@ -163,6 +203,20 @@ class NatEngine {
   Result FromInside(uint64_t now_ms, absl::Span<uint8_t> packet);
   Result FromOutside(uint64_t now_ms, absl::Span<uint8_t> packet);
 
+  /// Fragments (RFC 4787 REQ-14): a first fragment (offset 0, MF=1) is translated like a
+  /// whole packet — it must hold the whole TCP/UDP/ICMP header (RFC 1858 §3.2), else
+  /// kMalformed — and its outcome is recorded under (source, destination, protocol, IP
+  /// identification, direction) of the packet as it arrived. A later fragment of that datagram
+  /// gets the same verdict and addresses: IP addresses rewritten, IP header checksum updated
+  /// (RFC 1624), TTL decremented (a datagram's L4 header, ports and checksum are in the first
+  /// fragment only; the first fragment's L4 checksum update is right for the whole datagram).
+  /// A later fragment with no record is held (kHeld) until its first fragment comes — then
+  /// that call's Result::released counts the fragments it released — or until
+  /// fragment_timeout_ms passes (kFragmentTimeout). Fragments for the gateway's own addresses
+  /// go to it (kToGateway) untranslated, as before — except TCP/UDP to its inside address (a
+  /// DPM gateway endpoint, perhaps) and anything to a pool address, which the first fragment
+  /// decides (docs/nat.md "Fragments").
+  ///
   /// Batches: results[i] is what FromInside / FromOutside on packets[i] gives, the packets
   /// taken in order; `results` is as long as `packets`. Faster on a big table: the table
   /// memory of up to 32 packets is prefetched before any of them is translated, so their
@@ -170,6 +224,15 @@ class NatEngine {
   /// from the link returned.
   void FromInsideBatch(uint64_t now_ms, absl::Span<const absl::Span<uint8_t>> packets, absl::Span<Result> results);
   void FromOutsideBatch(uint64_t now_ms, absl::Span<const absl::Span<uint8_t>> packets, absl::Span<Result> results);
+
+  /// Hands every released fragment (see FromInside) to `fn`, oldest first, and forgets it;
+  /// returns how many. `verdict` is the first fragment's: kForwardOutside or kForwardInside
+  /// (translated, send it on that link), or kToGateway (untouched). Call it after a Result
+  /// with released > 0, or once after a batch; until then the fragments count against
+  /// max_held_fragment_bytes. `fn` may call into the engine.
+  size_t TakeReleasedFragments(absl::FunctionRef<void(Verdict verdict, absl::Span<uint8_t> packet)> fn);
+  /// Released fragments waiting for TakeReleasedFragments.
+  size_t released_fragment_count() const;
 
   /// DPM setup: reserves a registered address (the suggested one when it is in the pool and
   /// can serve, else the host's paired address) and, if the port is replaceable, a new random
@@ -190,9 +253,10 @@ class NatEngine {
                                                 Endpoint suggested_external, uint32_t lifetime_s);
 
   /// Examines at most `max_entries` session slots and as many mapping slots, continuing where
-  /// the last call stopped, and removes what has expired. Returns sessions and explicit
-  /// mappings removed. (A packet for an expired session that no sweep removed yet is handled
-  /// as if it were gone.)
+  /// the last call stopped, and removes what has expired; also removes up to `max_entries`
+  /// expired fragment records and held datagrams (their fragments counted kFragmentTimeout).
+  /// Returns sessions and explicit mappings removed. (A packet for an expired session or
+  /// fragment record that no sweep removed yet is handled as if it were gone.)
   size_t Sweep(uint64_t now_ms, size_t max_entries);
   /// When Sweep may next find something to expire: never later than the earliest deadline,
   /// possibly earlier (a refreshed session keeps its old deadline here until a sweep passes
@@ -221,13 +285,23 @@ class NatEngine {
 
   size_t session_count() const;
   size_t mapping_count() const;
+  /// Datagrams with a fragment record (first fragment seen, not yet complete or expired).
+  size_t fragment_record_count() const;
+  /// Fragments held for datagrams whose first fragment has not come, and those datagrams.
+  size_t held_fragment_count() const;
+  size_t held_datagram_count() const;
+  /// Bytes held plus released-not-taken (bounded by max_held_fragment_bytes).
+  size_t held_fragment_bytes() const;
   const std::array<uint64_t, static_cast<size_t>(DropReason::kCount)>& drops() const { return drops_; }
   const NatCounters& counters() const { return counters_; }
   const NatConfig& config() const { return config_; }
   bool IsExternalAddress(uint32_t address) const;
 
  private:
-  struct Packet;  // a parsed packet (nat_engine.cc)
+  struct Packet;     // a parsed packet (nat_engine.cc)
+  struct Fragments;  // fragment records and held fragments (nat_engine.cc)
+  struct FragmentKey;
+  struct FragmentTranslation;
   struct Host {
     uint32_t pool_index = 0;  // paired pooling: the host's mappings use this pool address
     uint32_t count = 0;       // sessions + explicit mappings (the quota)
@@ -246,6 +320,9 @@ class NatEngine {
   static void RewriteIp(Packet& p, uint32_t source, uint32_t destination, bool decrement_ttl,
                         wire::ChecksumDelta* pseudo_header);
   static void Rewrite(Packet& p, Endpoint source, Endpoint destination, bool decrement_ttl);
+  // After the transport header was parsed (whole packets and first fragments).
+  Result InsideParsed(uint64_t now_ms, Packet& p, bool for_gateway, uint32_t hint);
+  Result OutsideParsed(uint64_t now_ms, Packet& p, bool for_gateway, uint32_t hint);
   Result InsideMiss(uint64_t now_ms, Packet& p);
   Result OutsideMiss(uint64_t now_ms, Packet& p, bool hairpin);
   Result Outbound(uint64_t now_ms, Packet& p, uint32_t session, bool fresh);
@@ -253,6 +330,21 @@ class NatEngine {
   Result HairpinInbound(uint64_t now_ms, Packet& p);
   Result InsideIcmpError(uint64_t now_ms, Packet& p);
   Result OutsideIcmpError(uint64_t now_ms, Packet& p, bool hairpin);
+
+  // Fragments (off the fast path: only a packet with MF set or a non-zero offset gets here).
+  Result OnFragment(uint64_t now_ms, const wire::Ipv4View& ip, bool from_inside, bool for_gateway);
+  Result OnFirstFragment(uint64_t now_ms, const wire::Ipv4View& ip, const FragmentKey& key, bool from_inside,
+                         bool for_gateway);
+  Result HoldFragment(uint64_t now_ms, const wire::Ipv4View& ip, const FragmentKey& key, uint32_t train);
+  // A later fragment, as its first fragment went.
+  Result FollowFirstFragment(const FragmentTranslation& t, const wire::Ipv4View& ip);
+  // Counts `ip`'s payload toward its record's datagram; removes the record once complete
+  // (returns true then).
+  bool NoteFragmentBytes(uint32_t record, const wire::Ipv4View& ip);
+  // The record or held datagram of `key`, or kNoIndex (after dropping it if expired).
+  uint32_t LiveTrain(const FragmentKey& key, uint64_t now_ms);
+  void DropTrain(uint32_t train, DropReason reason);
+  size_t ExpireFragments(uint64_t now_ms, size_t budget);
 
   // Sessions and mappings.
   uint32_t CreateOutbound(uint64_t now_ms, Protocol protocol, Endpoint internal, Endpoint remote, TcpState state,
@@ -292,6 +384,7 @@ class NatEngine {
   uint32_t inside_mask_;
   std::unique_ptr<SessionTable> table_;
   std::unique_ptr<PortAllocator> ports_;
+  std::unique_ptr<Fragments> fragments_;
   absl::flat_hash_map<uint32_t, Host> hosts_;
   absl::flat_hash_set<uint16_t> reserved_gateway_ports_;
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> drops_{};

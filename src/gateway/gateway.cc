@@ -73,6 +73,19 @@ Gateway::~Gateway() {
 
 bool Gateway::FromInside(absl::Span<uint8_t> packet) {
   nat::Result r = engine_.FromInside(NowMs(), packet);
+  if (r.released > 0) {
+    // Fragments held until this one, their datagram's first, came (RFC 4787 REQ-14): sent
+    // ahead of it, which the receiver's reassembly does not mind.
+    engine_.TakeReleasedFragments([this](nat::Verdict v, absl::Span<uint8_t> f) {
+      if (v == nat::Verdict::kToGateway) return;
+      const bool out = v == nat::Verdict::kForwardOutside;
+      if ((out ? outside_->WritePacket(f) : stack_->SendPacket(f)).ok()) {
+        ++(out ? counters_.forwarded_out : counters_.hairpinned);
+      } else {
+        counters_.write_errors++;
+      }
+    });
+  }
   switch (r.verdict) {
     case nat::Verdict::kToGateway:
       counters_.to_gateway++;
@@ -92,6 +105,7 @@ bool Gateway::FromInside(absl::Span<uint8_t> packet) {
       }
       return true;
     case nat::Verdict::kDrop:
+    case nat::Verdict::kHeld:  // a fragment before its first: copied, comes back as released
       return true;  // counted by the engine, by reason
   }
   return true;
@@ -99,6 +113,17 @@ bool Gateway::FromInside(absl::Span<uint8_t> packet) {
 
 void Gateway::FromOutside(absl::Span<uint8_t> packet) {
   nat::Result r = engine_.FromOutside(NowMs(), packet);
+  if (r.released > 0) {
+    engine_.TakeReleasedFragments([this](nat::Verdict v, absl::Span<uint8_t> f) {
+      if (v != nat::Verdict::kForwardInside) {
+        counters_.outside_to_gateway++;
+      } else if (stack_->SendPacket(f).ok()) {
+        counters_.forwarded_in++;
+      } else {
+        counters_.write_errors++;
+      }
+    });
+  }
   switch (r.verdict) {
     case nat::Verdict::kForwardInside:
       if (stack_->SendPacket(packet).ok()) {
@@ -112,6 +137,7 @@ void Gateway::FromOutside(absl::Span<uint8_t> packet) {
       return;
     case nat::Verdict::kForwardOutside:
     case nat::Verdict::kDrop:
+    case nat::Verdict::kHeld:
       return;
   }
 }

@@ -143,8 +143,8 @@ class Ipv4View {
   bool more_fragments() const { return flags_fragment() & ipv4::kFlagMoreFragments; }
   /// In 8-byte units.
   uint16_t fragment_offset() const { return flags_fragment() & ipv4::kFragmentOffsetMask; }
-  /// Any fragment, the first included: only the first has the transport header, and a NAT
-  /// that does not reassemble cannot translate the others (RFC 4787 §11).
+  /// Any fragment, the first included: only the first has the transport header, so a NAT
+  /// translates the others by what it did to the first (RFC 4787 §11; docs/nat.md).
   bool is_fragment() const { return more_fragments() || fragment_offset() != 0; }
   uint8_t ttl() const { return bytes_[ipv4::kTtlOffset]; }
   uint8_t protocol() const { return bytes_[ipv4::kProtocolOffset]; }

@@ -6,7 +6,7 @@ paths, so it is the private network on one side and the Internet on the other. E
 prints PASS/FAIL; the exit status is the number of failures. Packets are made with Scapy.
 """
 import json, os, socket, subprocess, sys, time
-from scapy.all import IP, UDP, TCP, ICMP, Raw, raw
+from scapy.all import IP, UDP, TCP, ICMP, Raw, raw, fragment, defragment
 
 inside_gw, inside_me, outside_gw, outside_me, dpmd, api = sys.argv[1:7]
 GW, CLIENT, SERVER, POOL = "10.77.0.1", "10.77.1.2", "198.51.100.10", "203.0.113.1"
@@ -125,21 +125,72 @@ if d is not None:
     ok = p.src == POOL and p.dst == SERVER and q.chksum == chk_ip and q[UDP].chksum == chk_udp and bytes(p[UDP].payload) == b"hello"
 check("a plain host's UDP leaves as 203.0.113.1 with correct checksums", ok, "nothing left" if d is None else IP(d).summary())
 
-# 7. Bad IP checksum, TTL 1 and a fragment from inside: dropped and counted, nothing leaves.
+# 7. Bad IP checksum and TTL 1 from inside: dropped and counted, nothing leaves.
 before = status()["gateway"]["nat_drops"]
 bad = bytearray(raw(IP(src="10.77.3.2", dst=SERVER) / UDP(sport=33334, dport=53) / Raw(b"x")))
 bad[10] ^= 0xff
 inside.sendto(bytes(bad), inside_gw)
 inside.sendto(raw(IP(src="10.77.3.2", dst=SERVER, ttl=1) / UDP(sport=33335, dport=53) / Raw(b"x")), inside_gw)
-inside.sendto(raw(IP(src="10.77.3.2", dst=SERVER, flags="MF", frag=0) / UDP(sport=33336, dport=53) / Raw(b"x" * 16)), inside_gw)
 time.sleep(0.3)
 left = recv(outside, 0.3)
 after = status()["gateway"]["nat_drops"]
 moved = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
-check("bad checksum, TTL 1 and a fragment: nothing leaves", left is None, "" if left is None else IP(left).summary())
-check("each is counted by reason", moved.get("bad_checksum", 0) >= 1 and moved.get("ttl_exceeded", 0) >= 1 and moved.get("fragment", 0) >= 1, str(moved))
+check("bad checksum and TTL 1: nothing leaves", left is None, "" if left is None else IP(left).summary())
+check("each is counted by reason", moved.get("bad_checksum", 0) >= 1 and moved.get("ttl_exceeded", 0) >= 1, str(moved))
 
-# 8. Still serving afterwards.
+# 8. Fragments (RFC 4787 REQ-14): UDP datagrams cut in 4, sent in order and out of order
+#    (the last fragment first, the first last), leave translated: every fragment from the pool
+#    address with the datagram's IP id, and together a datagram with a correct UDP checksum.
+def collect(s, n, timeout=1.0):
+    got, end = [], time.time() + timeout
+    while len(got) < n and time.time() < end:
+        d = recv(s, max(0.05, end - time.time()))
+        if d is not None:
+            got.append(IP(d))
+    return got
+
+def udp_checksum_ok(p):
+    q = IP(raw(p))
+    sent = q[UDP].chksum
+    del q[UDP].chksum
+    return IP(raw(q))[UDP].chksum == sent
+
+def check_fragments(what, frags, n, src, dst, ip_id, payload):
+    check(f"{what}: all {n} fragments arrive", len(frags) == n, f"{len(frags)} arrived")
+    check(f"{what}: each from {src} to {dst} with IP id {ip_id:#x}",
+          frags and all(f.src == src and f.dst == dst and f.id == ip_id and (f.flags.MF or f.frag) for f in frags),
+          "; ".join(f"{f.src}>{f.dst} id {f.id:#x} frag {f.frag}" for f in frags))
+    whole = defragment(frags) if frags else []
+    ok = len(whole) == 1 and UDP in whole[0] and not whole[0].flags.MF and whole[0].frag == 0
+    check(f"{what}: reassembled with a correct UDP checksum and its payload",
+          ok and udp_checksum_ok(whole[0]) and bytes(whole[0][UDP].payload) == payload,
+          whole[0].summary() if len(whole) == 1 else f"{len(whole)} packets after reassembly")
+    return whole[0] if ok else None
+
+payload = bytes(range(256)) * 12
+drain()
+for what, ip_id, order in (("in order", 0x4d01, [0, 1, 2, 3]), ("out of order", 0x4d02, [3, 1, 2, 0])):
+    frags = fragment(IP(src="10.77.3.2", dst=SERVER, id=ip_id) / UDP(sport=33340, dport=53) / Raw(payload), fragsize=1000)
+    for i in order:
+        inside.sendto(raw(frags[i]), inside_gw)
+    sent = check_fragments(f"a fragmented datagram from inside, {what}", collect(outside, len(frags)), len(frags),
+                           POOL, SERVER, ip_id, payload)
+# ... and the answer comes back in, out of order.
+if sent is not None:
+    frags = fragment(IP(src=SERVER, dst=POOL, id=0x4d03) / UDP(sport=53, dport=sent[UDP].sport) / Raw(payload), fragsize=1000)
+    for i in (3, 0, 1, 2):
+        outside.sendto(raw(frags[i]), outside_gw)
+    back = check_fragments("the fragmented answer from outside, out of order", collect(inside, len(frags)), len(frags),
+                           SERVER, "10.77.3.2", 0x4d03, payload)
+    check("and reaches the host's port", back is not None and back[UDP].dport == 33340)
+# A lone later fragment of a datagram whose first fragment never comes: not forwarded (held,
+# then dropped as fragment_timeout after 30 s).
+lone = fragment(IP(src="10.77.3.2", dst=SERVER, id=0x4d04) / UDP(sport=33341, dport=53) / Raw(payload), fragsize=1000)[2]
+inside.sendto(raw(lone), inside_gw)
+left = recv(outside, 0.5)
+check("a lone later fragment is not forwarded", left is None, "" if left is None else IP(left).summary())
+
+# 9. Still serving afterwards.
 setup(pcp_peer(internal_port=40009))
 r = reply_on(inside)
 check("the gateway still answers setup requests", r is not None and r[3] == 0)

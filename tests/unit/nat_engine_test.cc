@@ -3,6 +3,7 @@
 // packet must carry exactly the checksums a full recomputation gives.
 #include "dpm/nat_engine.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <random>
@@ -779,18 +780,34 @@ TEST_F(NatTest, BadIpChecksumTtlAndSpoofedSources) {
   EXPECT_EQ(Out(elsewhere).reason, DropReason::kNoRoute);
 }
 
-TEST_F(NatTest, FragmentsAndUnknownProtocols) {
+TEST_F(NatTest, FragmentsForTheGatewayAndUnknownProtocols) {
   std::vector<uint8_t> l4(8 + 16, 0);
   StoreBe16(&l4[0], 40000);
   StoreBe16(&l4[2], 53);
   StoreBe16(&l4[4], 200);
-  std::vector<uint8_t> first = MakeIp(kHostA, kRemote1, ipv4::kProtocolUdp, l4, 64, ipv4::kFlagMoreFragments);
-  EXPECT_EQ(In(first).reason, DropReason::kFragment);
-  std::vector<uint8_t> later = MakeIp(kHostA, kRemote1, ipv4::kProtocolUdp, l4, 64, 3);
-  EXPECT_EQ(In(later).reason, DropReason::kFragment);
-  std::vector<uint8_t> to_gateway = MakeIp(kHostA, kGateway, ipv4::kProtocolUdp, l4, 64, 3);
-  EXPECT_EQ(In(to_gateway).verdict, Verdict::kToGateway) << "the gateway's stack reassembles its own";
-  EXPECT_EQ(drops(DropReason::kFragment), 2u);
+  // ICMP (a big ping) to the gateway, or anything to its outside address (not a pool address
+  // here): its own, untouched; its stack reassembles them.
+  std::vector<uint8_t> ping = MakeIp(kHostA, kGateway, ipv4::kProtocolIcmp, l4, 64, 3);
+  const std::vector<uint8_t> untouched = ping;
+  EXPECT_EQ(In(ping).verdict, Verdict::kToGateway) << "the gateway's stack reassembles its own";
+  EXPECT_EQ(ping, untouched);
+  std::vector<uint8_t> outside_to_gateway = MakeIp(kRemote1, kGatewayOutside, ipv4::kProtocolUdp, l4, 64, 3);
+  EXPECT_EQ(Out(outside_to_gateway).verdict, Verdict::kToGateway);
+  EXPECT_EQ(engine().held_fragment_count(), 0u);
+  // TCP/UDP to its inside address may be a DPM session's (its gateway endpoint): the first
+  // fragment decides. A miss (here PCP's port) is the gateway's, and so is the rest.
+  std::vector<uint8_t> pcp_later =
+      MakeIp(kHostA, kGateway, ipv4::kProtocolUdp, std::vector<uint8_t>(16, 0), 64, ipv4::kFlagMoreFragments | 3);
+  EXPECT_EQ(In(pcp_later).verdict, Verdict::kHeld);
+  StoreBe16(&l4[2], 5351);
+  std::vector<uint8_t> pcp_first = MakeIp(kHostA, kGateway, ipv4::kProtocolUdp, l4, 64, ipv4::kFlagMoreFragments);
+  Result r = In(pcp_first);
+  EXPECT_EQ(r.verdict, Verdict::kToGateway);
+  EXPECT_EQ(r.released, 1u);
+  engine().TakeReleasedFragments([](Verdict v, absl::Span<uint8_t>) { EXPECT_EQ(v, Verdict::kToGateway); });
+  std::vector<uint8_t> pcp_more = MakeIp(kHostA, kGateway, ipv4::kProtocolUdp, std::vector<uint8_t>(16, 0), 64, 5);
+  EXPECT_EQ(In(pcp_more).verdict, Verdict::kToGateway) << "as its first fragment";
+  EXPECT_EQ(engine().fragment_record_count(), 0u) << "all 56 bytes came";
 
   std::vector<uint8_t> gre = MakeIp(kHostA, kRemote1, 47, std::vector<uint8_t>(8, 0));
   EXPECT_EQ(In(gre).reason, DropReason::kUnsupportedProtocol);
@@ -1097,6 +1114,449 @@ TEST_F(NatTest, ExpiredSessionsAreGoneBeforeAnySweep) {
   EXPECT_EQ(engine().counters().sessions_expired, 1u);
 }
 
+
+// ---- Fragments (RFC 4787 REQ-14) ---------------------------------------------------------------
+
+// `p` with IP identification `id` (its header checksum refilled).
+std::vector<uint8_t> WithId(std::vector<uint8_t> p, uint16_t id) {
+  StoreBe16(&p[ipv4::kIdentificationOffset], id);
+  Ipv4View::Parse(absl::MakeSpan(p))->FillChecksum();
+  return p;
+}
+
+// RFC 791 §3.2: `whole` (an unfragmented packet without options) cut into fragments of at most
+// `chunk` payload bytes (a multiple of 8), all with its identification.
+std::vector<std::vector<uint8_t>> Fragment(const std::vector<uint8_t>& whole, size_t chunk) {
+  std::vector<std::vector<uint8_t>> out;
+  const size_t payload = whole.size() - 20;
+  for (size_t at = 0; at < payload; at += chunk) {
+    const size_t n = std::min(chunk, payload - at);
+    std::vector<uint8_t> f(whole.begin(), whole.begin() + 20);
+    f.insert(f.end(), whole.begin() + 20 + at, whole.begin() + 20 + at + n);
+    StoreBe16(&f[ipv4::kTotalLengthOffset], static_cast<uint16_t>(20 + n));
+    StoreBe16(&f[ipv4::kFlagsFragmentOffset],
+              static_cast<uint16_t>((at + n < payload ? ipv4::kFlagMoreFragments : 0) | at / 8));
+    Ipv4View::Parse(absl::MakeSpan(f))->FillChecksum();
+    out.push_back(f);
+  }
+  return out;
+}
+
+// What a receiver reassembles from `fragments` (any order; RFC 791 §3.2), its IP header
+// checksum filled; empty when they do not make one datagram.
+std::vector<uint8_t> Reassemble(std::vector<std::vector<uint8_t>> fragments) {
+  std::sort(fragments.begin(), fragments.end(), [](const auto& a, const auto& b) {
+    return (LoadBe16(&a[ipv4::kFlagsFragmentOffset]) & ipv4::kFragmentOffsetMask) <
+           (LoadBe16(&b[ipv4::kFlagsFragmentOffset]) & ipv4::kFragmentOffsetMask);
+  });
+  if (fragments.empty()) return {};
+  std::vector<uint8_t> whole(fragments[0].begin(), fragments[0].begin() + 20);
+  for (size_t i = 0; i < fragments.size(); ++i) {
+    const std::vector<uint8_t>& f = fragments[i];
+    const uint16_t flags = LoadBe16(&f[ipv4::kFlagsFragmentOffset]);
+    // Same source, destination, protocol and identification (RFC 791 §3.2).
+    if (!std::equal(f.begin() + 12, f.begin() + 20, whole.begin() + 12) || f[9] != whole[9] ||
+        LoadBe16(&f[4]) != LoadBe16(&whole[4])) {
+      ADD_FAILURE() << "fragment " << i << " names another datagram";
+      return {};
+    }
+    if (static_cast<size_t>(flags & ipv4::kFragmentOffsetMask) * 8 != whole.size() - 20) {
+      ADD_FAILURE() << "a hole or an overlap before fragment " << i;
+      return {};
+    }
+    if (((flags & ipv4::kFlagMoreFragments) != 0) != (i + 1 < fragments.size())) {
+      ADD_FAILURE() << "MF wrong on fragment " << i;
+      return {};
+    }
+    whole.insert(whole.end(), f.begin() + 20, f.end());
+  }
+  StoreBe16(&whole[ipv4::kTotalLengthOffset], static_cast<uint16_t>(whole.size()));
+  StoreBe16(&whole[ipv4::kFlagsFragmentOffset], 0);
+  Ipv4View::Parse(absl::MakeSpan(whole))->FillChecksum();
+  return whole;
+}
+
+// An ICMP query of `size` data bytes (echo request / reply).
+std::vector<uint8_t> BigEcho(uint32_t src, uint32_t dst, uint8_t type, uint16_t id, size_t size) {
+  std::vector<uint8_t> l4(8 + size);
+  l4[0] = type;
+  StoreBe16(&l4[4], id);
+  StoreBe16(&l4[6], 1);
+  for (size_t i = 0; i < size; ++i) l4[8 + i] = static_cast<uint8_t>(i * 13);
+  return MakeIp(src, dst, ipv4::kProtocolIcmp, l4);
+}
+
+class NatFragmentTest : public NatTest {
+ protected:
+  // Sends the fragments of one datagram in `order` (indexes; 0 is the first fragment) and
+  // returns the translated fragments in the order they leave the engine, released ones after
+  // the first fragment. Fragments before the first must be held (and left untouched), the
+  // others get `expected`.
+  std::vector<std::vector<uint8_t>> Pass(std::vector<std::vector<uint8_t>> fragments, const std::vector<size_t>& order,
+                                         bool from_outside, Verdict expected, uint64_t now = 0) {
+    std::vector<std::vector<uint8_t>> out;
+    bool first_seen = false;
+    for (size_t i : order) {
+      std::vector<uint8_t>& f = fragments[i];
+      const std::vector<uint8_t> before = f;
+      const Result r = from_outside ? Out(f, now) : In(f, now);
+      if (i == 0) {
+        EXPECT_EQ(r.verdict, expected) << DropReasonName(r.reason);
+        first_seen = true;
+        out.push_back(f);
+        const size_t taken = engine().TakeReleasedFragments([&](Verdict v, absl::Span<uint8_t> packet) {
+          EXPECT_EQ(v, expected);
+          out.emplace_back(packet.begin(), packet.end());
+        });
+        EXPECT_EQ(taken, r.released);
+        EXPECT_EQ(engine().released_fragment_count(), 0u);
+      } else if (first_seen) {
+        EXPECT_EQ(r.verdict, expected) << "fragment " << i << ": " << DropReasonName(r.reason);
+        EXPECT_EQ(r.released, 0u);
+        out.push_back(f);
+      } else {
+        EXPECT_EQ(r.verdict, Verdict::kHeld) << "fragment " << i << ": " << DropReasonName(r.reason);
+        EXPECT_EQ(f, before) << "a held fragment is copied, the caller's buffer untouched";
+      }
+    }
+    return out;
+  }
+
+  // Every fragment: from `source` to `destination` (addresses), one identification, TTL 63,
+  // exact IP checksum; together they reassemble into a datagram with an exact transport
+  // checksum, which is returned.
+  std::vector<uint8_t> CheckFragments(const std::vector<std::vector<uint8_t>>& out, size_t count, uint32_t source,
+                                      uint32_t destination, uint16_t id) {
+    EXPECT_EQ(out.size(), count);
+    for (const std::vector<uint8_t>& f : out) {
+      std::vector<uint8_t> copy = f;
+      std::optional<Ipv4View> ip = Ipv4View::Parse(absl::MakeSpan(copy));
+      EXPECT_TRUE(ip && ip->is_fragment());
+      if (!ip) continue;
+      EXPECT_EQ(ip->source(), source);
+      EXPECT_EQ(ip->destination(), destination);
+      EXPECT_EQ(ip->identification(), id) << "IP identification kept (RFC 7857 §11 SHOULD not met, docs/nat.md)";
+      EXPECT_EQ(ip->ttl(), 63);
+      ExpectExactChecksums(f);
+    }
+    std::vector<uint8_t> whole = Reassemble(out);
+    EXPECT_FALSE(whole.empty());
+    if (!whole.empty()) {
+      EXPECT_TRUE(wire::TransportChecksumValid(*Ipv4View::Parse(absl::MakeSpan(whole))));
+      ExpectExactChecksums(whole);
+    }
+    return whole;
+  }
+};
+
+TEST_F(NatFragmentTest, UdpInOrderOutAndBack) {
+  std::vector<uint8_t> whole = WithId(Udp({kHostA, 40000}, {kRemote1, 5000}, 3000), 0x1001);
+  std::vector<std::vector<uint8_t>> fragments = Fragment(whole, 1000);
+  ASSERT_EQ(fragments.size(), 4u);
+  std::vector<std::vector<uint8_t>> out = Pass(fragments, {0, 1, 2, 3}, false, Verdict::kForwardOutside);
+  EXPECT_EQ(engine().fragment_record_count(), 0u) << "the last byte came: the record is gone";
+  EXPECT_EQ(engine().held_fragment_count(), 0u);
+  const Endpoint external = Read(out[0]).source;
+  EXPECT_TRUE(InPool(external.address));
+  std::vector<uint8_t> sent = CheckFragments(out, 4, external.address, kRemote1, 0x1001);
+  ASSERT_FALSE(sent.empty());
+  EXPECT_EQ(Read(sent).source, external);
+  EXPECT_EQ(Read(sent).destination, (Endpoint{kRemote1, 5000}));
+  EXPECT_TRUE(std::equal(sent.begin() + 28, sent.end(), whole.begin() + 28)) << "the payload is not touched";
+  EXPECT_EQ(engine().counters().translated_out, 4u);
+  EXPECT_EQ(engine().counters().fragments_translated, 3u);
+
+  // The answer, fragmented, in order.
+  std::vector<uint8_t> answer = WithId(Udp({kRemote1, 5000}, external, 2500), 0x2002);
+  out = Pass(Fragment(answer, 1480), {0, 1}, true, Verdict::kForwardInside);
+  std::vector<uint8_t> got = CheckFragments(out, 2, kRemote1, kHostA, 0x2002);
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(Read(got).destination, (Endpoint{kHostA, 40000}));
+  EXPECT_EQ(Read(got).source, (Endpoint{kRemote1, 5000}));
+  EXPECT_EQ(engine().fragment_record_count(), 0u);
+  EXPECT_EQ(engine().counters().translated_in, 2u);
+}
+
+TEST_F(NatFragmentTest, UdpOutOfOrderOutAndBack) {
+  // The last fragment first, then the first (RFC 4787 REQ-14: "Received Fragment Out of Order").
+  std::vector<uint8_t> whole = WithId(Udp({kHostA, 40000}, {kRemote1, 5000}, 3000), 0x1003);
+  std::vector<std::vector<uint8_t>> out = Pass(Fragment(whole, 1000), {3, 0, 2, 1}, false, Verdict::kForwardOutside);
+  EXPECT_EQ(engine().counters().fragments_held, 1u);
+  EXPECT_EQ(engine().counters().fragments_released, 1u);
+  const Endpoint external = Read(out[0]).source;
+  CheckFragments(out, 4, external.address, kRemote1, 0x1003);
+  EXPECT_EQ(engine().fragment_record_count(), 0u);
+  EXPECT_EQ(engine().held_fragment_bytes(), 0u);
+
+  // All but the first held; the first releases them all.
+  std::vector<uint8_t> answer = WithId(Udp({kRemote1, 5000}, external, 3000), 0x1004);
+  std::vector<std::vector<uint8_t>> fragments = Fragment(answer, 800);
+  ASSERT_EQ(fragments.size(), 4u);
+  for (size_t i : {3, 1, 2}) ASSERT_EQ(Out(fragments[i]).verdict, Verdict::kHeld);
+  EXPECT_EQ(engine().held_fragment_count(), 3u);
+  EXPECT_EQ(engine().held_datagram_count(), 1u);
+  Result r = Out(fragments[0]);
+  ASSERT_EQ(r.verdict, Verdict::kForwardInside);
+  EXPECT_EQ(r.released, 3u);
+  EXPECT_EQ(engine().held_fragment_count(), 0u);
+  EXPECT_EQ(engine().released_fragment_count(), 3u);
+  out = {fragments[0]};
+  engine().TakeReleasedFragments([&](Verdict v, absl::Span<uint8_t> packet) {
+    EXPECT_EQ(v, Verdict::kForwardInside);
+    out.emplace_back(packet.begin(), packet.end());
+  });
+  EXPECT_EQ(engine().TakeReleasedFragments([](Verdict, absl::Span<uint8_t>) { ADD_FAILURE(); }), 0u);
+  std::vector<uint8_t> got = CheckFragments(out, 4, kRemote1, kHostA, 0x1004);
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(Read(got).destination, (Endpoint{kHostA, 40000}));
+  EXPECT_EQ(engine().fragment_record_count(), 0u);
+  EXPECT_EQ(engine().held_fragment_bytes(), 0u);
+}
+
+TEST_F(NatFragmentTest, NewFlowOpenedByAHeldDatagram) {
+  // No session yet: the first fragment, coming last, creates it as an unfragmented packet would.
+  std::vector<uint8_t> whole = WithId(Udp({kHostB, 41000}, {kRemote2, 4500}, 4000), 7);
+  std::vector<std::vector<uint8_t>> out = Pass(Fragment(whole, 1480), {2, 1, 0}, false, Verdict::kForwardOutside);
+  EXPECT_EQ(Sessions(), 1u);
+  CheckFragments(out, 3, Read(out[0]).source.address, kRemote2, 7);
+}
+
+TEST_F(NatFragmentTest, TcpOutOfOrderBothWays) {
+  std::vector<uint8_t> syn = Tcp({kHostA, 50000}, {kRemote1, 80}, tcp::kSyn);
+  ASSERT_EQ(In(syn).verdict, Verdict::kForwardOutside);
+  const Endpoint external = Read(syn).source;
+  std::vector<uint8_t> syn_ack = Tcp({kRemote1, 80}, external, tcp::kSyn | tcp::kAck);
+  ASSERT_EQ(Out(syn_ack).verdict, Verdict::kForwardInside);
+
+  std::vector<uint8_t> data = WithId(Tcp({kHostA, 50000}, {kRemote1, 80}, tcp::kAck | tcp::kPsh, 3000), 0x3001);
+  std::vector<std::vector<uint8_t>> out = Pass(Fragment(data, 1480), {2, 1, 0}, false, Verdict::kForwardOutside);
+  std::vector<uint8_t> sent = CheckFragments(out, 3, external.address, kRemote1, 0x3001);
+  ASSERT_FALSE(sent.empty());
+  EXPECT_EQ(Read(sent).source, external);
+
+  std::vector<uint8_t> back = WithId(Tcp({kRemote1, 80}, external, tcp::kAck, 2000), 0x3002);
+  out = Pass(Fragment(back, 1480), {1, 0}, true, Verdict::kForwardInside);
+  std::vector<uint8_t> got = CheckFragments(out, 2, kRemote1, kHostA, 0x3002);
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(Read(got).destination, (Endpoint{kHostA, 50000}));
+  EXPECT_EQ(StateOf({kHostA, 50000}), "ESTABLISHED");
+}
+
+TEST_F(NatFragmentTest, IcmpEchoOutOfOrderBothWays) {
+  // A big ping: the identifier is in the first fragment, the ICMP checksum covers all of them.
+  std::vector<uint8_t> ping = WithId(BigEcho(kHostA, kRemote1, icmp::kEchoRequest, 77, 3000), 0x4001);
+  std::vector<std::vector<uint8_t>> out = Pass(Fragment(ping, 1480), {2, 0, 1}, false, Verdict::kForwardOutside);
+  std::vector<uint8_t> sent = CheckFragments(out, 3, Read(out[0]).source.address, kRemote1, 0x4001);
+  ASSERT_FALSE(sent.empty());
+  const Endpoint external = Read(sent).source;  // the identifier as the port
+  std::vector<uint8_t> pong = WithId(BigEcho(kRemote1, external.address, icmp::kEchoReply, external.port, 3000), 0x4002);
+  out = Pass(Fragment(pong, 1480), {1, 2, 0}, true, Verdict::kForwardInside);
+  std::vector<uint8_t> got = CheckFragments(out, 3, kRemote1, kHostA, 0x4002);
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(Read(got).destination.port, 77) << "the identifier back to the host's";
+}
+
+TEST_F(NatFragmentTest, HairpinnedAndDpmFragments) {
+  // Hairpinning (RFC 4787 REQ-9): translated out, then in, once per fragment, as the first.
+  const Endpoint b_external = UdpOut({kHostB, 6000}, {kRemote1, 53});
+  std::vector<uint8_t> to_b = WithId(Udp({kHostA, 7000}, b_external, 2000), 0x5001);
+  std::vector<std::vector<uint8_t>> out = Pass(Fragment(to_b, 1480), {1, 0}, false, Verdict::kForwardInside);
+  ASSERT_EQ(out.size(), 2u);
+  const uint32_t a_external = Read(out[0]).source.address;
+  EXPECT_TRUE(InPool(a_external));
+  std::vector<uint8_t> at_b = CheckFragments(out, 2, a_external, kHostB, 0x5001);
+  ASSERT_FALSE(at_b.empty());
+  EXPECT_EQ(Read(at_b).destination, (Endpoint{kHostB, 6000}));
+  EXPECT_EQ(engine().counters().hairpinned, 2u);
+
+  // A DPM session (claim 6): the destination, the gateway endpoint, becomes the remote.
+  const DpmGrant grant = Grant(Dpm({kHostA, 5000}, {kRemote1, 53}, /*fixed=*/false));
+  std::vector<uint8_t> dpm = WithId(Udp({kHostA, 5000}, grant.gateway_endpoint, 2000), 0x5002);
+  out = Pass(Fragment(dpm, 1480), {1, 0}, false, Verdict::kForwardOutside);
+  std::vector<uint8_t> sent = CheckFragments(out, 2, grant.external.address, kRemote1, 0x5002);
+  ASSERT_FALSE(sent.empty());
+  EXPECT_EQ(Read(sent).destination, (Endpoint{kRemote1, 53}));
+  std::vector<uint8_t> reply = WithId(Udp({kRemote1, 53}, grant.external, 2000), 0x5003);
+  out = Pass(Fragment(reply, 1480), {1, 0}, true, Verdict::kForwardInside);
+  std::vector<uint8_t> got = CheckFragments(out, 2, kGateway, kHostA, 0x5003);
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(Read(got).source, grant.gateway_endpoint);
+}
+
+TEST_F(NatFragmentTest, LoneFragmentsExpireAndAreCounted) {
+  // Later fragments of datagrams whose first fragment never comes: held, then dropped and
+  // counted after fragment_timeout_ms, by a sweep or by the next fragment.
+  const Endpoint external = UdpOut({kHostA, 40000}, {kRemote1, 53});
+  std::vector<std::vector<uint8_t>> in_frags = Fragment(WithId(Udp({kRemote1, 53}, external, 3000), 9), 1480);
+  std::vector<std::vector<uint8_t>> out_frags = Fragment(WithId(Udp({kHostA, 40000}, {kRemote1, 53}, 3000), 9), 1480);
+  ASSERT_EQ(Out(in_frags[1], 1000).verdict, Verdict::kHeld);
+  ASSERT_EQ(Out(in_frags[2], 1000).verdict, Verdict::kHeld);
+  ASSERT_EQ(In(out_frags[2], 2000).verdict, Verdict::kHeld);
+  EXPECT_EQ(engine().held_fragment_count(), 3u);
+  EXPECT_EQ(engine().held_datagram_count(), 2u) << "one per direction: the key has the side";
+  EXPECT_EQ(engine().held_fragment_bytes(), 1500u + 68u + 68u) << "whole packets: 1480 + 48 + 48 payload bytes";
+  ASSERT_TRUE(engine().NextDeadline());
+  EXPECT_LE(*engine().NextDeadline(), 1000 + 30 * kSecond);
+
+  engine().Sweep(1000 + 30 * kSecond - 1, 100);
+  EXPECT_EQ(drops(DropReason::kFragmentTimeout), 0u);
+  engine().Sweep(1000 + 30 * kSecond, 100);
+  EXPECT_EQ(drops(DropReason::kFragmentTimeout), 2u) << "the two held from outside";
+  EXPECT_EQ(engine().held_fragment_count(), 1u);
+  // The first fragment after the timeout: translated, but nothing left to release.
+  Result r = In(out_frags[0], 2000 + 30 * kSecond);
+  EXPECT_EQ(r.verdict, Verdict::kForwardOutside);
+  EXPECT_EQ(r.released, 0u);
+  EXPECT_EQ(drops(DropReason::kFragmentTimeout), 3u) << "expired on sight, without a sweep";
+  EXPECT_EQ(engine().held_fragment_count(), 0u);
+  EXPECT_EQ(engine().held_datagram_count(), 0u);
+  EXPECT_EQ(engine().held_fragment_bytes(), 0u);
+  EXPECT_EQ(engine().counters().fragments_released, 0u);
+
+  // A record expires too: a fragment after it is held like one of an unknown datagram.
+  EXPECT_EQ(engine().fragment_record_count(), 1u);
+  engine().Sweep(2000 + 60 * kSecond, 100);
+  EXPECT_EQ(engine().fragment_record_count(), 0u);
+  EXPECT_EQ(In(out_frags[1], 2000 + 60 * kSecond).verdict, Verdict::kHeld);
+}
+
+TEST_F(NatFragmentTest, LimitsAreEnforced) {
+  config_.max_held_fragments_per_datagram = 2;
+  config_.max_held_datagrams = 2;
+  config_.max_held_fragment_bytes = 3 * 1500;
+  config_.max_fragment_records = 2;
+  const Endpoint external = UdpOut({kHostA, 40000}, {kRemote1, 53});
+  auto frags = [&](uint16_t id, size_t size = 6000) {
+    return Fragment(WithId(Udp({kRemote1, 53}, external, size), id), 1480);
+  };
+  // Per datagram.
+  std::vector<std::vector<uint8_t>> a = frags(1);
+  ASSERT_EQ(a.size(), 5u);
+  EXPECT_EQ(Out(a[4]).verdict, Verdict::kHeld);
+  EXPECT_EQ(Out(a[3]).verdict, Verdict::kHeld);
+  EXPECT_EQ(Out(a[2]).reason, DropReason::kFragmentLimit);
+  // Held datagrams.
+  std::vector<std::vector<uint8_t>> b = frags(2);
+  std::vector<std::vector<uint8_t>> c = frags(3);
+  EXPECT_EQ(Out(b[1]).verdict, Verdict::kHeld);
+  EXPECT_EQ(Out(c[1]).reason, DropReason::kFragmentLimit);
+  // Bytes: three packets of ~1500 bytes are held; one more does not fit.
+  EXPECT_EQ(engine().held_fragment_count(), 3u);
+  EXPECT_EQ(Out(b[2]).reason, DropReason::kFragmentLimit);
+  EXPECT_LE(engine().held_fragment_bytes(), config_.max_held_fragment_bytes);
+  EXPECT_EQ(drops(DropReason::kFragmentLimit), 3u);
+  // The first fragment of `a` releases what was held of it; the datagram misses a[2] (dropped).
+  Result r = Out(a[0]);
+  EXPECT_EQ(r.verdict, Verdict::kForwardInside);
+  EXPECT_EQ(r.released, 2u);
+  EXPECT_EQ(engine().TakeReleasedFragments([](Verdict, absl::Span<uint8_t>) {}), 2u);
+
+  // Records: a third datagram's first fragment replaces the oldest record.
+  std::vector<std::vector<uint8_t>> d = frags(4);
+  std::vector<std::vector<uint8_t>> e = frags(5);
+  EXPECT_EQ(Out(d[0]).verdict, Verdict::kForwardInside);  // records: a, d
+  EXPECT_EQ(engine().fragment_record_count(), 2u);
+  EXPECT_EQ(Out(e[0]).verdict, Verdict::kForwardInside);  // records: d, e
+  EXPECT_EQ(engine().fragment_record_count(), 2u);
+  EXPECT_EQ(engine().counters().fragment_records_evicted, 1u);
+  EXPECT_EQ(Out(d[1]).verdict, Verdict::kForwardInside) << "d kept its record";
+  EXPECT_EQ(Out(a[1]).verdict, Verdict::kHeld) << "a's record was evicted";
+}
+
+TEST_F(NatFragmentTest, AFloodOfUnmatchedFragmentsStaysBounded) {
+  // RFC 4787 REQ-14a: fragments must not take away the NAT's ability to translate whole
+  // packets and in-order fragments.
+  const Endpoint external = UdpOut({kHostA, 40000}, {kRemote1, 53});
+  std::mt19937 rng(5);
+  for (int i = 0; i < 20000; ++i) {
+    std::vector<uint8_t> junk = Fragment(WithId(Udp({kRemote1, 53}, external, 1600), static_cast<uint16_t>(rng())), 1480)[1];
+    Result r = Out(junk, i);
+    ASSERT_TRUE(r.verdict == Verdict::kHeld || r.reason == DropReason::kFragmentLimit);
+    ASSERT_LE(engine().held_datagram_count(), engine().config().max_held_datagrams);
+    ASSERT_LE(engine().held_fragment_bytes(), engine().config().max_held_fragment_bytes);
+  }
+  EXPECT_GT(drops(DropReason::kFragmentLimit), 0u);
+  // Still serving: a whole packet and an in-order fragmented datagram.
+  std::vector<uint8_t> reply = Udp({kRemote1, 53}, external);
+  EXPECT_EQ(Out(reply, 20000).verdict, Verdict::kForwardInside);
+  std::vector<std::vector<uint8_t>> out =
+      Pass(Fragment(WithId(Udp({kRemote1, 53}, external, 3000), 0xbeef), 1480), {0, 1, 2}, true,
+           Verdict::kForwardInside, 20000);
+  CheckFragments(out, 3, kRemote1, kHostA, 0xbeef);
+  // And all of it goes after the timeout.
+  engine().Sweep(20000 + 30 * kSecond, 1 << 20);
+  EXPECT_EQ(engine().held_fragment_count(), 0u);
+  EXPECT_EQ(engine().held_fragment_bytes(), 0u);
+}
+
+TEST_F(NatFragmentTest, FragmentsThatCannotBeTranslated) {
+  const Endpoint external = UdpOut({kHostA, 40000}, {kRemote1, 53});
+  // The first fragment dropped (no mapping): its later fragments are dropped too, not held,
+  // whichever came first.
+  std::vector<std::vector<uint8_t>> stray = Fragment(WithId(Udp({kRemote1, 53}, {Ip(203, 0, 113, 5), 9}, 3000), 1), 1480);
+  EXPECT_EQ(Out(stray[2]).verdict, Verdict::kHeld);
+  Result r = Out(stray[0]);
+  EXPECT_EQ(r.reason, DropReason::kNoMapping);
+  EXPECT_EQ(r.released, 0u);
+  EXPECT_EQ(Out(stray[1]).reason, DropReason::kFragment);
+  EXPECT_EQ(drops(DropReason::kFragment), 2u) << "the held one and the later one";
+  EXPECT_EQ(engine().held_fragment_count(), 0u);
+
+  // A first fragment must hold the whole transport header (RFC 1858 §3.2).
+  std::vector<uint8_t> whole = WithId(Udp({kHostA, 40000}, {kRemote1, 53}, 100), 2);
+  std::vector<std::vector<uint8_t>> tiny = Fragment(whole, 8);
+  std::vector<uint8_t> cut = tiny[0];
+  cut.resize(24);  // 4 bytes of UDP header
+  StoreBe16(&cut[ipv4::kTotalLengthOffset], 24);
+  Ipv4View::Parse(absl::MakeSpan(cut))->FillChecksum();
+  EXPECT_EQ(In(cut).reason, DropReason::kMalformed);
+  std::vector<uint8_t> tcp_whole = WithId(Tcp({kHostA, 40001}, {kRemote1, 80}, tcp::kAck, 100), 3);
+  EXPECT_EQ(In(Fragment(tcp_whole, 16)[0]).reason, DropReason::kMalformed) << "16 of 20 header bytes";
+  // RFC 1858 §4: TCP at offset 8 bytes.
+  EXPECT_EQ(In(Fragment(tcp_whole, 8)[1]).reason, DropReason::kFragment);
+  // RFC 791: not a multiple of 8 bytes before the last; past 65535 bytes.
+  std::vector<uint8_t> odd = Fragment(whole, 16)[1];
+  odd.pop_back();
+  StoreBe16(&odd[ipv4::kTotalLengthOffset], static_cast<uint16_t>(odd.size()));
+  Ipv4View::Parse(absl::MakeSpan(odd))->FillChecksum();
+  EXPECT_EQ(In(odd).reason, DropReason::kMalformed);
+  std::vector<uint8_t> far = Fragment(whole, 16)[1];
+  StoreBe16(&far[ipv4::kFlagsFragmentOffset], 0x1fff);
+  Ipv4View::Parse(absl::MakeSpan(far))->FillChecksum();
+  EXPECT_EQ(In(far).reason, DropReason::kMalformed) << "the ping of death";
+
+  // A fragmented ICMP error cannot have its checksum verified (RFC 5508 REQ-3).
+  std::vector<uint8_t> sent = Udp({kHostA, 40000}, {kRemote1, 53});
+  ASSERT_EQ(In(sent).verdict, Verdict::kForwardOutside);
+  std::vector<uint8_t> error = WithId(IcmpError(kRouter, external.address, icmp::kDestinationUnreachable,
+                                                icmp::kCodePortUnreachable, sent, sent.size()),
+                                      4);
+  EXPECT_EQ(Out(Fragment(error, 16)[0]).reason, DropReason::kFragment);
+
+  // A later fragment whose TTL runs out: kTtlExceeded, untouched.
+  std::vector<std::vector<uint8_t>> f = Fragment(WithId(Udp({kHostA, 40000}, {kRemote1, 53}, 3000), 5), 1480);
+  ASSERT_EQ(In(f[0]).verdict, Verdict::kForwardOutside);
+  f[1][ipv4::kTtlOffset] = 1;
+  Ipv4View::Parse(absl::MakeSpan(f[1]))->FillChecksum();
+  const std::vector<uint8_t> before = f[1];
+  EXPECT_EQ(In(f[1]).reason, DropReason::kTtlExceeded);
+  EXPECT_EQ(f[1], before);
+  // Not held when it could not be ours.
+  std::vector<uint8_t> inside = Fragment(WithId(Udp({kHostA, 1}, {kHostB, 2}, 3000), 6), 1480)[1];
+  EXPECT_EQ(In(inside).reason, DropReason::kNoRoute);
+  std::vector<uint8_t> elsewhere = Fragment(WithId(Udp({kRemote1, 1}, {kRemote2, 2}, 3000), 6), 1480)[1];
+  EXPECT_EQ(Out(elsewhere).reason, DropReason::kNoRoute);
+  std::vector<uint8_t> gre = MakeIp(kRemote1, external.address, 47, std::vector<uint8_t>(16, 0), 64, 3);
+  EXPECT_EQ(Out(gre).reason, DropReason::kUnsupportedProtocol);
+}
+
+TEST(NatConfigTest, FragmentTimeoutAtLeastTwoSeconds) {
+  NatConfig c = TestConfig();
+  EXPECT_TRUE(ValidateNatConfig(c).ok());
+  c.fragment_timeout_ms = 1999;
+  EXPECT_FALSE(ValidateNatConfig(c).ok()) << "RFC 6146 §4 FRAGMENT_MIN";
+}
+
 // ---- Batches -----------------------------------------------------------------------------------
 
 TEST(NatBatch, SameResultsAndBytesAsOneByOne) {
@@ -1173,6 +1633,60 @@ TEST(NatBatch, SameResultsAndBytesAsOneByOne) {
   EXPECT_EQ(single.drops(), batched.drops());
   EXPECT_GT(single.counters().translated_in, 100u);
   EXPECT_GT(single.counters().translated_out, 100u);
+}
+
+TEST(NatBatch, FragmentsInBatchesAsOneByOne) {
+  // Out-of-order fragments of several datagrams, both ways, in batches: the same verdicts,
+  // bytes and released fragments as one at a time.
+  NatConfig config = TestConfig();
+  NatEngine single(config);
+  NatEngine batched(config);
+  std::vector<uint8_t> open = Udp({kHostA, 40000}, {kRemote1, 53});
+  std::vector<uint8_t> open2 = open;
+  single.FromInside(0, absl::MakeSpan(open));
+  batched.FromInside(0, absl::MakeSpan(open2));
+  const Endpoint external = Read(open).source;
+  std::mt19937 rng(3);
+  for (int round = 0; round < 50; ++round) {
+    const bool from_outside = round % 2;
+    std::vector<std::vector<uint8_t>> packets;
+    for (uint16_t d = 0; d < 3; ++d) {
+      const uint16_t id = static_cast<uint16_t>(round * 8 + d);
+      std::vector<uint8_t> whole = from_outside ? Udp({kRemote1, 53}, external, 1000 + rng() % 3000)
+                                                : Udp({kHostA, 40000}, {kRemote1, 53}, 1000 + rng() % 3000);
+      for (auto& f : Fragment(WithId(whole, id), 480)) packets.push_back(f);
+    }
+    std::shuffle(packets.begin(), packets.end(), rng);
+    std::vector<std::vector<uint8_t>> a = packets, b = packets;
+    std::vector<Result> one(a.size()), many(b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      one[i] = from_outside ? single.FromOutside(round, absl::MakeSpan(a[i])) : single.FromInside(round, absl::MakeSpan(a[i]));
+    }
+    std::vector<absl::Span<uint8_t>> spans;
+    for (auto& p : b) spans.push_back(absl::MakeSpan(p));
+    if (from_outside) {
+      batched.FromOutsideBatch(round, spans, absl::MakeSpan(many));
+    } else {
+      batched.FromInsideBatch(round, spans, absl::MakeSpan(many));
+    }
+    size_t forwarded = 0, released = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_EQ(one[i].verdict, many[i].verdict) << "round " << round << " packet " << i;
+      ASSERT_EQ(one[i].released, many[i].released);
+      ASSERT_EQ(a[i], b[i]);
+      forwarded += one[i].verdict == (from_outside ? Verdict::kForwardInside : Verdict::kForwardOutside);
+      released += one[i].released;
+    }
+    std::vector<std::vector<uint8_t>> ra, rb;
+    single.TakeReleasedFragments([&](Verdict, absl::Span<uint8_t> p) { ra.emplace_back(p.begin(), p.end()); });
+    batched.TakeReleasedFragments([&](Verdict, absl::Span<uint8_t> p) { rb.emplace_back(p.begin(), p.end()); });
+    EXPECT_EQ(ra, rb);
+    EXPECT_EQ(ra.size(), released);
+    EXPECT_EQ(forwarded + released, packets.size()) << "every fragment of every datagram leaves";
+  }
+  EXPECT_EQ(single.drops(), batched.drops());
+  EXPECT_EQ(single.held_fragment_count(), 0u);
+  EXPECT_EQ(single.fragment_record_count(), 0u);
 }
 
 // ---- The table ----------------------------------------------------------------------------------
