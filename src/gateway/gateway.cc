@@ -9,6 +9,7 @@
 #include "lwip/ip_addr.h"
 #include "lwip/pbuf.h"
 #include "lwip/udp.h"
+#include "wire/ipv4.h"
 
 namespace dpm::gateway {
 namespace {
@@ -105,8 +106,10 @@ bool Gateway::FromInside(absl::Span<uint8_t> packet) {
       }
       return true;
     case nat::Verdict::kDrop:
-    case nat::Verdict::kHeld:  // a fragment before its first: copied, comes back as released
+      if (r.reason == nat::DropReason::kTtlExceeded) SendTimeExceeded(packet, /*from_inside=*/true);
       return true;  // counted by the engine, by reason
+    case nat::Verdict::kHeld:  // a fragment before its first: copied, comes back as released
+      return true;
   }
   return true;
 }
@@ -135,10 +138,42 @@ void Gateway::FromOutside(absl::Span<uint8_t> packet) {
     case nat::Verdict::kToGateway:
       counters_.outside_to_gateway++;  // the DPM server does not listen outside
       return;
-    case nat::Verdict::kForwardOutside:
     case nat::Verdict::kDrop:
+      if (r.reason == nat::DropReason::kTtlExceeded) SendTimeExceeded(packet, /*from_inside=*/false);
+      return;
+    case nat::Verdict::kForwardOutside:
     case nat::Verdict::kHeld:
       return;
+  }
+}
+
+void Gateway::SendTimeExceeded(absl::Span<const uint8_t> packet, bool from_inside) {
+  const uint64_t now = NowMs();
+  if (now - icmp_window_start_ms_ >= 1000) {
+    icmp_window_start_ms_ = now;
+    icmp_window_count_ = 0;
+  }
+  if (icmp_window_count_ >= kIcmpErrorsPerSecond) {
+    counters_.icmp_errors_limited++;
+    return;
+  }
+  // From the interface the packet arrived on (RFC 1812 §4.3.2.4): inside, the gateway's
+  // private address; outside, its outside address, or else the registered address the
+  // packet was sent to (the only address of ours the sender knows).
+  uint32_t source = config_.inside.address;
+  if (!from_inside) {
+    source = config_.nat.gateway_outside_address;
+    if (source == 0 && packet.size() >= 20) {
+      source = (uint32_t{packet[16]} << 24) | (uint32_t{packet[17]} << 16) | (uint32_t{packet[18]} << 8) | packet[19];
+    }
+  }
+  std::vector<uint8_t> error = wire::BuildIcmpError(source, wire::icmp::kTimeExceeded, 0, 0, packet);
+  if (error.empty()) return;  // RFC 1812 §4.3.2.7: no error about an error or a later fragment
+  icmp_window_count_++;
+  if ((from_inside ? stack_->SendPacket(error) : outside_->WritePacket(error)).ok()) {
+    counters_.icmp_errors_sent++;
+  } else {
+    counters_.write_errors++;
   }
 }
 
@@ -187,7 +222,9 @@ std::string Gateway::Status(bool json) const {
     absl::StrAppend(&out, "\"gateway\":{\"epoch\":", server_.Epoch(now), ",\"forwarded_out\":", counters_.forwarded_out,
                     ",\"forwarded_in\":", counters_.forwarded_in, ",\"hairpinned\":", counters_.hairpinned,
                     ",\"to_gateway\":", counters_.to_gateway, ",\"outside_to_gateway\":", counters_.outside_to_gateway,
-                    ",\"write_errors\":", counters_.write_errors, ",\"nat_drops\":{");
+                    ",\"write_errors\":", counters_.write_errors,
+                    ",\"icmp_errors_sent\":", counters_.icmp_errors_sent,
+                    ",\"icmp_errors_limited\":", counters_.icmp_errors_limited, ",\"nat_drops\":{");
     for (size_t i = 1; i < drops.size(); ++i) {
       absl::StrAppend(&out, i > 1 ? "," : "", "\"", nat::DropReasonName(static_cast<nat::DropReason>(i)), "\":", drops[i]);
     }
@@ -210,7 +247,8 @@ std::string Gateway::Status(bool json) const {
   }
   absl::StrAppend(&out, "gateway  epoch ", server_.Epoch(now), "s; forwarded out ", counters_.forwarded_out, ", in ",
                   counters_.forwarded_in, ", hairpinned ", counters_.hairpinned, ", to gateway ", counters_.to_gateway,
-                  ", outside-to-gateway dropped ", counters_.outside_to_gateway, "\nnat drops");
+                  ", outside-to-gateway dropped ", counters_.outside_to_gateway, "; icmp errors sent ",
+                  counters_.icmp_errors_sent, ", rate-limited ", counters_.icmp_errors_limited, "\nnat drops");
   for (size_t i = 1; i < drops.size(); ++i) {
     absl::StrAppend(&out, " ", nat::DropReasonName(static_cast<nat::DropReason>(i)), "=", drops[i]);
   }

@@ -30,6 +30,8 @@ struct GatewayCounters {
   uint64_t forwarded_out = 0, forwarded_in = 0, hairpinned = 0, to_gateway = 0;
   uint64_t outside_to_gateway = 0;  // addressed to the gateway from outside: dropped
   uint64_t write_errors = 0;
+  uint64_t icmp_errors_sent = 0;     // ICMP time exceeded for TTL drops (RFC 1812 §5.3.1)
+  uint64_t icmp_errors_limited = 0;  // not sent: over the rate limit (RFC 1812 §4.3.2.8)
 };
 
 class Gateway {
@@ -51,6 +53,9 @@ class Gateway {
   Gateway(boost::asio::io_context& io, std::unique_ptr<tun::Link> outside, const GatewayConfig& config);
   bool FromInside(absl::Span<uint8_t> packet);
   void FromOutside(absl::Span<uint8_t> packet);
+  // ICMP time exceeded (type 11, code 0) back to the source of `packet`, which the engine
+  // dropped with kTtlExceeded; sent on the link it came from, at most kIcmpErrorsPerSecond.
+  void SendTimeExceeded(absl::Span<const uint8_t> packet, bool from_inside);
   void StartServer(uint16_t port);
   void ArmSweep();
   uint64_t NowMs() const;
@@ -65,6 +70,9 @@ class Gateway {
   boost::asio::steady_timer sweep_timer_;
   GatewayCounters counters_;
   std::vector<void*> udp_pcbs_;
+  static constexpr uint32_t kIcmpErrorsPerSecond = 100;
+  uint64_t icmp_window_start_ms_ = 0;  // the current one-second rate-limit window
+  uint32_t icmp_window_count_ = 0;
 };
 
 }  // namespace dpm::gateway

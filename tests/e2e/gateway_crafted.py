@@ -125,7 +125,9 @@ if d is not None:
     ok = p.src == POOL and p.dst == SERVER and q.chksum == chk_ip and q[UDP].chksum == chk_udp and bytes(p[UDP].payload) == b"hello"
 check("a plain host's UDP leaves as 203.0.113.1 with correct checksums", ok, "nothing left" if d is None else IP(d).summary())
 
-# 7. Bad IP checksum and TTL 1 from inside: dropped and counted, nothing leaves.
+# 7. Bad IP checksum and TTL 1 from inside: dropped and counted, nothing leaves; the TTL 1
+#    packet's source gets ICMP time exceeded from the gateway (RFC 1812 §5.3.1).
+drain()
 before = status()["gateway"]["nat_drops"]
 bad = bytearray(raw(IP(src="10.77.3.2", dst=SERVER) / UDP(sport=33334, dport=53) / Raw(b"x")))
 bad[10] ^= 0xff
@@ -137,6 +139,19 @@ after = status()["gateway"]["nat_drops"]
 moved = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
 check("bad checksum and TTL 1: nothing leaves", left is None, "" if left is None else IP(left).summary())
 check("each is counted by reason", moved.get("bad_checksum", 0) >= 1 and moved.get("ttl_exceeded", 0) >= 1, str(moved))
+te = None
+while True:
+    d = recv(inside, 0.5)
+    if d is None:
+        break
+    if IP(d).haslayer(ICMP) and IP(d)[ICMP].type == 11:
+        te = IP(d)
+        break
+quoted_ok = te is not None and te[ICMP].code == 0 and te.src == GW and te.dst == "10.77.3.2" and \
+    IP(bytes(te[ICMP].payload)).haslayer(UDP) and IP(bytes(te[ICMP].payload))[UDP].sport == 33335
+check("the TTL 1 packet's source gets time exceeded from 10.77.0.1, quoting its datagram", quoted_ok,
+      "none" if te is None else te.summary())
+check("the gateway counts the ICMP error it sent", status()["gateway"]["icmp_errors_sent"] >= 1)
 
 # 8. Fragments (RFC 4787 REQ-14): UDP datagrams cut in 4, sent in order and out of order
 #    (the last fragment first, the first last), leave translated: every fragment from the pool
