@@ -14,13 +14,21 @@ command -v iperf3 >/dev/null && command -v nft >/dev/null || { echo "needs iperf
 bench_init gateway_throughput
 SECONDS_PER_RUN=${BENCH_SECONDS:-5}
 MTUS=${BENCH_MTUS:-"1500 9000"}
+REPEAT=${BENCH_REPEAT:-5}  # runs per path, interleaved fwd, dpm, kernel, fwd, ...; the median is printed
+# BENCH_PIN=1: the forwarding process (gateway or forwarder) on CPU 1, iperf3 on CPU 0, the
+# same for both, so the scheduler does not put them on one CPU in some runs and not others.
+PIN=${BENCH_PIN:-0}
+pin_fwd() { if [ "$PIN" = 1 ]; then echo taskset -c 1; fi; }
+pin_app() { if [ "$PIN" = 1 ]; then echo taskset -c 0; fi; }
 
 # iperf_run IN OUT : one stream IN → OUT's 198.51.100.10; prints Gbit/s (receiver side).
 iperf_run() {
   local in=$1 out=$2
-  bench_bg "$out" "$TMP/iperf3-s.log" iperf3 -s -B 198.51.100.10 -1
+  # shellcheck disable=SC2046
+  bench_bg "$out" "$TMP/iperf3-s.log" $(pin_app) iperf3 -s -B 198.51.100.10 -1
   sleep 0.3
-  ip netns exec "$in" timeout $((SECONDS_PER_RUN + 15)) iperf3 -c 198.51.100.10 -t "$SECONDS_PER_RUN" -J \
+  # shellcheck disable=SC2046
+  ip netns exec "$in" timeout $((SECONDS_PER_RUN + 15)) $(pin_app) iperf3 -c 198.51.100.10 -t "$SECONDS_PER_RUN" -J \
     >"$TMP/iperf3.json" 2>/dev/null || true
   RESULT=$(/usr/bin/python3 -c 'import json,sys
 try: print("%.2f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e9))
@@ -36,7 +44,8 @@ common_ends() {  # IN with 10.77.3.2, OUT with the server address
 run_dpm() {
   local mtu=$1
   common_ends
-  bench_bg "$IN" "$TMP/gw.log" "$DPMD" gateway --inside-tun gwin --inside-host-address 10.77.3.2/16 \
+  # shellcheck disable=SC2046
+  bench_bg "$IN" "$TMP/gw.log" $(pin_fwd) "$DPMD" gateway --inside-tun gwin --inside-host-address 10.77.3.2/16 \
     --outside-tun gwout --address 10.77.0.1/16 --pool 203.0.113.1 --mtu "$mtu" --api-socket "$TMP/gw.sock"
   bench_wait_log 10 "$TMP/gw.log" "gateway ready" "$LAST_PID"
   ip -n "$IN" link set gwout netns "$OUT"
@@ -53,7 +62,8 @@ run_fwd() {
   ip -n "$IN" tuntap add dev tunB mode tun
   ip -n "$IN" link set tunA mtu "$mtu"
   ip -n "$IN" link set tunB mtu "$mtu"
-  bench_bg "$IN" "$TMP/fwd.log" "$BIN/tun_forwarder" tunA tunB
+  # shellcheck disable=SC2046
+  bench_bg "$IN" "$TMP/fwd.log" $(pin_fwd) "$BIN/tun_forwarder" tunA tunB
   sleep 0.3
   ip -n "$IN" link set tunB netns "$OUT"
   ip -n "$IN" addr add 10.77.3.2/16 dev tunA
@@ -83,14 +93,25 @@ NFT
 }
 
 printf '\n%-34s %6s %10s %8s %9s\n' "path (one iperf3 stream)" MTU Gbit/s "x fwd" "x kernel"
+# The median of the runs that moved data; a run that failed (0) is listed but left out.
+median() { /usr/bin/python3 -c 'import statistics,sys
+v = [float(x) for x in sys.argv[1:] if float(x) > 0]
+print("%.2f" % statistics.median(v) if v else "0")' "$@"; }
 for mtu in $MTUS; do
-  declare -A r=()
+  declare -A r=() runs=()
+  for i in $(seq "$REPEAT"); do
+    for path in fwd dpm kernel; do
+      # Not $(run_...): namespaces made in a subshell would never be torn down.
+      RESULT=0
+      "run_$path" "$mtu" >>"$TMP/setup.log" 2>&1 || true
+      runs[$path]="${runs[$path]:-} $RESULT"
+      bench_teardown
+    done
+  done
   for path in fwd dpm kernel; do
-    # Not $(run_...): namespaces made in a subshell would never be torn down.
-    RESULT=0
-    "run_$path" "$mtu" >>"$TMP/setup.log" 2>&1 || true
-    r[$path]=$RESULT
-    bench_teardown
+    # shellcheck disable=SC2086
+    r[$path]=$(median ${runs[$path]})
+    echo "  runs $path MTU $mtu (Gbit/s, 0 = failed; see BENCH_KEEP_TMP=1 logs):${runs[$path]}" >&2
   done
   for path in fwd dpm kernel; do
     name=$([ $path = fwd ] && echo "bare TUN forwarder" || ([ $path = dpm ] && echo "dpm gateway (NAT fast path)" || echo "kernel nftables masquerade (veth)"))
@@ -98,6 +119,6 @@ for mtu in $MTUS; do
       "$(/usr/bin/python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print('%.2f'%(a/b) if b else '-')" "${r[$path]}" "${r[fwd]}")" \
       "$(/usr/bin/python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print('%.2f'%(a/b) if b else '-')" "${r[$path]}" "${r[kernel]}")"
   done
-  unset r
+  unset r runs
 done
 echo "target: dpm gateway >= 0.9 x bare TUN forwarder at MTU 1500"
