@@ -114,6 +114,11 @@ void AddGatewayOptions(CLI::App& app, GatewayOptions& o) {
       ->capture_default_str();
   g->add_option("--quota", o.quota, "Sessions per private address (PCP USER_EX_QUOTA beyond)")->capture_default_str();
   g->add_option("--max-sessions", o.max_sessions, "Sessions in all (PCP NO_RESOURCES beyond)")->capture_default_str();
+  g->add_option("--reserve-sessions", o.reserve_sessions,
+                "Size the NAT session table for this many sessions at start, memory backed up front "
+                "(0: grow as needed; at most --max-sessions)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{UINT32_MAX}))
+      ->capture_default_str();
   g->add_option("--min-lifetime", o.min_lifetime, "Shortest PCP lifetime granted, seconds")->capture_default_str();
   g->add_option("--max-lifetime", o.max_lifetime, "Longest PCP lifetime granted, seconds")->capture_default_str();
   g->add_option("--udp-timeout", o.udp_timeout, "UDP mapping idle timeout, seconds (RFC 4787: >= 120)")
@@ -162,6 +167,7 @@ int RunGateway(const GatewayOptions& o) {
   config.nat.port_max = static_cast<uint16_t>(hi);
   config.nat.per_host_quota = o.quota;
   config.nat.max_sessions = o.max_sessions;
+  config.nat.reserve_sessions = o.reserve_sessions;
   config.nat.min_lifetime_s = o.min_lifetime;
   config.nat.max_lifetime_s = o.max_lifetime;
   config.nat.udp_timeout_ms = uint64_t{o.udp_timeout} * 1000;

@@ -22,6 +22,7 @@ struct GatewayOptions {
   std::string port_range = "1024-65535";
   uint32_t quota = 4096;
   size_t max_sessions = 1 << 20;
+  size_t reserve_sessions = 0;  // NatConfig::reserve_sessions
   uint32_t min_lifetime = 120, max_lifetime = 86400;
   uint32_t udp_timeout = 300, tcp_established_timeout = 7440, tcp_transitory_timeout = 240, icmp_timeout = 60;
   std::string api_socket = "/run/dpm/gateway.sock";

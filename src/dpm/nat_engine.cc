@@ -284,12 +284,14 @@ NatEngine::NatEngine(NatConfig config)
                                              config_.seed)),
       fragments_(std::make_unique<Fragments>()) {
   for (uint16_t port : config_.gateway_reserved_ports) reserved_gateway_ports_.insert(port);
+  if (config_.reserve_sessions > 0) table_->Reserve(std::min(config_.reserve_sessions, config_.max_sessions));
 }
 
 NatEngine::~NatEngine() = default;
 
 size_t NatEngine::session_count() const { return table_->session_count(); }
 size_t NatEngine::mapping_count() const { return table_->mapping_count(); }
+size_t NatEngine::index_slots() const { return table_->index_slots(); }
 size_t NatEngine::fragment_record_count() const { return fragments_->records.size; }
 size_t NatEngine::held_fragment_count() const { return fragments_->held_packets; }
 size_t NatEngine::held_datagram_count() const { return fragments_->held.size; }
@@ -1326,6 +1328,8 @@ size_t NatEngine::Sweep(uint64_t now_ms, size_t max_entries) {
       },
       [&](uint32_t i) { ExpireExplicitMapping(i); });
   ExpireFragments(now_ms, max_entries);
+  // Random accesses (a record read and an index write per entry), so a fraction of the budget.
+  table_->AdvanceGrowth(max_entries / 64);
   return removed;
 }
 

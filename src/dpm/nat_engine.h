@@ -66,6 +66,14 @@ struct NatConfig {
   uint16_t port_min = 1024, port_max = 65535; // dynamic external ports (RFC 4787 REQ-3: 0-1023 -> 1-1023)
   uint32_t per_host_quota = 4096;             // sessions + explicit mappings per internal address (PCP USER_EX_QUOTA)
   size_t max_sessions = 1 << 20;
+  /// Sessions (and as many mappings) the session table is sized for at construction, at most
+  /// max_sessions; 0: grow on demand. Growing never stalls the data path (it is incremental,
+  /// docs/nat.md "Growing without stalls"), but while it lasts new sessions move a few entries
+  /// each, and fresh pages are faulted in as the tables fill. A reservation does that work at
+  /// construction: each of the 5 indexes gets the slots that hold this many below 11/16 load
+  /// (6 bytes each), the slabs their first this-many records, all backed up front (117 MB
+  /// for 10^6).
+  size_t reserve_sessions = 0;
   uint32_t min_lifetime_s = 120, max_lifetime_s = 86400;  // PCP lifetimes clamped to this
   uint64_t udp_timeout_ms = 300000;           // RFC 4787 REQ-5: >= 120 s, default 300 s
   uint64_t tcp_established_ms = 7440000;      // RFC 5382 REQ-5: >= 2 h 4 min
@@ -256,7 +264,9 @@ class NatEngine {
   /// the last call stopped, and removes what has expired; also removes up to `max_entries`
   /// expired fragment records and held datagrams (their fragments counted kFragmentTimeout).
   /// Returns sessions and explicit mappings removed. (A packet for an expired session or
-  /// fragment record that no sweep removed yet is handled as if it were gone.)
+  /// fragment record that no sweep removed yet is handled as if it were gone.) Also moves up
+  /// to max_entries / 64 entries of each session-table index that is growing, so that a
+  /// growth the data path left half done (no new sessions since) ends.
   size_t Sweep(uint64_t now_ms, size_t max_entries);
   /// When Sweep may next find something to expire: never later than the earliest deadline,
   /// possibly earlier (a refreshed session keeps its old deadline here until a sweep passes
@@ -285,6 +295,8 @@ class NatEngine {
 
   size_t session_count() const;
   size_t mapping_count() const;
+  /// Slots of the session table's indexes (6 bytes each; NatConfig::reserve_sessions).
+  size_t index_slots() const;
   /// Datagrams with a fragment record (first fragment seen, not yet complete or expired).
   size_t fragment_record_count() const;
   /// Fragments held for datagrams whose first fragment has not come, and those datagrams.

@@ -18,14 +18,19 @@
 // Memory (the target is <= 128 bytes per session at 10^6 sessions): records live in
 // chunked slabs addressed by 32-bit indices (32-byte sessions, 24-byte mappings; no pointer,
 // no per-record allocation, and growth never copies old records), and big blocks in huge
-// pages (AllocateTableMemory). The indexes store only the
-// 4-byte index: their hash and equality functors read the key out of the slab (transparent
-// lookup by a key struct with AbslHashValue, as Envoy does for UDP sessions). A flat_hash_map
-// holding the key itself would take 20-byte slots, over 40 bytes per entry at the load
-// factor a table of 10^6 has, for each of the indexes.
+// pages (AllocateTableMemory). The indexes (HashIndex) store only the 4-byte index and a
+// 2-byte control word per slot: the key is read out of the slab (lookup by a key struct with
+// AbslHashValue, as Envoy does for UDP sessions). A hash map holding the key itself would take
+// 20-byte slots, over 40 bytes per entry at the load factor a table of 10^6 has, for each of
+// the indexes.
+//
+// Latency: the data path is single-threaded, so no index operation may take time in
+// proportion to the table. HashIndex has no tombstones (erasing never leads to a rehash) and
+// grows incrementally (docs/nat.md "Growing without stalls").
 #ifndef DPM_DPM_SESSION_TABLE_H_
 #define DPM_DPM_SESSION_TABLE_H_
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -34,7 +39,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 
 namespace dpm::nat {
@@ -165,24 +169,17 @@ struct Mapping {
 };
 static_assert(sizeof(Mapping) == 24, "a mapping is 24 bytes: keep the memory target");
 
-/// Memory for the tables. Blocks of 2 MiB or more are 2 MiB-aligned and the kernel is asked
-/// to back them with transparent huge pages (madvise MADV_HUGEPAGE), so lookups in a table of
-/// millions of entries do not miss the TLB on every access; smaller blocks come from
-/// operator new.
-void* AllocateTableMemory(size_t bytes);
+/// Memory for the tables. Blocks of 2 MiB or more are mapped afresh (zero-filled; pages backed
+/// once touched; freeing returns them to the system), 2 MiB-aligned, and the kernel is asked to
+/// back them with transparent huge pages (madvise MADV_HUGEPAGE), so lookups in a table of
+/// millions of entries do not miss the TLB on every access. Smaller blocks come from malloc,
+/// or calloc when `zeroed`. Throws std::bad_alloc.
+void* AllocateTableMemory(size_t bytes, bool zeroed = false);
 void FreeTableMemory(void* memory, size_t bytes);
-
-template <typename T>
-struct TableAllocator {
-  using value_type = T;
-  TableAllocator() = default;
-  template <typename U>
-  TableAllocator(const TableAllocator<U>&) {}  // NOLINT: rebinding
-  T* allocate(size_t n) { return static_cast<T*>(AllocateTableMemory(n * sizeof(T))); }
-  void deallocate(T* p, size_t n) { FreeTableMemory(p, n * sizeof(T)); }
-  friend bool operator==(const TableAllocator&, const TableAllocator&) { return true; }
-  friend bool operator!=(const TableAllocator&, const TableAllocator&) { return false; }
-};
+/// Has the kernel back every page of `memory` now (a write to each 4 KiB, keeping its
+/// contents), so that first use does not fault: zeroing a fresh 2 MiB huge page took 0.3-5 ms
+/// on a shared VM, which a data-path call should not pay.
+void PopulateTableMemory(void* memory, size_t bytes);
 
 /// Records addressed by a 32-bit index, in chunks that double in size (4096, 8192, ...
 /// records), so a small table stays small and a big one sits in a few huge-page blocks.
@@ -226,6 +223,23 @@ class Slab {
   }
   T& operator[](uint32_t i) { return chunks_[Chunk(i)][Offset(i)]; }
   const T& operator[](uint32_t i) const { return chunks_[Chunk(i)][Offset(i)]; }
+  /// The chunks holding the first `n` slots, allocated and their pages backed now, and room in
+  /// the free list for `n`: below `n` slots, neither Allocate nor Free allocates memory or
+  /// faults a fresh page. (Growing never copies records anyway; this takes the page faults
+  /// off the data path.)
+  void Reserve(size_t n) {
+    n = std::min<size_t>(n, kNoIndex);
+    free_.reserve(n);
+    for (size_t k = chunks_.size(); n > 0 && k <= Chunk(static_cast<uint32_t>(n - 1)); ++k) {
+      chunks_.push_back(static_cast<T*>(AllocateTableMemory(ChunkSize(k) * sizeof(T))));
+    }
+    for (uint64_t i = next_; i < n;) {  // slots never handed out
+      const uint32_t at = static_cast<uint32_t>(i);
+      const size_t count = std::min<uint64_t>(n - i, ChunkSize(Chunk(at)) - Offset(at));
+      PopulateTableMemory(&(*this)[at], count * sizeof(T));
+      i += count;
+    }
+  }
   /// Slots ever handed out: indices below this are valid to read (free ones hold T{}).
   uint32_t slots() const { return next_; }
   size_t live() const { return live_; }
@@ -247,6 +261,165 @@ class Slab {
   size_t live_ = 0;
 };
 
+/// A set of 32-bit record indices found by a 64-bit hash of their record's key. The owner
+/// computes hashes (from a key, or from a record: `hash_of`) and compares keys; the index holds
+/// no key, only a control word and the record index per slot.
+///
+/// Open addressing with Robin Hood ordering: every slot knows how far it is from its home
+/// slot (hash & mask), entries of one probe sequence stay ordered by that distance, and a
+/// lookup stops at the first slot nearer its home than the key would be. An erase shifts the
+/// following entries of the cluster back by one (backward-shift deletion), so there are no
+/// tombstones: a table that churns at a steady size never needs a clean-up rehash (the stall
+/// absl::flat_hash_set has when erase + insert have filled its deleted slots).
+///
+/// Growth is incremental, in two phases. Past 11/16 load an array of twice the slots is
+/// allocated and its pages populated, kPopulateBytes every kPopulateEvery inserts or erases
+/// (the kernel zeroes fresh memory, 0.3-5 ms per 2 MiB huge page measured on a shared VM:
+/// that is spread too, and indexes given different `turn`s populate on different calls, so
+/// indexes that grow in step do not fault pages in the same call). Then the new array takes
+/// every insert, and each insert or erase moves at most kMoveEntries entries (kScanSlots
+/// slots) of the old array, reading their records for the hash; lookups look in both meanwhile. The old array is
+/// empty, and freed, long before the new one reaches 3/4 load (beyond which Insert would grow
+/// at once). So no call does more than a bounded amount of work (one that moves everything
+/// only while the old array has <= kMoveAtOnceSlots slots), and memory is at most the new
+/// array plus the old one.
+///
+/// Not thread-safe. Values are never kNoIndex.
+class HashIndex {
+ public:
+  using HashOf = uint64_t (*)(const void* context, uint32_t value);
+
+  static constexpr size_t kMinSlots = 16;
+  static constexpr size_t kPopulateEvery = 8;                // inserts or erases, phase 1
+  static constexpr size_t kPopulateBytes = size_t{512} << 10;  // each time, phase 1
+  static constexpr size_t kMoveEntries = 16;                 // per insert or erase, phase 2
+  static constexpr size_t kScanSlots = 128;                  // per insert or erase, phase 2
+  static constexpr size_t kMoveAtOnceSlots = 4096;           // an old array this small moves at once
+  /// Entries `slots` hold before growing starts: 11/16 of them.
+  static size_t GrowthThreshold(size_t slots) { return slots / 16 * 11; }
+  /// Slots that hold `entries` without growing (a power of two).
+  static size_t SlotsFor(size_t entries);
+
+  /// `hash_of(context, value)`: the hash of value's key, as given to Insert. `turn` (below
+  /// kPopulateEvery): which of the calls this index populates its next array on.
+  HashIndex(HashOf hash_of, const void* context, unsigned turn = 0)
+      : hash_of_(hash_of), context_(context), turn_(turn % kPopulateEvery) {}
+  ~HashIndex();
+  HashIndex(const HashIndex&) = delete;
+  HashIndex& operator=(const HashIndex&) = delete;
+
+  /// Room for `entries` without growing: the slots are allocated and their pages populated
+  /// now. Moves what the index holds at once: meant for an empty index.
+  void Reserve(size_t entries);
+
+  /// The value whose key has `hash` and satisfies `eq(value)`, or kNoIndex. `eq` is called
+  /// only on values whose 8 bits of stored hash match.
+  template <typename Eq>
+  uint32_t Find(uint64_t hash, Eq eq) const {
+    uint32_t value = current_.Find(hash, eq);
+    if (value != kNoIndex) return value;
+    if (old_.values != nullptr) value = old_.Find(hash, eq);
+    if (value == kNoIndex && !overflow_.empty()) value = FindOverflow(eq);
+    return value;
+  }
+  /// The first value whose stored hash bits match `hash` (reads the index only), or kNoIndex.
+  uint32_t Guess(uint64_t hash) const {
+    auto any = [](uint32_t) { return true; };
+    const uint32_t value = current_.Find(hash, any);
+    return value != kNoIndex || old_.values == nullptr ? value : old_.Find(hash, any);
+  }
+  /// Prefetches the slots a Find of `hash` reads first.
+  void Prefetch(uint64_t hash) const {
+    current_.Prefetch(hash);
+    if (old_.values != nullptr) old_.Prefetch(hash);
+  }
+  /// Adds `value`, which must not be present, under `hash`.
+  void Insert(uint64_t hash, uint32_t value);
+  /// Removes `value`, stored under `hash`; nothing if it is absent.
+  void Erase(uint64_t hash, uint32_t value);
+  /// Moves up to about `entries` entries of a growth in phase 2 (for a timer: a table that
+  /// stops changing mid-growth would otherwise keep looking in two arrays).
+  void Advance(size_t entries);
+
+  size_t size() const { return current_.size + old_.size + overflow_.size(); }
+  /// Slots allocated (6 bytes each), the arrays of a growth in progress included.
+  size_t slots() const { return current_.slots() + old_.slots() + next_.slots(); }
+  /// Whether a growth is in progress (either phase).
+  bool growing() const { return old_.values != nullptr || next_.values != nullptr; }
+
+ private:
+  // Control word: (distance from the home slot + 1) << 8 | the hash's top 8 bits; 0 = empty.
+  static constexpr uint32_t kStep = 0x100;
+  static constexpr uint32_t kMaxDistance = 254;  // stored as 255 in the high byte
+  static uint32_t Tag(uint64_t hash) { return static_cast<uint32_t>(hash >> 56); }
+
+  struct Array {
+    uint16_t* control;  // a shared empty slot while nothing is allocated: every probe ends there
+    uint32_t* values = nullptr;
+    size_t mask = 0;
+    size_t size = 0;
+
+    Array();
+    size_t slots() const { return values == nullptr ? 0 : mask + 1; }
+    template <typename Eq>
+    uint32_t Find(uint64_t hash, Eq& eq) const {
+      size_t i = hash & mask;
+      uint32_t want = kStep | Tag(hash);
+      for (;;) {
+        const uint32_t c = control[i];
+        if (c == want && eq(values[i])) return values[i];
+        // Empty, or an entry nearer its home than the key would be: the key is not here.
+        if ((c >> 8) < (want >> 8)) return kNoIndex;
+        i = (i + 1) & mask;
+        want += kStep;
+      }
+    }
+    void Prefetch(uint64_t hash) const {
+      const size_t i = hash & mask;
+      __builtin_prefetch(control + i);
+      __builtin_prefetch(values + i);
+    }
+    // Places `value` (the array has a free slot). Returns kNoIndex, or the entry left without
+    // a slot (`value` or one it displaced) when a probe would pass kMaxDistance; the array is
+    // otherwise intact. Only keys made to collide get that far.
+    uint32_t Place(uint64_t hash, uint32_t value);
+    bool Erase(uint64_t hash, uint32_t value);
+    void RemoveAt(size_t i);
+  };
+  static Array Allocate(size_t slots);
+  static void Free(Array& array);
+
+  static size_t Bytes(const Array& array) { return array.slots() * (sizeof(uint16_t) + sizeof(uint32_t)); }
+  template <typename Eq>
+  uint32_t FindOverflow(Eq& eq) const {
+    for (uint32_t value : overflow_) {
+      if (eq(value)) return value;
+    }
+    return kNoIndex;
+  }
+  // Into current_, or overflow_ when a probe would be too long.
+  void Place(uint64_t hash, uint32_t value);
+  // One bounded step of growth, if it is due or in progress.
+  void Step();
+  // Moves a bounded number of old_'s entries to current_; frees old_ once empty.
+  void MoveSome();
+  // Everything in the arrays into a new array of `slots`, at once.
+  void Rebuild(size_t slots);
+
+  HashOf hash_of_;
+  const void* context_;
+  size_t turn_;
+  size_t steps_ = 0;      // inserts and erases
+  Array current_;
+  Array next_;            // phase 1: twice current_'s slots, being populated
+  size_t populated_ = 0;  // bytes of next_
+  Array old_;             // phase 2: the array being emptied into current_
+  size_t cursor_ = 0;     // old_'s slots below this are empty
+  // Entries whose probe would pass kMaxDistance (only keys made to collide, and absl::Hash is
+  // seeded per process), searched one by one after a miss: slow, but right.
+  std::vector<uint32_t> overflow_;
+};
+
 /// Mappings and sessions with their indexes. Pure bookkeeping: which endpoints to choose,
 /// reference counts and timers are the NAT engine's. The indexes read keys out of the slabs,
 /// so a record's key fields must not change while it is in the table. Not copyable or
@@ -257,6 +430,18 @@ class SessionTable {
   explicit SessionTable(uint32_t gateway_inside_address);
   SessionTable(const SessionTable&) = delete;
   SessionTable& operator=(const SessionTable&) = delete;
+
+  /// Sizes every index for `sessions` sessions and as many mappings (one per session is the
+  /// most NAPT and replaceable DPM ports make), and the slabs' free lists, so that none grows
+  /// below that (NatConfig::reserve_sessions). Call it while the table is empty.
+  void Reserve(size_t sessions);
+  /// Slots of all the indexes (6 bytes each), arrays being grown out of included.
+  size_t index_slots() const;
+  /// Whether some index is growing (populating or moving into a bigger array).
+  bool index_growing() const;
+  /// Moves up to about `entries` entries of each index that is moving into a bigger array
+  /// (HashIndex::Advance).
+  void AdvanceGrowth(size_t entries);
 
   // Sessions. Find… return kNoIndex when absent.
   uint32_t FindInside(const FlowKey& key) const;
@@ -304,56 +489,43 @@ class SessionTable {
   EndpointKey MappingInternalKey(uint32_t index) const;
 
  private:
-  // A set of record indices hashed and compared by the key (table->*KeyOf)(index).
+  // Record indices hashed and compared by the key (table->*KeyOf)(index).
   template <typename Key, Key (SessionTable::*KeyOf)(uint32_t) const>
   class Index {
    public:
-    explicit Index(const SessionTable* table) : set_(0, Hash{table}, Eq{table}) {}
+    Index(const SessionTable* table, unsigned turn) : table_(table), slots_(&HashOfRecord, table, turn) {}
     uint32_t Find(const Key& key) const {
-      auto it = set_.find(key);
-      return it == set_.end() ? kNoIndex : *it;
+      return slots_.Find(HashOf(key), [this, &key](uint32_t index) { return (table_->*KeyOf)(index) == key; });
     }
-    void Prefetch(const Key& key) const { set_.prefetch(key); }
-    uint32_t Guess(const Key& key) const {
-      auto it = set_.find(Probe{&key});
-      return it == set_.end() ? kNoIndex : *it;
-    }
-    bool Insert(uint32_t index) { return set_.insert(index).second; }
-    void Erase(uint32_t index, const SessionTable* table) { set_.erase((table->*KeyOf)(index)); }
+    void Prefetch(const Key& key) const { slots_.Prefetch(HashOf(key)); }
+    // The first entry whose stored hash bits match: a candidate found while reading the
+    // index only.
+    uint32_t Guess(const Key& key) const { return slots_.Guess(HashOf(key)); }
+    void Insert(uint32_t index) { slots_.Insert(HashOfRecord(table_, index), index); }
+    void Erase(uint32_t index) { slots_.Erase(HashOfRecord(table_, index), index); }
+    void Reserve(size_t entries) { slots_.Reserve(entries); }
+    void Advance(size_t entries) { slots_.Advance(entries); }
+    const HashIndex& hash_index() const { return slots_; }
 
    private:
-    // A lookup key that "equals" the first entry whose hash tag matches: finds a candidate
-    // while reading the index only (Guess).
-    struct Probe {
-      const Key* key;
-    };
-    struct Hash {
-      using is_transparent = void;
-      const SessionTable* table;
-      size_t operator()(uint32_t index) const { return absl::Hash<Key>{}((table->*KeyOf)(index)); }
-      size_t operator()(const Key& key) const { return absl::Hash<Key>{}(key); }
-      size_t operator()(const Probe& probe) const { return absl::Hash<Key>{}(*probe.key); }
-    };
-    struct Eq {
-      using is_transparent = void;
-      const SessionTable* table;
-      bool operator()(uint32_t a, uint32_t b) const { return (table->*KeyOf)(a) == (table->*KeyOf)(b); }
-      bool operator()(uint32_t a, const Key& b) const { return (table->*KeyOf)(a) == b; }
-      bool operator()(const Key& a, uint32_t b) const { return a == (table->*KeyOf)(b); }
-      bool operator()(uint32_t, const Probe&) const { return true; }
-      bool operator()(const Probe&, uint32_t) const { return true; }
-    };
-    absl::flat_hash_set<uint32_t, Hash, Eq, TableAllocator<uint32_t>> set_;
+    static uint64_t HashOf(const Key& key) { return absl::Hash<Key>{}(key); }
+    static uint64_t HashOfRecord(const void* table, uint32_t index) {
+      return HashOf((static_cast<const SessionTable*>(table)->*KeyOf)(index));
+    }
+    const SessionTable* table_;
+    HashIndex slots_;
   };
 
   uint32_t gateway_inside_address_;
   Slab<Session> sessions_;
   Slab<Mapping> mappings_;
-  Index<FlowKey, &SessionTable::InsideKey> inside_{this};
-  Index<FlowKey, &SessionTable::OutsideKey> outside_{this};
-  Index<FlowKey, &SessionTable::DpmKey> dpm_{this};
-  Index<EndpointKey, &SessionTable::MappingExternalKey> mapping_external_{this};
-  Index<EndpointKey, &SessionTable::MappingInternalKey> mapping_internal_{this};
+  // Turns 0, 2, 4, 6, 1: the indexes grow in step (one entry each per session), so they take
+  // turns to fault fresh pages.
+  Index<FlowKey, &SessionTable::InsideKey> inside_{this, 0};
+  Index<FlowKey, &SessionTable::OutsideKey> outside_{this, 2};
+  Index<FlowKey, &SessionTable::DpmKey> dpm_{this, 4};
+  Index<EndpointKey, &SessionTable::MappingExternalKey> mapping_external_{this, 6};
+  Index<EndpointKey, &SessionTable::MappingInternalKey> mapping_internal_{this, 1};
 };
 
 }  // namespace dpm::nat

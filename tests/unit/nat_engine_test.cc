@@ -1550,6 +1550,29 @@ TEST_F(NatFragmentTest, FragmentsThatCannotBeTranslated) {
   EXPECT_EQ(Out(gre).reason, DropReason::kUnsupportedProtocol);
 }
 
+TEST(NatConfigTest, ReserveSessionsSizesTheIndexesAtConstruction) {
+  // reserve_sessions = N: every index has its slots for N at construction, and N sessions (with
+  // their mappings: replaceable ports, one mapping each) do not make any of them grow.
+  NatConfig c = TestConfig();
+  EXPECT_EQ(NatEngine(c).index_slots(), 0u) << "default: grow on demand";
+  constexpr uint32_t kCount = 3000;
+  c.reserve_sessions = kCount;
+  NatEngine engine(c);
+  const size_t slots = engine.index_slots();
+  EXPECT_EQ(slots, 5 * HashIndex::SlotsFor(kCount));
+  for (uint32_t i = 0; i < kCount; ++i) {
+    const Endpoint internal{Ip(10, 77, 2, 1 + i / 1000), static_cast<uint16_t>(10000 + i % 1000)};
+    auto grant = engine.RequestDpm(0, Dpm(internal, {kRemote1, 443}, /*fixed=*/false));
+    ASSERT_TRUE(std::holds_alternative<DpmGrant>(grant)) << i;
+    ASSERT_EQ(engine.index_slots(), slots) << "after " << i + 1 << " sessions";
+  }
+  EXPECT_EQ(engine.session_count(), kCount);
+  EXPECT_EQ(engine.mapping_count(), kCount);
+  // More than max_sessions is not reserved.
+  c.max_sessions = 100;
+  EXPECT_EQ(NatEngine(c).index_slots(), 5 * HashIndex::SlotsFor(100));
+}
+
 TEST(NatConfigTest, FragmentTimeoutAtLeastTwoSeconds) {
   NatConfig c = TestConfig();
   EXPECT_TRUE(ValidateNatConfig(c).ok());
@@ -1753,6 +1776,163 @@ TEST(NatSessionTable, ManyChunksAndHugeBlocks) {
   EXPECT_EQ(table.FindInside(FlowKey{Protocol::kTcp, make(5).internal(), make(5).remote()}), 5u);
   EXPECT_LT(table.AddSession(make(4)), kCount) << "a freed slot";
   EXPECT_EQ(table.session_slots(), kCount);
+}
+
+// A DPM session (in all three session indexes) and an endpoint-independent mapping (in both
+// mapping indexes), each with keys of its own for every `i` below 2^20.
+Session DpmSessionNumber(uint32_t i) {
+  Session s;
+  s.protocol = Protocol::kUdp;
+  s.internal_address = Ip(10, 77, 0, 0) + (i >> 8);
+  s.internal_port = static_cast<uint16_t>(1024 + (i & 255));
+  s.external_address = Ip(203, 0, 113, 1 + (i >> 16));
+  s.external_port = static_cast<uint16_t>(i & 0xffff);
+  s.remote_address = kRemote1;
+  s.remote_port = 443;
+  s.gateway_port = static_cast<uint16_t>(2000 + (i & 255));
+  s.flags = kSessionDpm;
+  return s;
+}
+
+Mapping MappingNumber(uint32_t i) {
+  Mapping m;
+  m.protocol = Protocol::kTcp;
+  m.internal_address = Ip(10, 77, 0, 0) + (i >> 8);
+  m.internal_port = static_cast<uint16_t>(1024 + (i & 255));
+  m.external_address = Ip(203, 0, 113, 1 + (i >> 16));
+  m.external_port = static_cast<uint16_t>(i & 0xffff);
+  return m;
+}
+
+TEST(NatSessionTable, ReserveKeepsEveryIndexFromGrowing) {
+  constexpr uint32_t kCount = 20000;
+  // Without a reservation the same entries make every index grow (the indexes start empty).
+  SessionTable grown(kGateway);
+  EXPECT_EQ(grown.index_slots(), 0u);
+  bool grew = false;
+  for (uint32_t i = 0; i < kCount; ++i) {
+    grown.AddSession(DpmSessionNumber(i));
+    grown.AddMapping(MappingNumber(i));
+    grew |= grown.index_growing();
+  }
+  EXPECT_TRUE(grew);
+
+  SessionTable reserved(kGateway);
+  reserved.Reserve(kCount);
+  const size_t slots = reserved.index_slots();
+  EXPECT_EQ(slots, 5 * HashIndex::SlotsFor(kCount)) << "all five indexes, allocated now";
+  for (uint32_t i = 0; i < kCount; ++i) {
+    reserved.AddSession(DpmSessionNumber(i));
+    reserved.AddMapping(MappingNumber(i));
+    ASSERT_FALSE(reserved.index_growing()) << "after " << i + 1 << " sessions";
+    ASSERT_EQ(reserved.index_slots(), slots) << "after " << i + 1 << " sessions";
+  }
+  for (uint32_t i = 0; i < kCount; i += 97) {
+    const Session s = DpmSessionNumber(i);
+    EXPECT_EQ(reserved.FindInside(FlowKey{s.protocol, s.internal(), {kGateway, s.gateway_port}}), i);
+    EXPECT_EQ(reserved.FindDpm(FlowKey{s.protocol, s.internal(), s.remote()}), i);
+    EXPECT_EQ(reserved.FindMappingByInternal(EndpointKey{Protocol::kTcp, MappingNumber(i).internal()}), i);
+  }
+  // Beyond the reservation the indexes grow as usual.
+  for (uint32_t i = kCount; !reserved.index_growing(); ++i) {
+    ASSERT_LE(i, HashIndex::GrowthThreshold(HashIndex::SlotsFor(kCount)));
+    reserved.AddSession(DpmSessionNumber(i));
+  }
+  EXPECT_GT(reserved.index_slots(), slots);
+}
+
+TEST(NatSessionTable, IndexesStayExactThroughGrowthAndChurn) {
+  // Sessions added and removed at random while the table grows to 60,000 and churns there:
+  // every live session is found by all three of its keys and every removed one by none, also
+  // while an index is part-way through moving into a bigger array.
+  SessionTable table(kGateway);
+  std::mt19937 rng(7);
+  std::vector<uint32_t> live;  // record indices
+  std::vector<uint32_t> key_of(table.session_slots());
+  std::vector<uint32_t> gone;  // keys removed
+  uint32_t next_key = 0;
+  size_t checked_while_growing = 0;
+  auto found = [&](uint32_t key) {
+    const Session s = DpmSessionNumber(key);
+    const uint32_t a = table.FindInside(FlowKey{s.protocol, s.internal(), {kGateway, s.gateway_port}});
+    const uint32_t b = table.FindOutside(FlowKey{s.protocol, s.external(), s.remote()});
+    const uint32_t c = table.FindDpm(FlowKey{s.protocol, s.internal(), s.remote()});
+    EXPECT_TRUE(a == b && b == c) << "key " << key;
+    return a;
+  };
+  for (int op = 0; op < 150000; ++op) {
+    const bool add = live.size() < 60000 ? rng() % 4 != 0 : rng() % 2 == 0;
+    if (add || live.empty()) {
+      const uint32_t index = table.AddSession(DpmSessionNumber(next_key));
+      if (index >= key_of.size()) key_of.resize(index + 1);
+      key_of[index] = next_key++;
+      live.push_back(index);
+    } else {
+      const size_t k = rng() % live.size();
+      const uint32_t index = live[k];
+      table.RemoveSession(index);
+      gone.push_back(key_of[index]);
+      live[k] = live.back();
+      live.pop_back();
+    }
+    const uint32_t probe = live[rng() % live.size()];
+    ASSERT_EQ(found(key_of[probe]), probe);
+    if (!gone.empty()) {
+      ASSERT_EQ(found(gone[rng() % gone.size()]), kNoIndex);
+    }
+    if (table.index_growing() && op % 101 == 0) {
+      for (uint32_t index : live) ASSERT_EQ(found(key_of[index]), index) << "op " << op;
+      ++checked_while_growing;
+    }
+  }
+  EXPECT_GT(checked_while_growing, 0u);
+  EXPECT_EQ(table.session_count(), live.size());
+  for (uint32_t index : live) ASSERT_EQ(found(key_of[index]), index);
+}
+
+TEST(NatSessionTable, AdvanceGrowthFinishesAGrowthLeftHalfDone) {
+  // One session past 11/16 of 8192 slots: the bigger arrays are populated at once (small),
+  // then entries move a few per insert; with no more inserts the sweep's AdvanceGrowth ends it.
+  SessionTable table(kGateway);
+  const uint32_t count = static_cast<uint32_t>(HashIndex::GrowthThreshold(8192)) + 1;
+  for (uint32_t i = 0; i < count; ++i) table.AddSession(DpmSessionNumber(i));
+  ASSERT_TRUE(table.index_growing());
+  EXPECT_EQ(table.index_slots(), 3 * (8192 + 16384)) << "old and new arrays of the three session indexes";
+  table.AdvanceGrowth(1000);
+  EXPECT_TRUE(table.index_growing()) << "a bounded step";
+  table.AdvanceGrowth(count);
+  EXPECT_FALSE(table.index_growing());
+  EXPECT_EQ(table.index_slots(), 3 * 16384) << "the old arrays freed";
+  for (uint32_t i = 0; i < count; ++i) {
+    const Session s = DpmSessionNumber(i);
+    ASSERT_EQ(table.FindOutside(FlowKey{s.protocol, s.external(), s.remote()}), i);
+  }
+}
+
+TEST(NatSessionTable, HashIndexSurvivesKeysMadeToCollide) {
+  // Every value hashes to the last slot (so the cluster wraps round to slot 0) with one of 4
+  // tags: probes past 254 slots spill into the overflow list; finds, erases and growth must
+  // stay exact.
+  auto hash_of = [](const void*, uint32_t value) -> uint64_t { return ~uint64_t{0} ^ (uint64_t{value % 4} << 56); };
+  HashIndex index(hash_of, nullptr);
+  auto find = [&](uint32_t value) {
+    return index.Find(hash_of(nullptr, value), [value](uint32_t v) { return v == value; });
+  };
+  constexpr uint32_t kCount = 1000;
+  for (uint32_t v = 0; v < kCount; ++v) index.Insert(hash_of(nullptr, v), v);
+  EXPECT_EQ(index.size(), kCount);
+  for (uint32_t v = 0; v < kCount; ++v) ASSERT_EQ(find(v), v);
+  EXPECT_EQ(find(kCount), kNoIndex);
+  for (uint32_t v = 0; v < kCount; v += 2) index.Erase(hash_of(nullptr, v), v);
+  EXPECT_EQ(index.size(), kCount / 2);
+  for (uint32_t v = 0; v < kCount; ++v) ASSERT_EQ(find(v), v % 2 ? v : kNoIndex) << v;
+  for (uint32_t v = kCount; v < 2 * kCount; ++v) index.Insert(hash_of(nullptr, v), v);
+  for (uint32_t v = 0; v < 2 * kCount; ++v) ASSERT_EQ(find(v), v % 2 || v >= kCount ? v : kNoIndex) << v;
+  for (uint32_t v = 1; v < 2 * kCount; ++v) {
+    if (v % 2 || v >= kCount) index.Erase(hash_of(nullptr, v), v);
+  }
+  EXPECT_EQ(index.size(), 0u);
+  EXPECT_EQ(find(7), kNoIndex);
 }
 
 }  // namespace
