@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdint>
@@ -19,6 +20,14 @@
 #include <vector>
 
 namespace bench {
+
+// The q-quantile (0..1) of `v` by nth_element (reorders v); 0 when v is empty.
+inline double Percentile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
+  return v[k];
+}
 
 // "a,b,c" → {"a", "b", "c"} (empty fields kept).
 inline std::vector<std::string> Split(const std::string& s) {

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "nat_bench_config.h"
 #include "dpm/nat_engine.h"
 #include "wire/checksum.h"
 #include "wire/ipv4.h"
@@ -47,7 +48,6 @@ using dpm::nat::Protocol;
 using Clock = std::chrono::steady_clock;
 namespace wire = dpm::wire;
 
-constexpr uint32_t Ip(uint32_t a, uint32_t b, uint32_t c, uint32_t d) { return a << 24 | b << 16 | c << 8 | d; }
 constexpr size_t kPacketSize = 64;  // 20 IP + 8 UDP + 36 data
 constexpr size_t kBatch = 8192;
 constexpr size_t kHot = 1024;
@@ -77,24 +77,12 @@ long VmRssKiB() {
   return -1;
 }
 
-NatConfig BenchConfig() {
-  NatConfig c;
-  for (uint32_t i = 1; i <= 64; ++i) c.external_addresses.push_back(Ip(203, 0, 113, i));
-  c.inside_network = Ip(10, 77, 0, 0);
-  c.inside_prefix = 16;
-  c.gateway_inside_address = Ip(10, 77, 0, 1);
-  c.gateway_outside_address = Ip(192, 0, 2, 1);
-  c.max_sessions = 4u << 20;
-  c.seed = 1;
-  return c;
-}
-
 // Flow i: 2000 internal endpoints per host (hosts 10.77.1.0 upward), 250 remotes.
 Endpoint Internal(uint64_t i) {
   const uint32_t host = static_cast<uint32_t>(i / 2000);
-  return {Ip(10, 77, 1 + host / 250, 1 + host % 250), static_cast<uint16_t>(10000 + i % 2000)};
+  return {bench::Ip(10, 77, 1 + host / 250, 1 + host % 250), static_cast<uint16_t>(10000 + i % 2000)};
 }
-Endpoint Remote(uint64_t i) { return {Ip(198, 51, 100, 1 + static_cast<uint32_t>(i % 250)), 443}; }
+Endpoint Remote(uint64_t i) { return {bench::Ip(198, 51, 100, 1 + static_cast<uint32_t>(i % 250)), 443}; }
 
 void WriteUdp(uint8_t* p, Endpoint src, Endpoint dst) {
   wire::Ipv4Repr repr;
@@ -123,13 +111,6 @@ void Swap(uint8_t* p) {
   std::memcpy(tmp, p + 20, 2);
   std::memcpy(p + 20, p + 22, 2);
   std::memcpy(p + 22, tmp, 2);
-}
-
-double Percentile(std::vector<double>& v, double q) {
-  if (v.empty()) return 0;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
-  return v[k];
 }
 
 struct Flow {
@@ -185,8 +166,8 @@ void TimePackets(NatEngine& engine, const std::vector<Flow>& flows, uint64_t pac
     in_chunks.push_back(std::chrono::duration<double, std::nano>(t3 - t2).count() / kBatch);
     done += kBatch;
   }
-  *out_ns = Percentile(out_chunks, 0.5);
-  *in_ns = Percentile(in_chunks, 0.5);
+  *out_ns = bench::Percentile(out_chunks, 0.5);
+  *in_ns = bench::Percentile(in_chunks, 0.5);
 }
 
 bool g_single = true, g_batch = true, g_hot = true;  // --modes
@@ -195,7 +176,7 @@ Row Measure(const std::string& kind, uint64_t sessions, uint64_t packets) {
   Row row;
   std::snprintf(row.kind, sizeof(row.kind), "%s", kind.c_str());
   row.sessions = sessions;
-  NatEngine engine(BenchConfig());
+  NatEngine engine(bench::NatBenchConfig());
   std::vector<double> latencies(sessions);  // allocated and touched before the first reading
   std::vector<uint8_t> packet(kPacketSize);
   const long rss_before = VmRssKiB();
@@ -219,8 +200,8 @@ Row Measure(const std::string& kind, uint64_t sessions, uint64_t packets) {
   const long rss_after = VmRssKiB();
   row.bytes_per_session = static_cast<double>(rss_after - rss_before) * 1024.0 / static_cast<double>(sessions);
   row.setups_per_second = static_cast<double>(sessions) / seconds;
-  row.setup_p50_us = Percentile(latencies, 0.50);
-  row.setup_p99_us = Percentile(latencies, 0.99);
+  row.setup_p50_us = bench::Percentile(latencies, 0.50);
+  row.setup_p99_us = bench::Percentile(latencies, 0.99);
   latencies = {};
 
   std::vector<Flow> flows;
@@ -313,7 +294,7 @@ int main(int argc, char** argv) {
     auto median = [&](double Row::*field) {
       std::vector<double> v;
       for (const Row& r : cell) v.push_back(r.*field);
-      return Percentile(v, 0.5);
+      return bench::Percentile(v, 0.5);
     };
     for (double Row::*field : {&Row::bytes_per_session, &Row::setups_per_second, &Row::setup_p50_us, &Row::setup_p99_us,
                                &Row::out_uniform_ns, &Row::in_uniform_ns, &Row::out_hot_ns, &Row::in_hot_ns,

@@ -51,6 +51,7 @@
 
 #include "dpm/dpm_server.h"
 #include "bench_util.h"
+#include "nat_bench_config.h"
 #include "dpm/nat_engine.h"
 #include "dpm/pcp.h"
 
@@ -63,7 +64,6 @@ using dpm::server::DpmServer;
 namespace pcp = dpm::pcp;
 using Clock = std::chrono::steady_clock;
 
-constexpr uint32_t Ip(uint32_t a, uint32_t b, uint32_t c, uint32_t d) { return a << 24 | b << 16 | c << 8 | d; }
 constexpr uint64_t kPerHost = 2000;  // sessions per client address (the default quota is 4096)
 constexpr uint32_t kLifetime = 600;  // what the driver asks for (DriverConfig::lifetime_s)
 constexpr uint16_t kClientUdpPort = 40000;
@@ -106,18 +106,6 @@ struct Cell {
   uint64_t sessions_after = 0;
 };
 
-NatConfig BenchConfig() {
-  NatConfig c;
-  for (uint32_t i = 1; i <= 64; ++i) c.external_addresses.push_back(Ip(203, 0, 113, i));
-  c.inside_network = Ip(10, 77, 0, 0);
-  c.inside_prefix = 16;
-  c.gateway_inside_address = Ip(10, 77, 0, 1);
-  c.gateway_outside_address = Ip(192, 0, 2, 1);
-  c.max_sessions = 4u << 20;
-  c.seed = 1;
-  return c;
-}
-
 // Session key i → the driver's view of it.
 struct Key {
   uint32_t client;  // the client's private address (PCP client address and UDP source)
@@ -128,15 +116,15 @@ struct Key {
 Key KeyOf(uint64_t i, bool fixed) {
   const uint32_t host = static_cast<uint32_t>(i / kPerHost);
   Key k;
-  k.client = Ip(10, 77, 1 + host / 250, 1 + host % 250);
+  k.client = bench::Ip(10, 77, 1 + host / 250, 1 + host % 250);
   if (fixed) {
     // 8 fixed ports per client; every destination distinct, so sessions of clients paired
     // with the same registered address never collide on (external, remote).
     k.internal_port = static_cast<uint16_t>(kFixedPortBase + i % kFixedPorts);
-    k.remote = {Ip(198, 51, 100, 1 + static_cast<uint32_t>(i % 250)), static_cast<uint16_t>(1024 + (i / 250) % 64000)};
+    k.remote = {bench::Ip(198, 51, 100, 1 + static_cast<uint32_t>(i % 250)), static_cast<uint16_t>(1024 + (i / 250) % 64000)};
   } else {
     k.internal_port = static_cast<uint16_t>(10000 + i % kPerHost);
-    k.remote = {Ip(198, 51, 100, 1 + static_cast<uint32_t>(i % 250)), 443};
+    k.remote = {bench::Ip(198, 51, 100, 1 + static_cast<uint32_t>(i % 250)), 443};
   }
   return k;
 }
@@ -180,13 +168,6 @@ std::vector<uint8_t> EncodePeer(uint64_t i, bool fixed, uint32_t lifetime, const
   return pcp::EncodeRequest(q);
 }
 
-double Percentile(std::vector<double>& v, double q) {
-  if (v.empty()) return 0;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
-  return v[k];
-}
-
 // Latencies and loop time of one op over a cell.
 struct Samples {
   std::vector<double> us;
@@ -203,9 +184,9 @@ struct Samples {
     s.mean_us = sum / static_cast<double>(us.size());
     s.per_second = seconds > 0 ? static_cast<double>(us.size()) / seconds : 0;
     s.max_us = *std::max_element(us.begin(), us.end());
-    s.p50_us = Percentile(us, 0.50);
-    s.p99_us = Percentile(us, 0.99);
-    s.p999_us = Percentile(us, 0.999);
+    s.p50_us = bench::Percentile(us, 0.50);
+    s.p99_us = bench::Percentile(us, 0.99);
+    s.p999_us = bench::Percentile(us, 0.999);
     return s;
   }
 };
@@ -213,7 +194,7 @@ struct Samples {
 class Bench {
  public:
   Bench(bool fixed, uint64_t capacity)
-      : fixed_(fixed), engine_(BenchConfig()), server_(engine_, Ip(203, 0, 113, 1), 0), granted_(capacity) {}
+      : fixed_(fixed), engine_(bench::NatBenchConfig()), server_(engine_, bench::Ip(203, 0, 113, 1), 0), granted_(capacity) {}
 
   // Runs `keys` through Handle with requests of `lifetime` (renewals and releases suggest the
   // granted endpoint), timing each call; checks the replies afterwards.
@@ -341,9 +322,9 @@ Cell MeasureCodec(uint64_t ops) {
         r.epoch = 1;
         pcp::PeerBody peer = *q.peer;
         peer.external_port = static_cast<uint16_t>(1024 + k);
-        peer.external_address = pcp::Address::FromIpv4(Ip(203, 0, 113, 1 + k % 64));
+        peer.external_address = pcp::Address::FromIpv4(bench::Ip(203, 0, 113, 1 + k % 64));
         r.peer = peer;
-        r.dpm_session_endpoint = std::make_pair(pcp::Address::FromIpv4(Ip(10, 77, 0, 1)), peer.external_port);
+        r.dpm_session_endpoint = std::make_pair(pcp::Address::FromIpv4(bench::Ip(10, 77, 0, 1)), peer.external_port);
         r.lifetime = q.lifetime;
       }
       replies[k] = pcp::EncodeResponse(r);
@@ -419,7 +400,7 @@ Stat Median(const std::vector<Cell>& runs, Op op) {
   auto median = [&](double Stat::*field) {
     std::vector<double> v;
     for (const Cell& c : runs) v.push_back(c.stats[static_cast<size_t>(op)].*field);
-    return Percentile(v, 0.5);
+    return bench::Percentile(v, 0.5);
   };
   for (double Stat::*f :
        {&Stat::per_second, &Stat::mean_us, &Stat::p50_us, &Stat::p99_us, &Stat::p999_us, &Stat::max_us}) {
