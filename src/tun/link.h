@@ -12,10 +12,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "wire/offload.h"
 
 namespace dpm::tun {
 
@@ -24,6 +26,11 @@ struct LinkCounters {
   uint64_t rx_packets = 0, rx_bytes = 0;
   uint64_t tx_packets = 0, tx_bytes = 0;
   uint64_t tx_dropped = 0;  // write failed (peer gone, queue full, packet too big)
+  // Offload (src/tun/README.md "Offload"): super-packets read from / written to the device,
+  // and offloaded packets finished in software because they went where offload is not on.
+  uint64_t rx_segmentation = 0, tx_segmentation = 0;
+  uint64_t tx_segmented_in_software = 0, checksums_in_software = 0;
+  uint64_t rx_offload_dropped = 0;  // a virtio-net header we do not take (never enabled)
 };
 
 class Link {
@@ -44,6 +51,24 @@ class Link {
   /// Human-readable name: "tun:dpm0", "virtual:/tmp/a.sock".
   virtual std::string name() const = 0;
 
+  /// Offload (wire/offload.h): true when ReadOffloaded may return super-packets of up to
+  /// wire::kMaxOffloadedPacket bytes and partial checksums, and WriteOffloaded passes them to
+  /// the device as they are. Only TunLink with TunOptions::offload has it.
+  virtual bool offload() const { return false; }
+  /// Reads one packet and its offload state, as Read. Links without offload set *offload to
+  /// none.
+  virtual absl::StatusOr<size_t> ReadOffloaded(absl::Span<uint8_t> packet, wire::Offload* offload) {
+    *offload = wire::Offload{};
+    return Read(packet);
+  }
+  /// Writes one packet with its offload state. A link without offload finishes it in
+  /// software first: a super-packet is cut into segments (wire::SegmentTcpV4), each written,
+  /// a partial checksum is completed; errors as Write, and InvalidArgument for an offload
+  /// the packet does not fit (counted in tx_dropped).
+  virtual absl::Status WriteOffloaded(absl::Span<const iovec> parts, const wire::Offload& offload);
+  /// Largest packet Read / ReadOffloaded may return, bytes: the MTU, or wire::kMaxOffloadedPacket.
+  size_t max_read_size() const { return offload() ? wire::kMaxOffloadedPacket : mtu(); }
+
   absl::Status WritePacket(absl::Span<const uint8_t> packet) {
     iovec v{const_cast<uint8_t*>(packet.data()), packet.size()};
     return Write(absl::MakeConstSpan(&v, 1));
@@ -52,6 +77,7 @@ class Link {
 
  protected:
   LinkCounters counters_;
+  std::vector<uint8_t> software_offload_, segment_;  // WriteOffloaded's buffers
 };
 
 /// Total bytes of an iovec list.

@@ -55,8 +55,7 @@ void PcapWriter::Write(absl::Span<const iovec> parts, uint64_t unix_micros, size
 
 void PcapWriter::Flush() { std::fflush(file_); }
 
-absl::StatusOr<size_t> PcapLink::Read(absl::Span<uint8_t> packet) {
-  absl::StatusOr<size_t> n = inner_->Read(packet);
+absl::StatusOr<size_t> PcapLink::Recorded(absl::Span<uint8_t> packet, absl::StatusOr<size_t> n) {
   if (n.ok()) {
     iovec v{packet.data(), std::min(*n, packet.size())};
     writer_->Write(absl::MakeConstSpan(&v, 1), NowMicros(), *n);
@@ -65,11 +64,22 @@ absl::StatusOr<size_t> PcapLink::Read(absl::Span<uint8_t> packet) {
   return n;
 }
 
-absl::Status PcapLink::Write(absl::Span<const iovec> parts) {
-  absl::Status s = inner_->Write(parts);
+absl::Status PcapLink::Recorded(absl::Span<const iovec> parts, absl::Status s) {
   if (s.ok()) writer_->Write(parts, NowMicros());  // only what really went out
   counters_ = inner_->counters();
   return s;
+}
+
+absl::StatusOr<size_t> PcapLink::Read(absl::Span<uint8_t> packet) { return Recorded(packet, inner_->Read(packet)); }
+
+absl::Status PcapLink::Write(absl::Span<const iovec> parts) { return Recorded(parts, inner_->Write(parts)); }
+
+absl::StatusOr<size_t> PcapLink::ReadOffloaded(absl::Span<uint8_t> packet, wire::Offload* offload) {
+  return Recorded(packet, inner_->ReadOffloaded(packet, offload));
+}
+
+absl::Status PcapLink::WriteOffloaded(absl::Span<const iovec> parts, const wire::Offload& offload) {
+  return Recorded(parts, inner_->WriteOffloaded(parts, offload));
 }
 
 }  // namespace dpm::tun

@@ -37,9 +37,17 @@ class PcapLink : public Link {
   absl::Status Write(absl::Span<const iovec> parts) override;
   size_t mtu() const override { return inner_->mtu(); }
   std::string name() const override { return inner_->name(); }
+  /// Offload passes through: the capture holds packets as the device exchanged them —
+  /// super-packets whole, partial checksums unfinished (as tcpdump shows them on a host
+  /// with offload).
+  bool offload() const override { return inner_->offload(); }
+  absl::StatusOr<size_t> ReadOffloaded(absl::Span<uint8_t> packet, wire::Offload* offload) override;
+  absl::Status WriteOffloaded(absl::Span<const iovec> parts, const wire::Offload& offload) override;
   const Link& inner() const { return *inner_; }
 
  private:
+  absl::StatusOr<size_t> Recorded(absl::Span<uint8_t> packet, absl::StatusOr<size_t> n);
+  absl::Status Recorded(absl::Span<const iovec> parts, absl::Status s);
   std::unique_ptr<Link> inner_;
   std::unique_ptr<PcapWriter> writer_;
 };

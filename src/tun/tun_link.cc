@@ -10,12 +10,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 
 namespace dpm::tun {
 namespace {
+
+constexpr size_t kMaxParts = 128;  // iovecs per write, the virtio-net header included
 
 absl::Status Errno(const std::string& what, int err) {
   std::string msg = absl::StrCat(what, ": ", std::strerror(err));
@@ -71,7 +74,7 @@ absl::StatusOr<std::unique_ptr<TunLink>> TunLink::Open(const TunOptions& o) {
     return Errno("open /dev/net/tun", errno);
   }
   ifreq ifr{};
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (o.offload ? IFF_VNET_HDR : 0);
   std::memcpy(ifr.ifr_name, o.name.c_str(), o.name.size());
   if (::ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
@@ -81,16 +84,37 @@ absl::StatusOr<std::unique_ptr<TunLink>> TunLink::Open(const TunOptions& o) {
     return Errno(absl::StrCat("attach tun device ", o.name), err);
   }
   std::string ifname(ifr.ifr_name);
+  if (o.offload) {
+    // The header little-endian whatever the host (wire/offload.h parses it so); the kernel
+    // may then hand us, and take, partial checksums and TCPv4 super-packets — nothing else.
+    int header_size = static_cast<int>(wire::kVirtioNetHeaderSize);
+    unsigned int little_endian = 1;
+    if (::ioctl(fd, TUNSETVNETHDRSZ, &header_size) < 0 || ::ioctl(fd, TUNSETVNETLE, &little_endian) < 0 ||
+        ::ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4) < 0) {
+      int err = errno;
+      ::close(fd);
+      return Errno(absl::StrCat("enable offload on ", ifname, " (try without offload)"), err);
+    }
+  }
   if (absl::Status s = Configure(ifname, o); !s.ok()) {
     ::close(fd);
     return s;
   }
-  return std::unique_ptr<TunLink>(new TunLink(fd, ifname, o.mtu));
+  return std::unique_ptr<TunLink>(new TunLink(fd, ifname, o.mtu, o.offload));
 }
 
 TunLink::~TunLink() { ::close(fd_); }
 
 absl::StatusOr<size_t> TunLink::Read(absl::Span<uint8_t> packet) {
+  if (offload_) {
+    wire::Offload offload;
+    absl::StatusOr<size_t> n = ReadOffloaded(packet, &offload);
+    if (n.ok() && *n <= packet.size() && offload.partial_checksum &&
+        wire::CompleteChecksum(packet.first(*n), offload)) {
+      counters_.checksums_in_software++;
+    }
+    return n;
+  }
   ssize_t n = ::read(fd_, packet.data(), packet.size());
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return absl::UnavailableError("empty");
@@ -101,13 +125,54 @@ absl::StatusOr<size_t> TunLink::Read(absl::Span<uint8_t> packet) {
   return static_cast<size_t>(n);
 }
 
-absl::Status TunLink::Write(absl::Span<const iovec> parts) {
-  size_t total = TotalLength(parts);
-  if (total > mtu_) {
-    counters_.tx_dropped++;
-    return absl::InvalidArgumentError(absl::StrCat("packet of ", total, " bytes over MTU ", mtu_));
+absl::StatusOr<size_t> TunLink::ReadOffloaded(absl::Span<uint8_t> packet, wire::Offload* offload) {
+  if (!offload_) return Link::ReadOffloaded(packet, offload);
+  for (;;) {
+    uint8_t header[wire::kVirtioNetHeaderSize];
+    iovec parts[2] = {{header, sizeof(header)}, {packet.data(), packet.size()}};
+    ssize_t n = ::readv(fd_, parts, 2);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) return absl::UnavailableError("empty");
+      return Errno("read " + ifname_, errno);
+    }
+    std::optional<wire::Offload> parsed =
+        wire::ParseVirtioNetHeader(absl::MakeConstSpan(header, std::min(sizeof(header), static_cast<size_t>(n))));
+    if (!parsed) {
+      counters_.rx_offload_dropped++;
+      continue;
+    }
+    *offload = *parsed;
+    const size_t length = static_cast<size_t>(n) - sizeof(header);
+    counters_.rx_packets++;
+    counters_.rx_bytes += length;
+    if (offload->tcp_segmentation) counters_.rx_segmentation++;
+    return length;
   }
-  ssize_t n = ::writev(fd_, parts.data(), static_cast<int>(parts.size()));
+}
+
+absl::Status TunLink::WriteOffloaded(absl::Span<const iovec> parts, const wire::Offload& offload) {
+  if (!offload_) return Link::WriteOffloaded(parts, offload);  // finished in software
+  return WriteWithHeader(parts, offload);
+}
+
+absl::Status TunLink::WriteWithHeader(absl::Span<const iovec> parts, const wire::Offload& offload) {
+  const size_t total = TotalLength(parts);
+  // A super-packet may exceed the MTU; its segments may not.
+  const size_t largest = offload.tcp_segmentation ? size_t{offload.header_length} + offload.segment_size : total;
+  if (largest > mtu_ || total > wire::kMaxOffloadedPacket || parts.size() >= kMaxParts) {
+    counters_.tx_dropped++;
+    return absl::InvalidArgumentError(absl::StrCat("packet of ", largest, " bytes over MTU ", mtu_));
+  }
+  uint8_t header[wire::kVirtioNetHeaderSize];
+  iovec all[kMaxParts];
+  size_t count = 0;
+  if (offload_) {  // every packet has the header then, "none" included
+    wire::SerializeVirtioNetHeader(offload, header);
+    all[count++] = {header, sizeof(header)};
+  }
+  std::copy(parts.begin(), parts.end(), all + count);
+  count += parts.size();
+  ssize_t n = ::writev(fd_, all, static_cast<int>(count));
   if (n < 0) {
     counters_.tx_dropped++;
     if (errno == EAGAIN || errno == ENOBUFS) return absl::UnavailableError("tun queue full");
@@ -115,7 +180,10 @@ absl::Status TunLink::Write(absl::Span<const iovec> parts) {
   }
   counters_.tx_packets++;
   counters_.tx_bytes += total;
+  if (offload.tcp_segmentation) counters_.tx_segmentation++;
   return absl::OkStatus();
 }
+
+absl::Status TunLink::Write(absl::Span<const iovec> parts) { return WriteWithHeader(parts, wire::Offload{}); }
 
 }  // namespace dpm::tun

@@ -18,6 +18,10 @@ struct TunOptions {
   /// device, e.g. 10.77.1.1/24, so the host can route to the stack.
   std::optional<uint32_t> host_address;
   int host_prefix = 24;
+  /// Checksum and TCP segmentation offload (src/tun/README.md "Offload"): IFF_VNET_HDR with
+  /// TUN_F_CSUM | TUN_F_TSO4, so the kernel hands over and takes TCP/IPv4 super-packets of up
+  /// to 64 KiB with partial checksums. Only for readers that use ReadOffloaded.
+  bool offload = false;
 };
 
 class TunLink : public Link {
@@ -34,12 +38,21 @@ class TunLink : public Link {
   absl::Status Write(absl::Span<const iovec> parts) override;
   size_t mtu() const override { return mtu_; }
   std::string name() const override { return "tun:" + ifname_; }
+  /// With offload, Read() completes a partial checksum in software and returns a
+  /// super-packet whole (a valid, larger-than-MTU TCP segment); Write() sends no offload.
+  bool offload() const override { return offload_; }
+  absl::StatusOr<size_t> ReadOffloaded(absl::Span<uint8_t> packet, wire::Offload* offload) override;
+  absl::Status WriteOffloaded(absl::Span<const iovec> parts, const wire::Offload& offload) override;
 
  private:
-  TunLink(int fd, std::string ifname, size_t mtu) : fd_(fd), ifname_(std::move(ifname)), mtu_(mtu) {}
+  TunLink(int fd, std::string ifname, size_t mtu, bool offload)
+      : fd_(fd), ifname_(std::move(ifname)), mtu_(mtu), offload_(offload) {}
+  // Every write: with offload, the virtio-net header first.
+  absl::Status WriteWithHeader(absl::Span<const iovec> parts, const wire::Offload& offload);
   int fd_;
   std::string ifname_;
   size_t mtu_;
+  bool offload_;
 };
 
 }  // namespace dpm::tun

@@ -71,6 +71,8 @@ inline constexpr uint8_t kRst = 0x04;
 inline constexpr uint8_t kPsh = 0x08;
 inline constexpr uint8_t kAck = 0x10;
 inline constexpr uint8_t kUrg = 0x20;
+inline constexpr uint8_t kEce = 0x40;  // RFC 3168 §6.1
+inline constexpr uint8_t kCwr = 0x80;
 }  // namespace tcp
 
 namespace udp {
