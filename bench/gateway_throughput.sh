@@ -4,7 +4,9 @@
 #   (a) dpm:    IN ──TUN gwin── dpmd gateway (NAT engine fast path) ──TUN gwout── OUT
 #   (b) fwd:    IN ──TUN tunA── tun_forwarder (bare read/write, no NAT) ──TUN tunB── OUT
 #   (c) kernel: IN ══veth══ R (nftables masquerade, ip_forward) ══veth══ OUT
-# in the same run, at MTU 1500 and 9000, printing Gbit/s and ratios to the forwarder and the
+# (a) and (b) each with and without TUN offload (IFF_VNET_HDR, TCP super-packets: dpmd's
+# default, --no-offload; tun_forwarder --offload), in the same run, at MTU 1500 and 9000,
+# printing Gbit/s and ratios to the plain forwarder, the forwarder with offload and the
 # kernel. IN is 10.77.3.2 (default route into the path); the server is 198.51.100.10 on OUT's
 # loopback; the registered pool is 203.0.113.1. Run by hand as root; not in CI.
 source "$(dirname "$0")/lib.sh"
@@ -41,11 +43,17 @@ common_ends() {  # IN with 10.77.3.2, OUT with the server address
   ip -n "$OUT" addr add 198.51.100.10/32 dev lo
 }
 
-run_dpm() {
+run_dpm() { dpm_path "$1"; }
+run_dpm_plain() { dpm_path "$1" --no-offload; }
+run_fwd() { fwd_path "$1"; }
+run_fwd_offload() { fwd_path "$1" --offload; }
+
+dpm_path() {
   local mtu=$1
+  shift
   common_ends
   # shellcheck disable=SC2046
-  bench_bg "$IN" "$TMP/gw.log" $(pin_fwd) "$DPMD" gateway --inside-tun gwin --inside-host-address 10.77.3.2/16 \
+  bench_bg "$IN" "$TMP/gw.log" $(pin_fwd) "$DPMD" gateway "$@" --inside-tun gwin --inside-host-address 10.77.3.2/16 \
     --outside-tun gwout --address 10.77.0.1/16 --pool 203.0.113.1 --mtu "$mtu" --api-socket "$TMP/gw.sock"
   bench_wait_log 10 "$TMP/gw.log" "gateway ready" "$LAST_PID"
   ip -n "$IN" link set gwout netns "$OUT"
@@ -55,15 +63,16 @@ run_dpm() {
   iperf_run "$IN" "$OUT"
 }
 
-run_fwd() {
+fwd_path() {
   local mtu=$1
+  shift
   common_ends
   ip -n "$IN" tuntap add dev tunA mode tun
   ip -n "$IN" tuntap add dev tunB mode tun
   ip -n "$IN" link set tunA mtu "$mtu"
   ip -n "$IN" link set tunB mtu "$mtu"
   # shellcheck disable=SC2046
-  bench_bg "$IN" "$TMP/fwd.log" $(pin_fwd) "$BIN/tun_forwarder" tunA tunB
+  bench_bg "$IN" "$TMP/fwd.log" $(pin_fwd) "$BIN/tun_forwarder" "$@" tunA tunB
   sleep 0.3
   ip -n "$IN" link set tunB netns "$OUT"
   ip -n "$IN" addr add 10.77.3.2/16 dev tunA
@@ -92,15 +101,20 @@ NFT
   iperf_run "$IN" "$OUT"
 }
 
-printf '\n%-34s %6s %10s %8s %9s\n' "path (one iperf3 stream)" MTU Gbit/s "x fwd" "x kernel"
+PATHS="fwd fwd_offload dpm_plain dpm kernel"
+declare -A NAMES=([fwd]="bare TUN forwarder" [fwd_offload]="bare TUN forwarder, offload"
+  [dpm_plain]="dpm gateway, --no-offload" [dpm]="dpm gateway (default: offload)"
+  [kernel]="kernel nftables masquerade (veth)")
+printf '\n%-34s %6s %8s %7s %11s %9s\n' "path (one iperf3 stream)" MTU Gbit/s "x fwd" "x fwd+offl" "x kernel"
 # The median of the runs that moved data; a run that failed (0) is listed but left out.
 median() { /usr/bin/python3 -c 'import statistics,sys
 v = [float(x) for x in sys.argv[1:] if float(x) > 0]
 print("%.2f" % statistics.median(v) if v else "0")' "$@"; }
+ratio() { /usr/bin/python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print('%.2f'%(a/b) if b else '-')" "$1" "$2"; }
 for mtu in $MTUS; do
   declare -A r=() runs=()
   for i in $(seq "$REPEAT"); do
-    for path in fwd dpm kernel; do
+    for path in $PATHS; do
       # Not $(run_...): namespaces made in a subshell would never be torn down.
       RESULT=0
       "run_$path" "$mtu" >>"$TMP/setup.log" 2>&1 || true
@@ -108,16 +122,14 @@ for mtu in $MTUS; do
       bench_teardown
     done
   done
-  for path in fwd dpm kernel; do
+  for path in $PATHS; do
     # shellcheck disable=SC2086
     r[$path]=$(median ${runs[$path]})
     echo "  runs $path MTU $mtu (Gbit/s, 0 = failed; see BENCH_KEEP_TMP=1 logs):${runs[$path]}" >&2
   done
-  for path in fwd dpm kernel; do
-    name=$([ $path = fwd ] && echo "bare TUN forwarder" || ([ $path = dpm ] && echo "dpm gateway (NAT fast path)" || echo "kernel nftables masquerade (veth)"))
-    printf '%-34s %6s %10s %8s %9s\n' "$name" "$mtu" "${r[$path]}" \
-      "$(/usr/bin/python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print('%.2f'%(a/b) if b else '-')" "${r[$path]}" "${r[fwd]}")" \
-      "$(/usr/bin/python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print('%.2f'%(a/b) if b else '-')" "${r[$path]}" "${r[kernel]}")"
+  for path in $PATHS; do
+    printf '%-34s %6s %8s %7s %11s %9s\n' "${NAMES[$path]}" "$mtu" "${r[$path]}" "$(ratio "${r[$path]}" "${r[fwd]}")" \
+      "$(ratio "${r[$path]}" "${r[fwd_offload]}")" "$(ratio "${r[$path]}" "${r[kernel]}")"
   done
   unset r runs
 done

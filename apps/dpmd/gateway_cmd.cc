@@ -58,7 +58,7 @@ bool ParsePool(const std::string& text, std::vector<uint32_t>* out) {
 }
 
 std::unique_ptr<dpm::tun::Link> OpenLink(const std::string& what, const std::string& tun, const std::string& virt,
-                                         bool attach, size_t mtu, const std::string& host_address,
+                                         bool attach, bool offload, size_t mtu, const std::string& host_address,
                                          const std::string& pcap, uint32_t snaplen) {
   std::unique_ptr<dpm::tun::Link> link;
   if (!virt.empty()) {
@@ -73,6 +73,7 @@ std::unique_ptr<dpm::tun::Link> OpenLink(const std::string& what, const std::str
     t.name = tun;
     t.mtu = mtu;
     t.create = !attach;
+    t.offload = offload;
     if (!host_address.empty()) {
       uint32_t a = 0;
       int p = 0;
@@ -104,6 +105,8 @@ void AddGatewayOptions(CLI::App& app, GatewayOptions& o) {
   g->add_option("--outside-tun", o.outside_tun, "TUN device on the registered side");
   g->add_option("--outside-virtual", o.outside_virtual, "Virtual link on the registered side: LOCAL_PATH,PEER_PATH");
   g->add_flag("--attach", o.attach, "Only attach to TUN devices that exist");
+  g->add_flag("--no-offload", o.no_offload,
+              "TUN links without checksum and TCP segmentation offload (IFF_VNET_HDR): every packet at most MTU bytes");
   g->add_option("--mtu", o.mtu, "MTU of both links")->check(CLI::Range(576, 65535))->capture_default_str();
   g->add_option("--address", o.address, "The gateway's private address/prefix: the DPM server answers here")
       ->capture_default_str();
@@ -187,9 +190,9 @@ int RunGateway(const GatewayOptions& o) {
   }
   config.nat.seed = seed;
 
-  auto inside = OpenLink("inside", o.inside_tun, o.inside_virtual, o.attach, o.mtu, o.inside_host_address, o.pcap_inside,
+  auto inside = OpenLink("inside", o.inside_tun, o.inside_virtual, o.attach, !o.no_offload, o.mtu, o.inside_host_address, o.pcap_inside,
                          o.pcap_snaplen);
-  auto outside = OpenLink("outside", o.outside_tun, o.outside_virtual, o.attach, o.mtu, "", o.pcap_outside, o.pcap_snaplen);
+  auto outside = OpenLink("outside", o.outside_tun, o.outside_virtual, o.attach, !o.no_offload, o.mtu, "", o.pcap_outside, o.pcap_snaplen);
   boost::asio::io_context io(1);
   auto gw = dpm::gateway::Gateway::Create(io, std::move(inside), std::move(outside), config);
   if (!gw.ok()) Die(std::string(gw.status().message()));

@@ -14,6 +14,7 @@ struct GatewayOptions {
   std::string inside_tun, inside_virtual, inside_host_address;
   std::string outside_tun, outside_virtual;
   bool attach = false;
+  bool no_offload = false;  // TUN links without checksum/segmentation offload
   size_t mtu = 1500;
   std::string address = "10.77.0.1/16";
   std::string inside_network = "10.77.0.0/16";

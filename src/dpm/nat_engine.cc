@@ -155,6 +155,7 @@ struct NatEngine::Packet {
   uint8_t icmp_type = 0;
   bool icmp_error = false;
   bool id_at_source = false;
+  bool partial_checksum = false;  // TCP/UDP checksum field holds the pseudo-header sum (offload)
 };
 
 // ---- Fragment state -------------------------------------------------------------------------
@@ -392,10 +393,20 @@ void NatEngine::Rewrite(Packet& p, Endpoint source, Endpoint destination, bool d
     case Protocol::kTcp:
     case Protocol::kUdp: {
       // TCP and UDP both start with the source and destination ports.
+      const bool udp = p.protocol == Protocol::kUdp;
+      uint8_t* checksum = t + (udp ? wire::udp::kChecksumOffset : wire::tcp::kChecksumOffset);
+      if (p.partial_checksum) {
+        // Offload (docs/nat.md): the field is the pseudo-header sum S, not ~sum, and whoever
+        // completes it sums the ports itself. So only the addresses count, and S' = S + ~m + m'
+        // (what Linux's inet_proto_csum_replace4 does for CHECKSUM_PARTIAL).
+        Put16(t + wire::tcp::kSourcePortOffset, source.port, {});
+        Put16(t + wire::tcp::kDestinationPortOffset, destination.port, {});
+        Put16(checksum, static_cast<uint16_t>(~l4.Apply(static_cast<uint16_t>(~LoadBe16(checksum)))), {});
+        break;
+      }
       Put16(t + wire::tcp::kSourcePortOffset, source.port, {&l4});
       Put16(t + wire::tcp::kDestinationPortOffset, destination.port, {&l4});
-      const bool udp = p.protocol == Protocol::kUdp;
-      UpdateChecksumField(t + (udp ? wire::udp::kChecksumOffset : wire::tcp::kChecksumOffset), l4, udp, nullptr);
+      UpdateChecksumField(checksum, l4, udp, nullptr);
       break;
     }
     case Protocol::kIcmp: {
@@ -444,12 +455,12 @@ void RewriteQuoted(Ipv4View& quoted, QuotedTransport& transport, Endpoint source
 
 // ---- Batches -------------------------------------------------------------------------------
 
-Result NatEngine::FromInside(uint64_t now_ms, absl::Span<uint8_t> packet) {
-  return FromInsideHinted(now_ms, packet, kNoIndex);
+Result NatEngine::FromInside(uint64_t now_ms, absl::Span<uint8_t> packet, bool partial_checksum) {
+  return FromInsideHinted(now_ms, packet, kNoIndex, partial_checksum);
 }
 
-Result NatEngine::FromOutside(uint64_t now_ms, absl::Span<uint8_t> packet) {
-  return FromOutsideHinted(now_ms, packet, kNoIndex);
+Result NatEngine::FromOutside(uint64_t now_ms, absl::Span<uint8_t> packet, bool partial_checksum) {
+  return FromOutsideHinted(now_ms, packet, kNoIndex, partial_checksum);
 }
 
 void NatEngine::FromInsideBatch(uint64_t now_ms, absl::Span<const absl::Span<uint8_t>> packets,
@@ -521,7 +532,8 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline Result NatEngine::InsideParsed(uint64_t now_
   return InsideMiss(now_ms, p);
 }
 
-Result NatEngine::FromInsideHinted(uint64_t now_ms, absl::Span<uint8_t> bytes, uint32_t hint) {
+Result NatEngine::FromInsideHinted(uint64_t now_ms, absl::Span<uint8_t> bytes, uint32_t hint,
+                                   bool partial_checksum) {
   std::optional<Ipv4View> ip = Ipv4View::Parse(bytes);
   if (!ip) return Drop(DropReason::kMalformed);
   if (!ip->ChecksumValid()) return Drop(DropReason::kBadChecksum);
@@ -531,6 +543,7 @@ Result NatEngine::FromInsideHinted(uint64_t now_ms, absl::Span<uint8_t> bytes, u
   // The only test fragments cost the fast path.
   if (ip->is_fragment()) return OnFragment(now_ms, *ip, /*from_inside=*/true, for_gateway);
   Packet p(*ip);
+  p.partial_checksum = partial_checksum;
   if (DropReason why = ParseTransport(p, /*from_inside=*/true); why != DropReason::kNone) {
     if (why == DropReason::kUnsupportedProtocol && for_gateway) return ToGateway();
     return Drop(why);
@@ -607,13 +620,15 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline Result NatEngine::OutsideParsed(uint64_t now
   return OutsideMiss(now_ms, p, /*hairpin=*/false);
 }
 
-Result NatEngine::FromOutsideHinted(uint64_t now_ms, absl::Span<uint8_t> bytes, uint32_t hint) {
+Result NatEngine::FromOutsideHinted(uint64_t now_ms, absl::Span<uint8_t> bytes, uint32_t hint,
+                                   bool partial_checksum) {
   std::optional<Ipv4View> ip = Ipv4View::Parse(bytes);
   if (!ip) return Drop(DropReason::kMalformed);
   if (!ip->ChecksumValid()) return Drop(DropReason::kBadChecksum);
   const bool for_gateway = ip->destination() == config_.gateway_outside_address;
   if (ip->is_fragment()) return OnFragment(now_ms, *ip, /*from_inside=*/false, for_gateway);
   Packet p(*ip);
+  p.partial_checksum = partial_checksum;
   if (DropReason why = ParseTransport(p, /*from_inside=*/false); why != DropReason::kNone) {
     if (why == DropReason::kUnsupportedProtocol && for_gateway) return ToGateway();
     return Drop(why);

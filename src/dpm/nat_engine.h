@@ -208,8 +208,13 @@ class NatEngine {
   /// UDP and ICMP checksums (incrementally), TTL decremented. TTL <= 1 on a packet to
   /// forward gives kDrop/kTtlExceeded with the packet untouched, so the caller can send ICMP
   /// time exceeded (wire::BuildIcmpError). Other drops may leave it partly rewritten.
-  Result FromInside(uint64_t now_ms, absl::Span<uint8_t> packet);
-  Result FromOutside(uint64_t now_ms, absl::Span<uint8_t> packet);
+  ///
+  /// `partial_checksum` (checksum offload, docs/nat.md "Offload"): the packet is a whole
+  /// TCP/UDP packet whose transport checksum field holds only the pseudo-header sum, to be
+  /// completed by the link (wire::IsTransportOffload checked that); the field is updated
+  /// for the address changes only. May be a TCP super-packet larger than any MTU.
+  Result FromInside(uint64_t now_ms, absl::Span<uint8_t> packet, bool partial_checksum = false);
+  Result FromOutside(uint64_t now_ms, absl::Span<uint8_t> packet, bool partial_checksum = false);
 
   /// Fragments (RFC 4787 REQ-14): a first fragment (offset 0, MF=1) is translated like a
   /// whole packet — it must hold the whole TCP/UDP/ICMP header (RFC 1858 §3.2), else
@@ -323,8 +328,8 @@ class NatEngine {
   Result ToGateway();
   // `hint`: the session a batch's prefetch stage found for this packet, or kNoIndex; used
   // only after checking it still holds the packet's key.
-  Result FromInsideHinted(uint64_t now_ms, absl::Span<uint8_t> packet, uint32_t hint);
-  Result FromOutsideHinted(uint64_t now_ms, absl::Span<uint8_t> packet, uint32_t hint);
+  Result FromInsideHinted(uint64_t now_ms, absl::Span<uint8_t> packet, uint32_t hint, bool partial_checksum = false);
+  Result FromOutsideHinted(uint64_t now_ms, absl::Span<uint8_t> packet, uint32_t hint, bool partial_checksum = false);
   void TranslateBatch(uint64_t now_ms, absl::Span<const absl::Span<uint8_t>> packets, absl::Span<Result> results,
                       bool from_inside);
   // Data path.

@@ -36,9 +36,29 @@ const char* ProtoName(nat::Protocol p) {
   return "?";
 }
 
+// Offload state and counters of a link, for the status.
+std::string OffloadJson(const tun::Link& link) {
+  const tun::LinkCounters& c = link.counters();
+  return absl::StrCat("{\"enabled\":", link.offload() ? "true" : "false", ",\"rx_super_packets\":", c.rx_segmentation,
+                      ",\"tx_super_packets\":", c.tx_segmentation, ",\"tx_segmented_in_software\":",
+                      c.tx_segmented_in_software, ",\"checksums_in_software\":", c.checksums_in_software, "}");
+}
+std::string OffloadText(const tun::Link& link) {
+  const tun::LinkCounters& c = link.counters();
+  if (!link.offload()) return "off";
+  return absl::StrCat("on (super-packets rx ", c.rx_segmentation, ", tx ", c.tx_segmentation, ")");
+}
+
 }  // namespace
 
 uint64_t Gateway::NowMs() const { return SteadyMs(); }
+
+namespace {
+absl::Status WriteTo(tun::Link& link, absl::Span<const uint8_t> packet, const wire::Offload& offload) {
+  iovec v{const_cast<uint8_t*>(packet.data()), packet.size()};
+  return link.WriteOffloaded(absl::MakeConstSpan(&v, 1), offload);
+}
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(boost::asio::io_context& io,
                                                          std::unique_ptr<tun::Link> inside,
@@ -50,9 +70,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(boost::asio::io_context
   if (!stack.ok()) return stack.status();
   gw->stack_ = std::move(*stack);
   Gateway* self = gw.get();
-  gw->stack_->set_input_filter([self](absl::Span<uint8_t> p) { return self->FromInside(p); });
+  gw->stack_->set_input_filter([self](absl::Span<uint8_t> p, wire::Offload& o) { return self->FromInside(p, o); });
   gw->pump_ = std::make_unique<stack::LinkPump>(
-      io, *gw->outside_, [self](absl::Span<uint8_t> p) { self->FromOutside(p); });
+      io, *gw->outside_, [self](absl::Span<uint8_t> p, const wire::Offload& o) { self->FromOutside(p, o); });
   gw->pump_->Start();
   gw->StartServer(pcp::kDpmPort);
   gw->StartServer(pcp::kServerPort);
@@ -72,8 +92,37 @@ Gateway::~Gateway() {
   stack_.reset();
 }
 
-bool Gateway::FromInside(absl::Span<uint8_t> packet) {
-  nat::Result r = engine_.FromInside(NowMs(), packet);
+bool Gateway::NormalizeOffload(absl::Span<uint8_t> packet, wire::Offload& offload,
+                               absl::FunctionRef<void(absl::Span<uint8_t>)> each) {
+  if (offload.none() || wire::IsTransportOffload(packet, offload)) return true;
+  if (offload.tcp_segmentation) {
+    // Our own buffer: the segments may be rewritten in place.
+    if (wire::SegmentTcpV4(packet, offload, segment_buffer_, [&](absl::Span<const uint8_t> segment) {
+          each(absl::MakeSpan(const_cast<uint8_t*>(segment.data()), segment.size()));
+        }) == 0) {
+      counters_.offload_malformed++;
+    } else {
+      counters_.offload_finished++;
+    }
+    return false;
+  }
+  if (!wire::CompleteChecksum(packet, offload)) {
+    counters_.offload_malformed++;
+    return false;
+  }
+  counters_.offload_finished++;
+  offload = wire::Offload{};
+  return true;
+}
+
+bool Gateway::FromInside(absl::Span<uint8_t> packet, wire::Offload& offload) {
+  if (!NormalizeOffload(packet, offload, [this](absl::Span<uint8_t> segment) {
+        wire::Offload none;
+        if (!FromInside(segment, none)) stack_->DeliverPacket(segment);
+      })) {
+    return true;
+  }
+  nat::Result r = engine_.FromInside(NowMs(), packet, offload.partial_checksum);
   if (r.released > 0) {
     // Fragments held until this one, their datagram's first, came (RFC 4787 REQ-14): sent
     // ahead of it, which the receiver's reassembly does not mind.
@@ -92,14 +141,14 @@ bool Gateway::FromInside(absl::Span<uint8_t> packet) {
       counters_.to_gateway++;
       return false;  // lwIP: the DPM server, ICMP echo
     case nat::Verdict::kForwardOutside:
-      if (outside_->WritePacket(packet).ok()) {
+      if (WriteTo(*outside_, packet, offload).ok()) {
         counters_.forwarded_out++;
       } else {
         counters_.write_errors++;
       }
       return true;
     case nat::Verdict::kForwardInside:  // hairpinning
-      if (stack_->SendPacket(packet).ok()) {
+      if (stack_->SendPacket(packet, offload).ok()) {
         counters_.hairpinned++;
       } else {
         counters_.write_errors++;
@@ -114,8 +163,9 @@ bool Gateway::FromInside(absl::Span<uint8_t> packet) {
   return true;
 }
 
-void Gateway::FromOutside(absl::Span<uint8_t> packet) {
-  nat::Result r = engine_.FromOutside(NowMs(), packet);
+void Gateway::FromOutside(absl::Span<uint8_t> packet, wire::Offload offload) {
+  if (!NormalizeOffload(packet, offload, [this](absl::Span<uint8_t> segment) { FromOutside(segment, {}); })) return;
+  nat::Result r = engine_.FromOutside(NowMs(), packet, offload.partial_checksum);
   if (r.released > 0) {
     engine_.TakeReleasedFragments([this](nat::Verdict v, absl::Span<uint8_t> f) {
       if (v != nat::Verdict::kForwardInside) {
@@ -129,7 +179,7 @@ void Gateway::FromOutside(absl::Span<uint8_t> packet) {
   }
   switch (r.verdict) {
     case nat::Verdict::kForwardInside:
-      if (stack_->SendPacket(packet).ok()) {
+      if (stack_->SendPacket(packet, offload).ok()) {
         counters_.forwarded_in++;
       } else {
         counters_.write_errors++;
@@ -224,7 +274,10 @@ std::string Gateway::Status(bool json) const {
                     ",\"to_gateway\":", counters_.to_gateway, ",\"outside_to_gateway\":", counters_.outside_to_gateway,
                     ",\"write_errors\":", counters_.write_errors,
                     ",\"icmp_errors_sent\":", counters_.icmp_errors_sent,
-                    ",\"icmp_errors_limited\":", counters_.icmp_errors_limited, ",\"nat_drops\":{");
+                    ",\"icmp_errors_limited\":", counters_.icmp_errors_limited, ",\"offload\":{\"inside\":",
+                    OffloadJson(stack_->link()), ",\"outside\":", OffloadJson(*outside_),
+                    ",\"finished_in_software\":", counters_.offload_finished,
+                    ",\"malformed\":", counters_.offload_malformed, "},\"nat_drops\":{");
     for (size_t i = 1; i < drops.size(); ++i) {
       absl::StrAppend(&out, i > 1 ? "," : "", "\"", nat::DropReasonName(static_cast<nat::DropReason>(i)), "\":", drops[i]);
     }
@@ -248,7 +301,8 @@ std::string Gateway::Status(bool json) const {
   absl::StrAppend(&out, "gateway  epoch ", server_.Epoch(now), "s; forwarded out ", counters_.forwarded_out, ", in ",
                   counters_.forwarded_in, ", hairpinned ", counters_.hairpinned, ", to gateway ", counters_.to_gateway,
                   ", outside-to-gateway dropped ", counters_.outside_to_gateway, "; icmp errors sent ",
-                  counters_.icmp_errors_sent, ", rate-limited ", counters_.icmp_errors_limited, "\nnat drops");
+                  counters_.icmp_errors_sent, ", rate-limited ", counters_.icmp_errors_limited, "\noffload  inside ",
+                  OffloadText(stack_->link()), "; outside ", OffloadText(*outside_), "\nnat drops");
   for (size_t i = 1; i < drops.size(); ++i) {
     absl::StrAppend(&out, " ", nat::DropReasonName(static_cast<nat::DropReason>(i)), "=", drops[i]);
   }

@@ -32,6 +32,8 @@ struct GatewayCounters {
   uint64_t write_errors = 0;
   uint64_t icmp_errors_sent = 0;     // ICMP time exceeded for TTL drops (RFC 1812 §5.3.1)
   uint64_t icmp_errors_limited = 0;  // not sent: over the rate limit (RFC 1812 §4.3.2.8)
+  uint64_t offload_finished = 0;     // offloaded packets finished in software (NormalizeOffload)
+  uint64_t offload_malformed = 0;    // offloaded packets that could not be, dropped
 };
 
 class Gateway {
@@ -51,8 +53,15 @@ class Gateway {
 
  private:
   Gateway(boost::asio::io_context& io, std::unique_ptr<tun::Link> outside, const GatewayConfig& config);
-  bool FromInside(absl::Span<uint8_t> packet);
-  void FromOutside(absl::Span<uint8_t> packet);
+  // `offload`: the packet's, as read (none without offload); see NormalizeOffload.
+  bool FromInside(absl::Span<uint8_t> packet, wire::Offload& offload);
+  void FromOutside(absl::Span<uint8_t> packet, wire::Offload offload);
+  // Offloaded packets the NAT engine cannot update in place (wire::IsTransportOffload:
+  // never seen from Linux, but possible) are finished in software: a checksum is completed
+  // and `offload` becomes none (returns true), a super-packet is cut into segments, each
+  // handed to `each` with no offload (returns false: the caller is done with the packet).
+  bool NormalizeOffload(absl::Span<uint8_t> packet, wire::Offload& offload,
+                        absl::FunctionRef<void(absl::Span<uint8_t>)> each);
   // ICMP time exceeded (type 11, code 0) back to the source of `packet`, which the engine
   // dropped with kTtlExceeded; sent on the link it came from, at most kIcmpErrorsPerSecond.
   void SendTimeExceeded(absl::Span<const uint8_t> packet, bool from_inside);
@@ -70,6 +79,7 @@ class Gateway {
   boost::asio::steady_timer sweep_timer_;
   GatewayCounters counters_;
   std::vector<void*> udp_pcbs_;
+  std::vector<uint8_t> segment_buffer_;  // NormalizeOffload's segments
   static constexpr uint32_t kIcmpErrorsPerSecond = 100;
   uint64_t icmp_window_start_ms_ = 0;  // the current one-second rate-limit window
   uint32_t icmp_window_count_ = 0;

@@ -9,7 +9,7 @@ constexpr int kReadBatch = 1024;  // packets per wake-up before other work runs
 
 LinkPump::LinkPump(boost::asio::io_context& io, tun::Link& link, Handler handler, std::function<void()> after_batch)
     : io_(io), link_(link), handler_(std::move(handler)), after_batch_(std::move(after_batch)), fd_(io, link.fd()),
-      buffer_(link.mtu()) {}
+      buffer_(link.max_read_size()) {}
 
 LinkPump::~LinkPump() {
   *alive_ = false;
@@ -29,7 +29,8 @@ void LinkPump::Wait() {
 void LinkPump::OnReadable() {
   bool drained = false;
   for (int i = 0; i < kReadBatch; ++i) {
-    absl::StatusOr<size_t> n = link_.Read(absl::MakeSpan(buffer_));
+    wire::Offload offload;
+    absl::StatusOr<size_t> n = link_.ReadOffloaded(absl::MakeSpan(buffer_), &offload);
     if (!n.ok()) {
       if (!absl::IsUnavailable(n.status())) read_errors_++;
       drained = true;
@@ -42,7 +43,7 @@ void LinkPump::OnReadable() {
       drops_[static_cast<size_t>(check)]++;
       continue;
     }
-    handler_(absl::MakeSpan(buffer_.data(), total));
+    handler_(absl::MakeSpan(buffer_.data(), total), offload);
   }
   if (after_batch_) after_batch_();
   if (drained) {

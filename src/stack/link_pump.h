@@ -17,7 +17,8 @@ namespace dpm::stack {
 
 class LinkPump {
  public:
-  using Handler = std::function<void(absl::Span<uint8_t> packet)>;
+  /// `offload`: the packet's offload state (tun::Link::ReadOffloaded; none without offload).
+  using Handler = std::function<void(absl::Span<uint8_t> packet, const wire::Offload& offload)>;
   /// `after_batch` runs once after each batch (flush work the handler queued).
   LinkPump(boost::asio::io_context& io, tun::Link& link, Handler handler, std::function<void()> after_batch = {});
   ~LinkPump();

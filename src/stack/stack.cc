@@ -104,17 +104,25 @@ void Stack::WaitReadable() {
 }
 
 void Stack::OnReadable() {
-  const size_t capacity = link_->mtu();
+  const size_t capacity = link_->max_read_size();
+  // With offload the read buffer is 64 KiB: packets for lwIP are then copied into a pbuf of
+  // their own size (they are few — the gateway's own traffic) instead of keeping the buffer.
+  const bool copy_to_lwip = capacity > link_->mtu();
+  if (copy_to_lwip && read_buffer_.size() < capacity) read_buffer_.resize(capacity);
   bool drained = false;
   // A bounded batch per wake-up: a busy link (each ACK we write lets the sender queue more
   // before the write returns) must not starve timers, API requests and other descriptors.
   for (int i = 0; i < kReadBatch; ++i) {
-    if (spare_ == nullptr) {
-      spare_ = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(capacity), PBUF_RAM);
-      if (spare_ == nullptr) break;  // out of memory: try again on the next wake-up
+    uint8_t* data = read_buffer_.data();
+    if (!copy_to_lwip) {
+      if (spare_ == nullptr) {
+        spare_ = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(capacity), PBUF_RAM);
+        if (spare_ == nullptr) break;  // out of memory: try again on the next wake-up
+      }
+      data = static_cast<uint8_t*>(spare_->payload);
     }
-    auto* data = static_cast<uint8_t*>(spare_->payload);
-    absl::StatusOr<size_t> n = link_->Read(absl::MakeSpan(data, capacity));
+    wire::Offload offload;
+    absl::StatusOr<size_t> n = link_->ReadOffloaded(absl::MakeSpan(data, capacity), &offload);
     if (!n.ok()) {
       if (!absl::IsUnavailable(n.status())) counters_.read_errors++;
       drained = true;
@@ -127,12 +135,15 @@ void Stack::OnReadable() {
       counters_.ip_drops[static_cast<size_t>(check)]++;
       continue;  // the buffer is reused for the next packet
     }
-    if (input_filter_ && input_filter_(absl::MakeSpan(data, total))) continue;  // buffer reused
-    pbuf* p = spare_;
-    spare_ = nullptr;
-    pbuf_realloc(p, static_cast<u16_t>(total));
-    counters_.delivered++;
-    if (netif_.input(p, &netif_) != ERR_OK) pbuf_free(p);
+    if (input_filter_ && input_filter_(absl::MakeSpan(data, total), offload)) continue;  // buffer reused
+    if (!copy_to_lwip) {
+      pbuf* p = spare_;
+      spare_ = nullptr;
+      pbuf_realloc(p, static_cast<u16_t>(total));
+      Deliver(p);
+    } else {
+      DeliverOffloaded(absl::MakeSpan(data, total), offload);
+    }
   }
   AfterCoreWork();
   if (drained) {
@@ -142,6 +153,37 @@ void Stack::OnReadable() {
     // else is ready has run.
     boost::asio::post(io_, [this] { OnReadable(); });
   }
+}
+
+void Stack::Deliver(pbuf* p) {
+  counters_.delivered++;
+  if (netif_.input(p, &netif_) != ERR_OK) pbuf_free(p);
+}
+
+void Stack::DeliverPacket(absl::Span<const uint8_t> packet) {
+  pbuf* p = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(packet.size()), PBUF_RAM);
+  if (p == nullptr) {
+    counters_.rx_no_memory++;
+    return;
+  }
+  pbuf_take(p, packet.data(), static_cast<u16_t>(packet.size()));
+  Deliver(p);
+}
+
+void Stack::DeliverOffloaded(absl::Span<uint8_t> packet, const wire::Offload& offload) {
+  if (offload.tcp_segmentation) {
+    // lwIP takes MSS-sized segments, with their checksums.
+    if (wire::SegmentTcpV4(packet, offload, segment_buffer_, [this](absl::Span<const uint8_t> s) { DeliverPacket(s); }) ==
+        0) {
+      counters_.offload_malformed++;
+    }
+    return;
+  }
+  if (offload.partial_checksum && !wire::CompleteChecksum(packet, offload)) {
+    counters_.offload_malformed++;
+    return;
+  }
+  DeliverPacket(packet);
 }
 
 void Stack::AfterCoreWork() { ArmTimer(); }

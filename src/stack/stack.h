@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -33,6 +34,8 @@ struct StackCounters {
   uint64_t delivered = 0;           // packets handed to lwIP
   uint64_t tx_errors = 0;           // lwIP output the link refused
   uint64_t read_errors = 0;         // link read failures other than "empty"
+  uint64_t rx_no_memory = 0;        // packets for lwIP dropped: no pbuf
+  uint64_t offload_malformed = 0;   // offloaded packets for lwIP that could not be finished
 };
 
 class Stack {
@@ -50,12 +53,21 @@ class Stack {
   /// Sees every packet that passed the first checks before lwIP does; returns true when it
   /// took the packet (forwarded it elsewhere, or dropped it), false to hand it to lwIP. The
   /// gateway's NAT fast path uses it so that only traffic for the gateway itself enters lwIP.
-  /// `packet` may be rewritten in place.
-  using InputFilter = std::function<bool(absl::Span<uint8_t> packet)>;
+  /// `packet` may be rewritten in place. On a link with offload, `offload` is the packet's
+  /// (tun::Link::ReadOffloaded); what the filter leaves to lwIP is finished in software
+  /// first (checksum completed, super-packets cut into segments). A filter that finishes
+  /// the offload itself sets `offload` to none.
+  using InputFilter = std::function<bool(absl::Span<uint8_t> packet, wire::Offload& offload)>;
   void set_input_filter(InputFilter filter) { input_filter_ = std::move(filter); }
 
-  /// Writes a packet to the link (the filter's way out). Errors as tun::Link::Write.
-  absl::Status SendPacket(absl::Span<const uint8_t> packet) { return link_->WritePacket(packet); }
+  /// Writes a packet to the link (the filter's way out). Errors as tun::Link::WriteOffloaded.
+  absl::Status SendPacket(absl::Span<const uint8_t> packet, const wire::Offload& offload = {}) {
+    iovec v{const_cast<uint8_t*>(packet.data()), packet.size()};
+    return link_->WriteOffloaded(absl::MakeConstSpan(&v, 1), offload);
+  }
+
+  /// Hands one whole IPv4 packet to lwIP (copied), as if the filter had passed it.
+  void DeliverPacket(absl::Span<const uint8_t> packet);
 
   /// Call after using lwIP's raw API from outside the Stack's own handlers: lwIP may have
   /// added a timeout, so the timer is re-armed if the next deadline moved earlier.
@@ -84,6 +96,10 @@ class Stack {
   boost::asio::steady_timer timer_;
   bool timer_armed_ = false;
   std::chrono::steady_clock::time_point timer_deadline_;
+  void Deliver(pbuf* p);
+  void DeliverOffloaded(absl::Span<uint8_t> packet, const wire::Offload& offload);
+  std::vector<uint8_t> read_buffer_;     // with offload: reads land here (64 KiB)
+  std::vector<uint8_t> segment_buffer_;  // with offload: one segment for lwIP
   pbuf* spare_ = nullptr;  // a buffer for the next read, reused when a packet is dropped
   InputFilter input_filter_;
   StackCounters counters_;

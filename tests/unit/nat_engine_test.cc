@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "wire/checksum.h"
 #include "wire/ipv4.h"
+#include "wire/offload.h"
 
 namespace dpm::nat {
 namespace {
@@ -236,12 +237,21 @@ TEST_F(NatTest, UdpOutAndBack) {
   EXPECT_EQ(engine().counters().translated_in, 1u);
 }
 
+// A random flow from an inside host of 10.77.SUBNET.0/24 to an outside one; TCP or UDP.
+struct Flow {
+  Endpoint internal, remote;
+  bool tcp;
+};
+Flow RandomFlow(std::mt19937& rng, uint32_t subnet) {
+  const Endpoint internal{Ip(10, 77, subnet, 1 + rng() % 50), static_cast<uint16_t>(1 + rng() % 65535)};
+  const Endpoint remote{Ip(198, 51, 100, 1 + rng() % 200), static_cast<uint16_t>(1 + rng() % 65535)};
+  return {internal, remote, rng() % 2 == 1};
+}
+
 TEST_F(NatTest, ChecksumsMatchFullRecomputationOverRandomTraffic) {
   std::mt19937 rng(7);
   for (int i = 0; i < 500; ++i) {
-    const Endpoint internal{Ip(10, 77, 2, 1 + rng() % 50), static_cast<uint16_t>(1 + rng() % 65535)};
-    const Endpoint remote{Ip(198, 51, 100, 1 + rng() % 200), static_cast<uint16_t>(1 + rng() % 65535)};
-    const bool use_tcp = rng() % 2;
+    const auto [internal, remote, use_tcp] = RandomFlow(rng, 2);
     const size_t payload = rng() % 200;
     std::vector<uint8_t> p = use_tcp ? Tcp(internal, remote, tcp::kSyn, payload) : Udp(internal, remote, payload);
     if (rng() % 4 == 0) {  // IP options move the transport header
@@ -257,6 +267,64 @@ TEST_F(NatTest, ChecksumsMatchFullRecomputationOverRandomTraffic) {
     ExpectExactChecksums(reply);
     EXPECT_EQ(Read(reply).destination, internal);
   }
+}
+
+// Checksum offload (docs/nat.md "Offload"): the transport checksum field holds only the
+// pseudo-header sum. After translation, completing it in software must give exactly the full
+// checksum of the translated packet — for TCP super-packets larger than any MTU as well.
+std::vector<uint8_t> ToPartial(std::vector<uint8_t> p, wire::Offload* offload) {
+  std::optional<Ipv4View> ip = Ipv4View::Parse(absl::MakeSpan(p));
+  const bool udp = ip->protocol() == ipv4::kProtocolUdp;
+  offload->partial_checksum = true;
+  offload->checksum_start = static_cast<uint16_t>(ip->header_length());
+  offload->checksum_offset = udp ? wire::udp::kChecksumOffset : tcp::kChecksumOffset;
+  const uint16_t length = static_cast<uint16_t>(ip->payload().size());
+  StoreBe16(&p[offload->checksum_start + offload->checksum_offset],
+            wire::FoldSum(wire::PseudoHeaderSum(ip->source(), ip->destination(), ip->protocol(), length)));
+  EXPECT_TRUE(wire::IsTransportOffload(p, *offload));
+  return p;
+}
+
+void ExpectCompletesExactly(std::vector<uint8_t> p, const wire::Offload& offload) {
+  ASSERT_TRUE(wire::CompleteChecksum(absl::MakeSpan(p), offload));
+  ExpectExactChecksums(p);
+}
+
+TEST_F(NatTest, PartialChecksumsTranslateForTheLinkToComplete) {
+  std::mt19937 rng(11);
+  for (int i = 0; i < 300; ++i) {
+    const auto [internal, remote, use_tcp] = RandomFlow(rng, 3);
+    // TCP up to a 64 KiB super-packet; UDP up to a jumbo datagram.
+    const size_t payload = use_tcp ? rng() % 65000 : rng() % 9000;
+    wire::Offload offload;
+    std::vector<uint8_t> p = ToPartial(
+        use_tcp ? Tcp(internal, remote, tcp::kAck | tcp::kPsh, payload) : Udp(internal, remote, payload), &offload);
+    ASSERT_EQ(engine().FromInside(i, absl::MakeSpan(p), /*partial_checksum=*/true).verdict, Verdict::kForwardOutside);
+    const Fields out = Read(p);
+    EXPECT_NE(out.source, internal);
+    ExpectCompletesExactly(p, offload);
+
+    std::vector<uint8_t> reply = ToPartial(use_tcp ? Tcp(remote, out.source, tcp::kAck, rng() % 65000)
+                                                   : Udp(remote, out.source, rng() % 9000),
+                                           &offload);
+    ASSERT_EQ(engine().FromOutside(i, absl::MakeSpan(reply), /*partial_checksum=*/true).verdict,
+              Verdict::kForwardInside);
+    EXPECT_EQ(Read(reply).destination, internal);
+    ExpectCompletesExactly(reply, offload);
+  }
+}
+
+TEST_F(NatTest, PartialChecksumTreatedAsCompleteWouldBreak) {
+  // The same packet translated without the flag: its field is then wrong for the link to
+  // complete (ports counted twice) — the flag is what makes the difference, not luck.
+  wire::Offload offload;
+  std::vector<uint8_t> p = ToPartial(Tcp({kHostA, 1111}, {kRemote1, 80}, tcp::kSyn, 100), &offload);
+  ASSERT_EQ(In(p).verdict, Verdict::kForwardOutside);
+  ASSERT_TRUE(wire::CompleteChecksum(absl::MakeSpan(p), offload));
+  std::vector<uint8_t> expected = p;
+  std::optional<Ipv4View> ip = Ipv4View::Parse(absl::MakeSpan(expected));
+  wire::FillTransportChecksum(*ip);
+  EXPECT_NE(p, expected);
 }
 
 TEST_F(NatTest, UdpWithoutChecksumKeepsNone) {
