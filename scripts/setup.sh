@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(
-  build-essential cmake ninja-build pkg-config dpkg-dev xz-utils
+  build-essential cmake ninja-build pkg-config dpkg-dev xz-utils patch
   clang libclang-rt-14-dev                      # libFuzzer and sanitizers
   libboost-dev libcli11-dev libabsl-dev libgtest-dev libgmock-dev libssl-dev
   iproute2 iputils-ping procps psmisc nginx-light iperf3 curl socat tshark python3 python3-scapy natpmpc
@@ -34,7 +34,11 @@ fi
 # lwIP from Debian's source package (SPEC.md §2: no lwIP source is committed).
 lwip_version="2.1.3+dfsg1-2"
 dest="$root/third_party/lwip/upstream"
-if [ ! -f "$dest/.dpm-source-version" ] || [ "$(cat "$dest/.dpm-source-version")" != "$lwip_version" ]; then
+# Our small patches (third_party/lwip/patches/, README there) are applied on top; a change to
+# them fetches the source again, so a tree never holds two versions of a patch.
+patches_id=$(cat "$root"/third_party/lwip/patches/*.patch | sha256sum | cut -c1-16)
+stamp="$lwip_version patches $patches_id"
+if [ ! -f "$dest/.dpm-source-version" ] || [ "$(cat "$dest/.dpm-source-version")" != "$stamp" ]; then
   if ! apt-cache showsrc lwip 2>/dev/null | grep -q '^Package: lwip'; then
     need_root "deb-src entry"
     # apt's source client needs a deb-src entry; add one for the release this machine runs.
@@ -53,8 +57,12 @@ SRC
   (cd "$work" && apt-get source -qq "lwip=$lwip_version" >/dev/null 2>&1 || apt-get source -qq lwip >/dev/null)
   src=$(find "$work" -maxdepth 1 -mindepth 1 -type d -name 'lwip-*' | head -n1)
   [ -f "$src/src/core/tcp.c" ] || { echo "setup: apt-get source lwip gave no lwIP tree" >&2; exit 1; }
+  for p in "$root"/third_party/lwip/patches/*.patch; do
+    # --binary: lwIP's sources have CRLF line ends, and so do the patches.
+    patch -d "$src" -p1 --binary --forward --quiet <"$p" || { echo "setup: $(basename "$p") does not apply" >&2; exit 1; }
+  done
   rm -rf "$dest"
   mv "$src" "$dest"
-  echo "$lwip_version" >"$dest/.dpm-source-version"
+  echo "$stamp" >"$dest/.dpm-source-version"
 fi
 echo "setup: packages and lwIP source ready"

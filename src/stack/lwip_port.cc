@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "absl/container/flat_hash_map.h"
+#include "lwip/def.h"
 #include "lwip/init.h"
 #include "lwip/ip_addr.h"
 #include "lwip/sys.h"
@@ -25,6 +27,12 @@ uint64_t SteadyMicros() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())
                                    .count());
+}
+
+// Per-socket addresses (seed 004): address (host order) -> sockets holding it. Core thread only.
+absl::flat_hash_map<uint32_t, uint32_t>& ExtraAddresses() {
+  static auto* addresses = new absl::flat_hash_map<uint32_t, uint32_t>();
+  return *addresses;
 }
 
 const IsnGenerator& Isn() {
@@ -52,9 +60,24 @@ void InitLwipOnce() {
   });
 }
 
+void AcceptAddress(uint32_t address) { ExtraAddresses()[address]++; }
+
+void StopAcceptingAddress(uint32_t address) {
+  auto it = ExtraAddresses().find(address);
+  if (it != ExtraAddresses().end() && --it->second == 0) ExtraAddresses().erase(it);
+}
+
+bool AcceptsAddress(uint32_t address) { return ExtraAddresses().contains(address); }
+
+size_t AcceptedAddressCount() { return ExtraAddresses().size(); }
+
 }  // namespace dpm::stack
 
 extern "C" {
+
+int dpm_lwip_accept_address(const struct netif* /*netif*/, const ip4_addr_t* dest) {
+  return dpm::stack::AcceptsAddress(lwip_ntohl(ip4_addr_get_u32(dest))) ? 1 : 0;
+}
 
 u32_t sys_now(void) {
   return static_cast<u32_t>(dpm::stack::SteadyMicros() / 1000);

@@ -1,8 +1,11 @@
 // lwIP's arch port for dpm: the clock lwIP reads (sys_now), the owner-thread check behind
-// LWIP_ASSERT_CORE_LOCKED(), and the RFC 6528 ISN hook. The port is the only place lwIP meets
-// the operating system; protocol cores never read the clock.
+// LWIP_ASSERT_CORE_LOCKED(), the RFC 6528 ISN hook and the per-socket address hook. The port
+// is the only place lwIP meets the operating system; protocol cores never read the clock.
 #ifndef DPM_STACK_LWIP_PORT_H_
 #define DPM_STACK_LWIP_PORT_H_
+
+#include <cstddef>
+#include <cstdint>
 
 namespace dpm::stack {
 
@@ -11,6 +14,14 @@ namespace dpm::stack {
 void ClaimLwipCore();
 /// Initialises lwIP once per process (later calls do nothing).
 void InitLwipOnce();
+
+/// Per-socket addresses (seed 004; third_party/lwip/patches/0001): lwIP accepts unicast
+/// packets for these (host byte order) besides its netif's own address, looked up in constant
+/// time. Counted: an address added twice stays until removed twice. Core thread only.
+void AcceptAddress(uint32_t address);
+void StopAcceptingAddress(uint32_t address);
+bool AcceptsAddress(uint32_t address);
+size_t AcceptedAddressCount();
 
 }  // namespace dpm::stack
 

@@ -5,6 +5,7 @@
 // own and destroys it. Stack::Create claims lwIP's core thread, so everything here (the raw
 // API calls included) runs on the test thread, which also runs the io_context.
 #include "stack/stack.h"
+#include "stack/lwip_port.h"
 
 #include <arpa/inet.h>
 
@@ -352,22 +353,48 @@ TEST_F(StackTest, BadIcmpChecksumIsDroppedByLwip) {
   EXPECT_EQ(lwip_stats.icmp.chkerr, chkerr_before + 1);
 }
 
-TEST_F(StackTest, PacketForAnotherAddressIsNotAnswered) {
-  CreateStack(1500);
+// The echo request fixture sent to 10.77.1.LAST instead, with the header checksum updated
+// incrementally (RFC 1624).
+std::vector<uint8_t> EchoRequestTo(uint8_t last) {
   std::vector<uint8_t> packet = Fixture("icmp_echo_request.bin");
-  // Destination 10.77.1.99, with the header checksum updated incrementally (RFC 1624).
   const uint16_t old_word = Be16(packet, 18);
-  packet[19] = 99;
+  packet[19] = last;
   const uint16_t new_word = Be16(packet, 18);
   uint16_t checksum = Be16(packet, 10);
   const uint16_t updated = static_cast<uint16_t>(~Fold(uint32_t{static_cast<uint16_t>(~checksum)} +
                                                        static_cast<uint16_t>(~old_word) + new_word));
   packet[10] = static_cast<uint8_t>(updated >> 8);
   packet[11] = static_cast<uint8_t>(updated);
-  ASSERT_TRUE(ChecksumOk(packet.data(), 20));
-  link_->InjectInbound(packet);
+  EXPECT_TRUE(ChecksumOk(packet.data(), 20));
+  return packet;
+}
+
+TEST_F(StackTest, PacketForAnotherAddressIsNotAnswered) {
+  CreateStack(1500);
+  link_->InjectInbound(EchoRequestTo(99));
   RunFor(50);
   EXPECT_EQ(link_->outbound_size(), 0u);
+}
+
+// Per-socket addresses (seed 004) through lwIP's accept hook (third_party/lwip/patches/0001):
+// an extra address is ours exactly while something holds it.
+TEST_F(StackTest, PerSocketAddressIsAcceptedOnlyWhileHeld) {
+  CreateStack(1500);
+  const uint32_t extra = (kStackAddress & 0xffffff00u) | 99;
+  AcceptAddress(extra);
+  AcceptAddress(extra);  // two sockets hold it
+  Ipv4 reply;
+  ASSERT_TRUE(Exchange(EchoRequestTo(99), &reply));
+  EXPECT_EQ(reply.src, extra) << "answered from the address it was sent to";
+  EXPECT_EQ(reply.dst, kPeerAddress);
+  StopAcceptingAddress(extra);
+  ASSERT_TRUE(Exchange(EchoRequestTo(99), &reply)) << "still held once";
+  StopAcceptingAddress(extra);
+  EXPECT_FALSE(AcceptsAddress(extra));
+  link_->InjectInbound(EchoRequestTo(99));
+  RunFor(50);
+  EXPECT_EQ(link_->outbound_size(), 0u) << "released: not ours any more";
+  EXPECT_EQ(AcceptedAddressCount(), 0u);
 }
 
 // ---- output ----------------------------------------------------------------------------

@@ -10,14 +10,23 @@
 extern "C" {
 #endif
 
+struct netif;
+
 /** Initial sequence number for a new TCP connection, RFC 6528 §3: a 4-microsecond clock plus
  * a keyed hash of the connection 4-tuple. Ports are in host byte order. */
 u32_t dpm_lwip_tcp_isn(const ip_addr_t *local_ip, u16_t local_port,
                        const ip_addr_t *remote_ip, u16_t remote_port);
 
+/** Whether a unicast packet for `dest` is for this stack although `dest` is not the netif's
+ * address: an address one of its sockets holds (seed 004). Added to ip4_input_accept() by
+ * third_party/lwip/patches/0001-ip4-input-accept-hook.patch. Constant time. */
+int dpm_lwip_accept_address(const struct netif *netif, const ip4_addr_t *dest);
+
 #ifdef __cplusplus
 }
 #endif
+
+#define LWIP_HOOK_IP4_INPUT_ACCEPT(netif, dest) dpm_lwip_accept_address(netif, dest)
 
 #define LWIP_HOOK_TCP_ISN(local_ip, local_port, remote_ip, remote_port) \
   dpm_lwip_tcp_isn(local_ip, local_port, remote_ip, remote_port)
