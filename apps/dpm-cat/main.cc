@@ -32,6 +32,7 @@ struct Options {
   std::string socket_path;
   double wait_seconds = 2.0;
   long count = 0;
+  std::string tuple = "common";  // seed 004: which address the socket gets
 };
 
 Options g;
@@ -195,6 +196,11 @@ int main(int argc, char** argv) {
   app.add_option("--socket", g.socket_path, "dpmd API socket (default: $DPM_SOCKET or " DPM_DEFAULT_DAEMON_PATH ")");
   app.add_option("-w,--wait", g.wait_seconds, "UDP: seconds to wait for replies after stdin ends")->capture_default_str();
   app.add_option("-c,--count", g.count, "UDP: exit after this many datagrams arrive");
+  app.add_option("-t,--tuple", g.tuple,
+                 "The socket's address: the instance's common one, a new one of its own from the static pool, "
+                 "or a leased one (dpm_socket's tuple, seed 004)")
+      ->check(CLI::IsMember({"common", "static", "dynamic"}))
+      ->capture_default_str();
   std::vector<std::string> positional;
   app.add_option("args", positional, "HOST PORT to connect, or PORT to listen")->required();
   CLI11_PARSE(app, argc, argv);
@@ -215,7 +221,8 @@ int main(int argc, char** argv) {
     g.port = std::atoi(positional[1].c_str());
   }
 
-  int fd = dpm_socket(AF_INET, g.udp ? SOCK_DGRAM : SOCK_STREAM, 0, DPM_TUPLE_COMMON);
+  const int tuple = g.tuple == "static" ? DPM_TUPLE_STATIC : g.tuple == "dynamic" ? DPM_TUPLE_DYNAMIC : DPM_TUPLE_COMMON;
+  int fd = dpm_socket(AF_INET, g.udp ? SOCK_DGRAM : SOCK_STREAM, 0, tuple);
   if (fd < 0) Die("dpm_socket");
   int one = 1;
   dpm_setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

@@ -89,6 +89,8 @@ struct ClientOptions {
   std::string dpm_gateway;  // the DPM server's address[:port]; empty: no DPM driver
   std::string private_network = "10.77.0.0/16";
   uint32_t dpm_lifetime = 600;
+  std::vector<std::string> address_pool;  // seed 004: static per-socket addresses
+  std::string address_at = "socket";       // when a socket takes its address: socket | bind
 };
 
 int RunClient(const ClientOptions& o) {
@@ -132,6 +134,14 @@ int RunClient(const ClientOptions& o) {
   if (!stack.ok()) Die(std::string(stack.status().message()));
   MakeParentDirectory(o.api_socket);
   dpm::stack::SocketServiceConfig api{o.api_socket, o.max_sockets, {}, std::nullopt};
+  for (const std::string& text : o.address_pool) {
+    for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+      absl::StatusOr<dpm::stack::AddressRange> r = dpm::stack::ParseAddressRange(std::string(part));
+      if (!r.ok()) Die(absl::StrCat("--address-pool: ", r.status().message()));
+      api.address_pool.push_back(*r);
+    }
+  }
+  api.address_at_socket = o.address_at == "socket";
   if (!o.dpm_gateway.empty()) {
     dpm::stack::DpmDriverSettings d;
     std::vector<std::string> hp = absl::StrSplit(o.dpm_gateway, ':');
@@ -220,6 +230,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   client->add_option("--max-sockets", o.max_sockets, "Most dpm sockets served at once (more get ENOBUFS)")
       ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  client->add_option("--address-pool", o.address_pool,
+                     "Static pool of per-socket addresses (DPM_TUPLE_STATIC): A.B.C.D, A.B.C.D-E.F.G.H or "
+                     "A.B.C.D/N, comma-separated or repeated; route them to the link on the host side");
+  client->add_option("--address-at", o.address_at,
+                     "When a socket with its own address takes it: at dpm_socket() (socket) or at its first "
+                     "bind/connect/listen/send (bind)")
+      ->check(CLI::IsMember({"socket", "bind"}))
       ->capture_default_str();
 
   dpmd::GatewayOptions gw;

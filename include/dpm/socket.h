@@ -36,12 +36,17 @@ extern "C" {
 /** Where the daemon listens when neither dpm_set_daemon_path() nor DPM_SOCKET says. */
 #define DPM_DEFAULT_DAEMON_PATH "/run/dpm/dpmd.sock"
 
-/** The `tuple` argument of dpm_socket() (seed 004: which network address the socket gets).
- * Only DPM_TUPLE_COMMON is served so far; the other values are reserved and give EINVAL. */
+/** The `tuple` argument of dpm_socket() (seed 004, "Modified socket function": which network
+ * address the socket gets; docs/api.md "Addresses per socket").
+ * DPM_TUPLE_STATIC: an address of the socket's own from the instance's static pool
+ * (`dpmd client --address-pool`), taken at dpm_socket() or at the first bind/connect/listen/
+ * send (`--address-at`), released by the last close with the port (an accepted connection
+ * shares its listener's); EADDRNOTAVAIL when the pool is exhausted or there is none, never a
+ * shared address. DPM_TUPLE_DYNAMIC (a DHCP lease) is not served yet: EINVAL. */
 enum dpm_tuple {
   DPM_TUPLE_COMMON = 0,  /**< the instance's common address (default) */
-  DPM_TUPLE_STATIC = 1,  /**< a new address from the static pool (reserved) */
-  DPM_TUPLE_DYNAMIC = 2, /**< a new, dynamically leased address (reserved) */
+  DPM_TUPLE_STATIC = 1,  /**< a new address of its own from the static pool */
+  DPM_TUPLE_DYNAMIC = 2, /**< a new, dynamically leased address (not served yet: EINVAL) */
 };
 
 /** Socket option level of dpm's own options (dpm_setsockopt / dpm_getsockopt). */
@@ -59,14 +64,17 @@ void dpm_set_daemon_path(const char *path);
 /** Creates a socket in the dpm stack. domain: AF_INET; type: SOCK_STREAM or SOCK_DGRAM,
  * optionally or-ed with SOCK_NONBLOCK and SOCK_CLOEXEC; protocol: 0 or the matching
  * IPPROTO_TCP / IPPROTO_UDP; tuple: see enum dpm_tuple. Returns a file descriptor.
- * Errors: EAFNOSUPPORT (domain), EINVAL (type, tuple), EPROTONOSUPPORT (protocol),
+ * Errors: EAFNOSUPPORT (domain), EINVAL (type, unknown or unserved tuple), EADDRNOTAVAIL
+ * (DPM_TUPLE_STATIC taken at socket(): pool exhausted or none), EPROTONOSUPPORT (protocol),
  * EMFILE/ENFILE (descriptors), ENOBUFS (daemon's --max-sockets reached), ENETDOWN (no
  * daemon). */
 int dpm_socket(int domain, int type, int protocol, int tuple);
 
-/** Binds to a local address of the stack (INADDR_ANY or the instance's address) and port
- * (0 = ephemeral). Errors: EBADF, ENOTSOCK (not a dpm socket), EINVAL (already bound, bad
- * length), EAFNOSUPPORT, EADDRNOTAVAIL (not an address of this stack), EADDRINUSE. */
+/** Binds to a local address of the stack (INADDR_ANY or the instance's address; for a socket
+ * with an address of its own, INADDR_ANY or that address, which bind takes if it was
+ * deferred — seed 004, "Modified bind function") and port (0 = ephemeral). Errors: EBADF,
+ * ENOTSOCK (not a dpm socket), EINVAL (already bound, bad length), EAFNOSUPPORT,
+ * EADDRNOTAVAIL (not an address of this socket / stack; pool exhausted), EADDRINUSE. */
 int dpm_bind(int fd, const struct sockaddr *addr, socklen_t addrlen);
 
 /** Marks a TCP socket as listening; backlog <= 0 takes the default (128).

@@ -31,6 +31,7 @@
 #include "lwip/stats.h"
 #include "lwip/tcp.h"
 #include "lwip/udp.h"
+#include "stack/lwip_port.h"
 
 namespace dpm::stack {
 
@@ -157,6 +158,12 @@ class SocketService::Impl {
   void Handle(const std::shared_ptr<ControlConn>& conn, const api::Request& request, api::Opcode op);
   void Register(std::shared_ptr<Socket> s);
   void Release(uint64_t id);
+  // Seed 004: per-socket addresses from the static pool. TakeAddress allocates one (held
+  // once), HoldAddress holds it once more (an accepted connection), DropAddress lets go once;
+  // the last drop returns it to the pool and lwIP stops accepting it.
+  std::optional<uint32_t> TakeAddress();
+  void HoldAddress(uint32_t address);
+  void DropAddress(uint32_t address);
   std::shared_ptr<Socket> Find(const api::SocketRef& ref) const;
   std::string Status(bool json) const;
   bool Full() const { return sockets_.size() >= config_.max_sockets; }
@@ -167,6 +174,8 @@ class SocketService::Impl {
   stream_descriptor listener_;
   uint64_t next_id_ = 1;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Socket>> sockets_;
+  std::optional<AddressPool> pool_;                      // set when config_.address_pool is
+  absl::flat_hash_map<uint32_t, uint32_t> address_holders_;  // own address -> sockets using it
   size_t control_connections_ = 0;
   SocketServiceCounters counters_;
   // One buffer for every read from a program's pair: the service is single-threaded, and a
@@ -310,6 +319,18 @@ class Socket : public std::enable_shared_from_this<Socket> {
   bool dpm_port_fixed = false;
   bool dirty = false;
 
+  /// Seed 004: the tuple dpm_socket() was given, and the address of this socket's own (host
+  /// order; 0 while deferred or for DPM_TUPLE_COMMON). Released by the service on close.
+  int tuple() const { return tuple_; }
+  uint32_t own_address() const { return own_address_; }
+  void set_tuple(int tuple) { tuple_ = tuple; }
+  /// Takes the socket's own address now if it asked for one and has none yet (at socket(),
+  /// or deferred to bind/connect/listen/first send: SocketServiceConfig::address_at_socket).
+  /// Errors: EADDRNOTAVAIL (pool exhausted).
+  int TakeOwnAddress();
+  /// An accepted connection shares its listener's address (held once more).
+  void ShareOwnAddress(const Socket& listener);
+
  protected:
   // Called when the program closed every copy of its descriptor. Posted, never run inside
   // an lwIP callback: releasing closes or aborts the pcb lwIP may be processing.
@@ -321,12 +342,26 @@ class Socket : public std::enable_shared_from_this<Socket> {
       self->service_.stack_.AfterCoreWork();
     });
   }
-  int CheckLocal(const api::Endpoint& e) const {
+  // Checks a local address given to bind(); a socket with an address of its own takes it
+  // (deferred embodiment) and may bind only to it or to INADDR_ANY (which means it).
+  int CheckLocal(const api::Endpoint& e) {
     if (e.family != AF_INET) return EAFNOSUPPORT;
     uint32_t a = e.ipv4_host();
+    if (tuple_ != DPM_TUPLE_COMMON) {
+      if (int err = TakeOwnAddress()) return err;
+      return a == 0 || a == own_address_ ? 0 : EADDRNOTAVAIL;
+    }
     if (a != 0 && !service_.stack_.IsLocalAddress(a)) return EADDRNOTAVAIL;
     return 0;
   }
+  // The local address to bind a pcb to: the socket's own, or the stack's (any).
+  const ip_addr_t* AnyOrOwn() const { return own_address_ != 0 ? &own_ip_ : IP4_ADDR_ANY; }
+  // Sets the pcb's local address before any bind, so that lwIP's implicit binds (connect,
+  // first send) use the socket's own address as the source.
+  virtual void PresetLocalAddress(const ip_addr_t& address) = 0;
+  int tuple_ = DPM_TUPLE_COMMON;
+  uint32_t own_address_ = 0;
+  ip_addr_t own_ip_{};
   // Waits once for `type` on the near end unless a wait is already armed (`*waiting`), then
   // runs `then` and re-arms lwIP's timer. The handler holds the socket alive.
   template <typename F>
@@ -378,6 +413,10 @@ class TcpSocket : public Socket {
     Attach();
   }
 
+  void PresetLocalAddress(const ip_addr_t& address) override {
+    if (pcb_ != nullptr && !bound_) ip_addr_copy(pcb_->local_ip, address);
+  }
+
   // An accepted connection: already established.
   static std::shared_ptr<TcpSocket> Accepted(SocketService::Impl& service, int near_fd, tcp_pcb* pcb) {
     auto s = std::make_shared<TcpSocket>(service, near_fd, pcb);
@@ -399,6 +438,7 @@ class TcpSocket : public Socket {
     if (pcb_ == nullptr || state_ != State::kOpen || bound_) return EINVAL;
     ip_addr_t ip;
     ToIpAddr(local, &ip);
+    if (own_address_ != 0) ip = own_ip_;
     err_t err = tcp_bind(pcb_, &ip, local.port_host());
     if (err != ERR_OK) return ErrnoOf(err);
     bound_ = true;
@@ -410,8 +450,9 @@ class TcpSocket : public Socket {
     if (state_ == State::kListening) return 0;
     if (state_ != State::kOpen || pcb_ == nullptr) return EINVAL;
     if (backlog <= 0 || backlog > 4096) backlog = TCP_DEFAULT_LISTEN_BACKLOG;
+    if (int e = TakeOwnAddress()) return e;
     if (!bound_) {
-      err_t e = tcp_bind(pcb_, IP4_ADDR_ANY, 0);
+      err_t e = tcp_bind(pcb_, AnyOrOwn(), 0);
       if (e != ERR_OK) return ErrnoOf(e);
       bound_ = true;
     }
@@ -437,11 +478,12 @@ class TcpSocket : public Socket {
       case State::kOpen: break;
     }
     if (remote.ipv4_host() == 0 || remote.port_be == 0) return remote.port_be == 0 ? ECONNREFUSED : ENETUNREACH;
+    if (int e = TakeOwnAddress()) return e;
     if (service_.DpmApplies(remote)) {
       // Seed claims 1-5: agree on the registered address and port with the DPM server first;
       // the handshake starts when the grant names the gateway endpoint to aim at.
       if (!bound_) {
-        err_t e = tcp_bind(pcb_, IP4_ADDR_ANY, 0);  // the session's first (ephemeral) port
+        err_t e = tcp_bind(pcb_, AnyOrOwn(), 0);  // the session's first (ephemeral) port
         if (e != ERR_OK) return ErrnoOf(e);
         bound_ = true;
       }
@@ -921,6 +963,7 @@ class TcpSocket : public Socket {
     // The program's end is blocking unless it asks otherwise (O_NONBLOCK is per open file).
     ::fcntl(pair[1], F_SETFL, ::fcntl(pair[1], F_GETFL) & ~O_NONBLOCK);
     auto s = TcpSocket::Accepted(service, pair[0], newpcb);
+    s->ShareOwnAddress(*listener);
     service.Register(s);
     api::AcceptRecord record{api::SocketRef{s->id(), s->cookie()}, s->local_, s->peer_};
     listener->QueueAccepted(record, pair[1]);
@@ -960,11 +1003,16 @@ class UdpSocket : public Socket {
 
   void Start() override { WaitAppReadable(); }
 
+  void PresetLocalAddress(const ip_addr_t& address) override {
+    if (!bound_ && pcb_->local_port == 0) ip_addr_copy(pcb_->local_ip, address);
+  }
+
   int Bind(const api::Endpoint& local) override {
     if (int e = CheckLocal(local)) return e;
     if (bound_) return EINVAL;
     ip_addr_t ip;
     ToIpAddr(local, &ip);
+    if (own_address_ != 0) ip = own_ip_;
     err_t err = udp_bind(pcb_, &ip, local.port_host());
     if (err != ERR_OK) return ErrnoOf(err);
     bound_ = true;
@@ -983,6 +1031,7 @@ class UdpSocket : public Socket {
       return 0;
     }
     if (remote.family != AF_INET) return EAFNOSUPPORT;
+    if (int e = TakeOwnAddress()) return e;
     if (service_.DpmApplies(remote)) {
       // Seed claims 1-5 for a datagram session: the setup exchange first; connect() answers
       // when the grant names the gateway endpoint, and the pcb is connected to that endpoint.
@@ -1152,7 +1201,7 @@ class UdpSocket : public Socket {
     if (auto it = dpm_peers_.find(key); it != dpm_peers_.end()) return it->second.get();
     if (dpm_peers_.size() >= kMaxDpmPeers) return nullptr;
     if (pcb_->local_port == 0) {
-      if (udp_bind(pcb_, IP4_ADDR_ANY, 0) != ERR_OK) return nullptr;
+      if (TakeOwnAddress() != 0 || udp_bind(pcb_, AnyOrOwn(), 0) != ERR_OK) return nullptr;
       bound_ = true;
     }
     auto peer = std::make_unique<DpmPeer>();
@@ -1233,6 +1282,11 @@ class UdpSocket : public Socket {
         continue;
       }
       size_t payload = len - api::kDatagramHeaderSize;
+      if (int e = TakeOwnAddress()) {  // the first send of an unbound socket (deferred embodiment)
+        last_error_ = e;
+        service_.counters_.udp_tx_no_address++;
+        continue;
+      }
       if (to->family != 0 && service_.DpmApplies(*to) &&
           !(connected_dpm_ && Key(connected_dpm_->remote) == Key(*to))) {
         SendDpm(*to, buf.data() + api::kDatagramHeaderSize, payload);
@@ -1424,6 +1478,49 @@ void SocketService::Impl::Release(uint64_t id) {
   sockets_.erase(it);
   counters_.sockets_closed++;
   s->Destroy();
+  // Seed 004, modified close: the address goes back with the port.
+  if (s->own_address() != 0) DropAddress(s->own_address());
+}
+
+std::optional<uint32_t> SocketService::Impl::TakeAddress() {
+  std::optional<uint32_t> a = pool_ ? pool_->Allocate() : std::nullopt;
+  if (!a) {
+    counters_.address_exhausted++;
+    return std::nullopt;
+  }
+  address_holders_[*a] = 1;
+  AcceptAddress(*a);
+  counters_.addresses_taken++;
+  return a;
+}
+
+void SocketService::Impl::HoldAddress(uint32_t address) { address_holders_[address]++; }
+
+void SocketService::Impl::DropAddress(uint32_t address) {
+  auto it = address_holders_.find(address);
+  if (it == address_holders_.end() || --it->second > 0) return;
+  address_holders_.erase(it);
+  StopAcceptingAddress(address);
+  pool_->Release(address);
+  counters_.addresses_released++;
+}
+
+int Socket::TakeOwnAddress() {
+  if (tuple_ == DPM_TUPLE_COMMON || own_address_ != 0) return 0;
+  std::optional<uint32_t> a = service_.TakeAddress();
+  if (!a) return EADDRNOTAVAIL;
+  own_address_ = *a;
+  ip_addr_set_ip4_u32(&own_ip_, htonl(*a));
+  PresetLocalAddress(own_ip_);
+  return 0;
+}
+
+void Socket::ShareOwnAddress(const Socket& listener) {
+  if (listener.own_address_ == 0) return;
+  tuple_ = listener.tuple_;
+  own_address_ = listener.own_address_;
+  own_ip_ = listener.own_ip_;
+  service_.HoldAddress(own_address_);
 }
 
 std::shared_ptr<Socket> SocketService::Impl::Find(const api::SocketRef& ref) const {
@@ -1454,8 +1551,10 @@ void SocketService::Impl::Handle(const std::shared_ptr<ControlConn>& conn, const
       error = EAFNOSUPPORT;
     } else if (base_type != SOCK_STREAM && base_type != SOCK_DGRAM) {
       error = EINVAL;
-    } else if (q->tuple != 0) {
-      error = EINVAL;  // static-pool and leased addresses: reserved for the next issues
+    } else if (q->tuple != DPM_TUPLE_COMMON && q->tuple != DPM_TUPLE_STATIC) {
+      error = EINVAL;  // unknown, or DPM_TUPLE_DYNAMIC (leases: not served yet)
+    } else if (q->tuple == DPM_TUPLE_STATIC && !pool_) {
+      error = EADDRNOTAVAIL;  // no static pool configured (dpmd client --address-pool)
     } else if ((base_type == SOCK_STREAM && q->protocol != 0 && q->protocol != IPPROTO_TCP) ||
                (base_type == SOCK_DGRAM && q->protocol != 0 && q->protocol != IPPROTO_UDP)) {
       error = EPROTONOSUPPORT;
@@ -1478,6 +1577,14 @@ void SocketService::Impl::Handle(const std::shared_ptr<ControlConn>& conn, const
       ::close(pair[0]);
       ::close(pair[1]);
       return conn->Reply(op, ENOBUFS);
+    }
+    s->set_tuple(q->tuple);
+    if (config_.address_at_socket) {
+      if (int e = s->TakeOwnAddress()) {  // seed 004's first embodiment: the address now
+        s->Destroy();
+        ::close(pair[1]);
+        return conn->Reply(op, e);
+      }
     }
     Register(s);
     s->Start();
@@ -1575,9 +1682,15 @@ std::string SocketService::Impl::Status(bool json) const {
                     ",\"udp_tx_malformed\":", counters_.udp_tx_malformed,
                     ",\"udp_dpm_dropped\":", counters_.udp_dpm_dropped,
                     ",\"accept_overflow\":", counters_.accept_overflow, ",\"bad_requests\":", counters_.bad_requests,
+                    ",\"address_exhausted\":", counters_.address_exhausted,
+                    ",\"udp_tx_no_address\":", counters_.udp_tx_no_address,
                     "},\"tcp_pcbs\":{\"active\":", active, ",\"time_wait\":", time_wait, ",\"listen\":", listen,
                     "},\"control_connections\":", control_connections_, ",\"sockets_opened\":",
-                    counters_.sockets_opened, ",\"sockets_closed\":", counters_.sockets_closed, ",\"sockets\":[");
+                    counters_.sockets_opened, ",\"sockets_closed\":", counters_.sockets_closed,
+                    ",\"addresses\":{\"pool\":", pool_ ? pool_->size() : 0, ",\"available\":",
+                    pool_ ? pool_->available() : 0, ",\"in_use\":", address_holders_.size(),
+                    ",\"taken\":", counters_.addresses_taken, ",\"released\":", counters_.addresses_released,
+                    ",\"at\":\"", config_.address_at_socket ? "socket" : "bind", "\"},\"sockets\":[");
     for (size_t i = 0; i < list.size() && i < kMaxStatusRows; ++i) {
       absl::StrAppend(&out, i ? "," : "", list[i]->Describe(true));
     }
@@ -1595,6 +1708,11 @@ std::string SocketService::Impl::Status(bool json) const {
   absl::StrAppend(&out, "link     ", link.name(), "  mtu ", link.mtu(), "  address ", address, "\n");
   absl::StrAppend(&out, "traffic  rx ", lc.rx_packets, " packets ", lc.rx_bytes, " bytes; tx ", lc.tx_packets,
                   " packets ", lc.tx_bytes, " bytes; tx dropped ", lc.tx_dropped, "\n");
+  if (pool_) {
+    absl::StrAppend(&out, "addresses per socket: pool ", pool_->size(), ", in use ", address_holders_.size(),
+                    ", available ", pool_->available(), ", refused (exhausted) ", counters_.address_exhausted,
+                    "; taken at ", config_.address_at_socket ? "socket()" : "bind/connect", "\n");
+  }
   absl::StrAppend(&out, "drops   ");
   for (size_t i = 1; i < sc.ip_drops.size(); ++i) {
     absl::StrAppend(&out, " ", wire::IpCheckName(static_cast<wire::IpCheck>(i)), "=", sc.ip_drops[i]);
@@ -1630,6 +1748,18 @@ absl::StatusOr<std::unique_ptr<SocketService>> SocketService::Create(boost::asio
   if (config.path.empty() || config.path.size() >= sizeof(addr.sun_path)) {
     return absl::InvalidArgumentError(absl::StrCat("API socket path '", config.path, "' must be 1..107 bytes"));
   }
+  std::optional<AddressPool> pool;
+  if (!config.address_pool.empty()) {
+    absl::StatusOr<AddressPool> p = AddressPool::Create(config.address_pool);
+    if (!p.ok()) return p.status();
+    for (const AddressRange& r : config.address_pool) {
+      const uint32_t own = stack.config().address;
+      if (own >= r.first && own <= r.last) {
+        return absl::InvalidArgumentError("the address pool holds the instance's own address");
+      }
+    }
+    pool = std::move(*p);
+  }
   std::memcpy(addr.sun_path, config.path.c_str(), config.path.size());
   // A live daemon answers a connect; a stale socket file from a dead one refuses it and is
   // replaced. Anything else at the path (a file, another program's socket) is left alone.
@@ -1652,6 +1782,7 @@ absl::StatusOr<std::unique_ptr<SocketService>> SocketService::Create(boost::asio
   }
   ::chmod(config.path.c_str(), 0666);  // any local program may use the stack, like a socket()
   auto impl = std::make_unique<Impl>(io, stack, config, fd);
+  impl->pool_ = std::move(pool);
   impl->StartAccept();
   impl->StartDriver();
   return std::unique_ptr<SocketService>(new SocketService(std::move(impl)));

@@ -28,6 +28,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "absl/status/statusor.h"
+#include "stack/address_pool.h"
 #include "stack/stack.h"
 
 namespace dpm::stack {
@@ -50,6 +51,13 @@ struct SocketServiceConfig {
   std::function<std::string(bool json)> extra_status;
   /// Set: run the DPM driver for this instance's sockets.
   std::optional<DpmDriverSettings> dpm;
+  /// Seed 004: the static pool of per-socket addresses (DPM_TUPLE_STATIC); empty: none, and
+  /// such sockets fail with EADDRNOTAVAIL. The kernel side must route these addresses to the
+  /// link (docs/api.md "Addresses per socket").
+  std::vector<AddressRange> address_pool;
+  /// Seed 004's two embodiments: true, the address is taken at dpm_socket(); false, at the
+  /// first bind/connect/listen/send.
+  bool address_at_socket = true;
 };
 
 struct SocketServiceCounters {
@@ -59,6 +67,9 @@ struct SocketServiceCounters {
   uint64_t udp_dpm_dropped = 0;    // datagrams to a DPM peer dropped: setup failed, queue or peer limit
   uint64_t accept_overflow = 0;    // connections refused because the accept queue was full
   uint64_t sockets_opened = 0, sockets_closed = 0;
+  // Seed 004: per-socket addresses taken from the pool, given back, refused (exhausted).
+  uint64_t addresses_taken = 0, addresses_released = 0, address_exhausted = 0;
+  uint64_t udp_tx_no_address = 0;  // datagrams not sent: the socket's address could not be taken
 };
 
 class SocketService {

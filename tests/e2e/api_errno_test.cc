@@ -204,8 +204,10 @@ TEST_F(ApiTest, SocketTypeIsEINVAL) {
   EXPECT_EQ(ErrnoOf([] { return dpm_socket(AF_INET, 999, 0, DPM_TUPLE_COMMON); }), EINVAL);
 }
 
-TEST_F(ApiTest, SocketTupleIsEINVAL) {
-  EXPECT_EQ(ErrnoOf([] { return dpm_socket(AF_INET, SOCK_STREAM, 0, DPM_TUPLE_STATIC); }), EINVAL);
+TEST_F(ApiTest, UnknownTupleIsEINVALAndStaticWithoutAPoolEADDRNOTAVAIL) {
+  // This instance has no --address-pool (e2e.socket_addresses covers one that has).
+  EXPECT_EQ(ErrnoOf([] { return dpm_socket(AF_INET, SOCK_STREAM, 0, DPM_TUPLE_STATIC); }), EADDRNOTAVAIL);
+  EXPECT_EQ(ErrnoOf([] { return dpm_socket(AF_INET, SOCK_STREAM, 0, DPM_TUPLE_DYNAMIC); }), EINVAL);
   EXPECT_EQ(ErrnoOf([] { return dpm_socket(AF_INET, SOCK_STREAM, 0, 99); }), EINVAL);
   EXPECT_EQ(ErrnoOf([] { return dpm_socket(AF_INET, SOCK_DGRAM, 0, -1); }), EINVAL);
 }
