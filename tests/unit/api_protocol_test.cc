@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "test_bytes.h"
 
 namespace dpm::api {
 namespace {
@@ -41,11 +42,7 @@ Endpoint V6(const char* address, uint16_t port) {
   return e;
 }
 
-std::string Hex(absl::Span<const uint8_t> bytes) {
-  std::string out;
-  for (uint8_t b : bytes) absl::StrAppendFormat(&out, "%02x", b);
-  return out;
-}
+using dpm::testing::Hex;
 
 std::string Describe(const SocketRef& r) { return absl::StrCat("ref{", r.id, ",", r.cookie, "}"); }
 std::string Describe(const Endpoint& e) {

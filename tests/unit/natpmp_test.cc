@@ -14,32 +14,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "test_bytes.h"
 
 namespace dpm::natpmp {
 namespace {
 
-std::vector<uint8_t> FromHex(const std::string& text) {
-  std::string digits;
-  for (char c : text) {
-    if (std::isxdigit(static_cast<unsigned char>(c))) digits.push_back(c);
-  }
-  EXPECT_EQ(digits.size() % 2, 0u) << text;
-  std::vector<uint8_t> out;
-  for (size_t i = 0; i + 1 < digits.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(std::stoi(digits.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
-
-std::string Hex(absl::Span<const uint8_t> bytes) {
-  std::string out;
-  for (uint8_t b : bytes) absl::StrAppendFormat(&out, "%02x", b);
-  return out;
-}
-
-std::vector<uint8_t> Cut(const std::vector<uint8_t>& bytes, size_t n) {
-  return std::vector<uint8_t>(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n));
-}
+using dpm::testing::Cut;
+using dpm::testing::FromHex;
+using dpm::testing::Hex;
 
 TEST(NatPmp, ResultNames) {
   const std::vector<std::string> names = {"SUCCESS",         "UNSUPP_VERSION",   "NOT_AUTHORIZED",

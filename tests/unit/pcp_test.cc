@@ -19,38 +19,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "test_bytes.h"
 
 namespace dpm::pcp {
 namespace {
 
 // ---- helpers -------------------------------------------------------------------------
 
-// Bytes from hex text; spaces, newlines and '|' separate fields and are ignored.
-std::vector<uint8_t> FromHex(const std::string& text) {
-  std::string digits;
-  for (char c : text) {
-    if (std::isxdigit(static_cast<unsigned char>(c))) digits.push_back(c);
-  }
-  EXPECT_EQ(digits.size() % 2, 0u) << text;
-  std::vector<uint8_t> out;
-  for (size_t i = 0; i + 1 < digits.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(std::stoi(digits.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
-
-std::string Hex(absl::Span<const uint8_t> bytes) {
-  std::string out;
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    absl::StrAppendFormat(&out, "%02x", bytes[i]);
-    if (i % 4 == 3 && i + 1 < bytes.size()) out += ' ';
-  }
-  return out;
-}
-
-std::vector<uint8_t> Cut(const std::vector<uint8_t>& bytes, size_t n) {
-  return std::vector<uint8_t>(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n));
-}
+using dpm::testing::Cut;
+using dpm::testing::FromHex;
+// PCP messages read in 32-bit words, as RFC 6887 draws them.
+std::string Hex(absl::Span<const uint8_t> bytes) { return dpm::testing::Hex(bytes, 4); }
 
 Address V4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
   Address out;
