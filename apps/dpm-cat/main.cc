@@ -32,6 +32,7 @@ struct Options {
   std::string socket_path;
   double wait_seconds = 2.0;
   long count = 0;
+  int dscp = -1;                 // DPM_ADDRESS_DSCP, -1: not set
   std::string tuple = "common";  // seed 004: which address the socket gets
 };
 
@@ -75,6 +76,17 @@ void PrintNames(int fd) {
   }
 }
 
+// At end of file: a socket the stack closed under the program (RST, or its address's lease
+// ended) carries the reason in SO_ERROR; say it and fail.
+void CheckClosedByStack(int fd) {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (dpm_getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+    std::fprintf(stderr, "dpm-cat: socket closed: %s\n", std::strerror(err));
+    std::exit(1);
+  }
+}
+
 bool WriteAll(int fd, const char* p, size_t n) {
   while (n > 0) {
     ssize_t w = ::write(fd, p, n);
@@ -106,6 +118,7 @@ void PumpTcp(int fd) {
       ssize_t n = dpm_recv(fd, buf, sizeof(buf), 0);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
+        if (n == 0) CheckClosedByStack(fd);
         sock_open = false;
         if (g.echo) dpm_shutdown(fd, SHUT_WR);
         if (!g.shutdown) stdin_open = false;
@@ -147,6 +160,7 @@ void PumpUdp(int fd, bool have_peer, sockaddr_in peer) {
       socklen_t fl = sizeof(from);
       ssize_t n = dpm_recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fl);
       if (n < 0) Die("recvfrom");
+      if (n == 0) CheckClosedByStack(fd);  // end of file, or an empty datagram
       g_received += static_cast<unsigned long long>(n);
       if (!have_peer) {
         peer = from;
@@ -198,9 +212,12 @@ int main(int argc, char** argv) {
   app.add_option("-c,--count", g.count, "UDP: exit after this many datagrams arrive");
   app.add_option("-t,--tuple", g.tuple,
                  "The socket's address: the instance's common one, a new one of its own from the static pool, "
-                 "or a leased one (dpm_socket's tuple, seed 004)")
-      ->check(CLI::IsMember({"common", "static", "dynamic"}))
+                 "or a leased one (dpm_socket's tuple, seed 004); new: family AF_INET_TUPLE (a new address "
+                 "from the instance's default source)")
+      ->check(CLI::IsMember({"common", "static", "dynamic", "new"}))
       ->capture_default_str();
+  app.add_option("--dscp", g.dscp, "DSCP (0..63) marked on every packet of the socket's own address (DPM_ADDRESS_DSCP)")
+      ->check(CLI::Range(0, 63));
   std::vector<std::string> positional;
   app.add_option("args", positional, "HOST PORT to connect, or PORT to listen")->required();
   CLI11_PARSE(app, argc, argv);
@@ -222,8 +239,9 @@ int main(int argc, char** argv) {
   }
 
   const int tuple = g.tuple == "static" ? DPM_TUPLE_STATIC : g.tuple == "dynamic" ? DPM_TUPLE_DYNAMIC : DPM_TUPLE_COMMON;
-  int fd = dpm_socket(AF_INET, g.udp ? SOCK_DGRAM : SOCK_STREAM, 0, tuple);
+  int fd = dpm_socket(g.tuple == "new" ? AF_INET_TUPLE : AF_INET, g.udp ? SOCK_DGRAM : SOCK_STREAM, 0, tuple);
   if (fd < 0) Die("dpm_socket");
+  if (g.dscp >= 0 && dpm_setsockopt(fd, DPM_SOL, DPM_ADDRESS_DSCP, &g.dscp, sizeof(g.dscp)) < 0) Die("DPM_ADDRESS_DSCP");
   int one = 1;
   dpm_setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 

@@ -1,5 +1,5 @@
-// dpmd — one dpm stack instance (SPEC.md §2). `dpmd client` runs lwIP on a TUN device or a
-// virtual link and serves the modified socket API; `dpmd status` asks a running instance for
+// dpmd — one dpm stack instance (SPEC.md §2). `dpmd client` runs lwIP on a TUN or TAP device
+// or a virtual link and serves the modified socket API; `dpmd status` asks a running instance for
 // its links, counters and sockets.
 #include <arpa/inet.h>
 #include <sys/resource.h>
@@ -30,6 +30,8 @@
 #include "tun/pcap_link.h"
 #include "tun/tun_link.h"
 #include "tun/virtual_link.h"
+#include "lwip/stats.h"
+#include "wire/ethernet.h"
 
 namespace {
 
@@ -76,6 +78,8 @@ using dpmd::MakeParentDirectory;
 
 struct ClientOptions {
   std::string tun = "dpm0";
+  std::string link = "tun";  // tun: IP packets; tap: Ethernet frames, with ARP
+  std::string mac;           // tap: the stack's MAC; empty: 02:64 + the address
   bool attach = false;
   std::string virtual_link;
   size_t mtu = 1500;
@@ -91,13 +95,47 @@ struct ClientOptions {
   uint32_t dpm_lifetime = 600;
   std::vector<std::string> address_pool;  // seed 004: static per-socket addresses
   std::string address_at = "socket";       // when a socket takes its address: socket | bind
+  bool dhcp = false;                       // seed 004: per-socket DHCP leases (TAP)
+  double dhcp_timeout_s = 16;              // no lease after this: dpm_socket gives ETIMEDOUT
 };
+
+// `dpmd status` lines for an Ethernet (TAP) link: the MAC, frames dropped before lwIP by
+// reason, ARP announcements sent (RFC 5227) and lwIP's ARP counters.
+std::string EthernetStatus(const dpm::stack::Stack& s, bool json) {
+  const dpm::stack::StackCounters& c = s.counters();
+  std::string out;
+  if (json) {
+    absl::StrAppend(&out, "\"ethernet\":{\"mac\":\"", dpm::wire::FormatMac(s.mac()), "\",\"drops\":{");
+    for (size_t i = 1; i < c.frame_drops.size(); ++i) {
+      absl::StrAppend(&out, i > 1 ? "," : "", "\"", dpm::wire::FrameCheckName(static_cast<dpm::wire::FrameCheck>(i)),
+                      "\":", c.frame_drops[i]);
+    }
+    absl::StrAppend(&out, "},\"arp_announcements\":", c.arp_announcements, ",\"arp_recv\":", lwip_stats.etharp.recv,
+                    ",\"arp_xmit\":", lwip_stats.etharp.xmit, ",\"arp_drop\":", lwip_stats.etharp.drop, "}");
+    return out;
+  }
+  absl::StrAppend(&out, "ethernet mac ", dpm::wire::FormatMac(s.mac()), "; frames dropped");
+  for (size_t i = 1; i < c.frame_drops.size(); ++i) {
+    absl::StrAppend(&out, " ", dpm::wire::FrameCheckName(static_cast<dpm::wire::FrameCheck>(i)), "=", c.frame_drops[i]);
+  }
+  absl::StrAppend(&out, "; arp announcements ", c.arp_announcements, ", lwip arp recv ", lwip_stats.etharp.recv,
+                  " xmit ", lwip_stats.etharp.xmit, " drop ", lwip_stats.etharp.drop, "\n");
+  return out;
+}
 
 int RunClient(const ClientOptions& o) {
   uint32_t address = 0, gateway = 0;
   int prefix = 24, ignored = 0;
   if (!ParsePrefix(o.address, &address, &prefix, 24)) Die("bad --address '" + o.address + "' (want A.B.C.D/N)");
   if (!o.gateway.empty() && !ParsePrefix(o.gateway, &gateway, &ignored, 32)) Die("bad --gateway '" + o.gateway + "'");
+  dpm::wire::MacAddress mac{};  // zero: the stack's default (02:64 + the address)
+  if (!o.mac.empty()) {
+    if (o.link != "tap" || !o.virtual_link.empty()) Die("--mac needs an Ethernet link (--link tap)");
+    std::optional<dpm::wire::MacAddress> parsed = dpm::wire::ParseMac(o.mac);
+    if (!parsed || dpm::wire::IsMulticast(*parsed)) Die("bad --mac '" + o.mac + "' (want a unicast XX:XX:XX:XX:XX:XX)");
+    mac = *parsed;
+  }
+  if (o.link == "tap" && !o.virtual_link.empty()) Die("--link tap and --virtual exclude each other");
 
   std::unique_ptr<dpm::tun::Link> link;
   if (!o.virtual_link.empty()) {
@@ -108,6 +146,7 @@ int RunClient(const ClientOptions& o) {
     link = std::move(*v);
   } else {
     dpm::tun::TunOptions t;
+    t.mode = o.link == "tap" ? dpm::tun::TunMode::kTap : dpm::tun::TunMode::kTun;
     t.name = o.tun;
     t.mtu = o.mtu;
     t.create = !o.attach;
@@ -123,15 +162,19 @@ int RunClient(const ClientOptions& o) {
     link = std::move(*tun);
   }
   if (!o.pcap.empty()) {
-    auto writer = dpm::tun::PcapWriter::Open(o.pcap, o.pcap_snaplen);
+    auto writer = dpm::tun::PcapWriter::Open(o.pcap, o.pcap_snaplen, link->ethernet());
     if (!writer.ok()) Die(std::string(writer.status().message()));
     link = std::make_unique<dpm::tun::PcapLink>(std::move(link), std::move(*writer));
   }
   std::string link_name = link->name();
 
   boost::asio::io_context io(1);
-  auto stack = dpm::stack::Stack::Create(io, std::move(link), {address, prefix, gateway});
+  dpm::stack::StackConfig stack_config{address, prefix, gateway};
+  stack_config.mac = mac;
+  auto stack = dpm::stack::Stack::Create(io, std::move(link), stack_config);
   if (!stack.ok()) Die(std::string(stack.status().message()));
+  std::string mac_note;
+  if ((*stack)->ethernet()) mac_note = " mac " + dpm::wire::FormatMac((*stack)->mac());
   MakeParentDirectory(o.api_socket);
   dpm::stack::SocketServiceConfig api{o.api_socket, o.max_sockets, {}, std::nullopt};
   for (const std::string& text : o.address_pool) {
@@ -142,6 +185,13 @@ int RunClient(const ClientOptions& o) {
     }
   }
   api.address_at_socket = o.address_at == "socket";
+  if (o.dhcp && !(*stack)->ethernet()) Die("--dhcp needs an Ethernet link (--link tap)");
+  api.dhcp = o.dhcp;
+  api.dhcp_timeout_ms = static_cast<uint64_t>(o.dhcp_timeout_s * 1000);
+  if ((*stack)->ethernet()) {
+    const dpm::stack::Stack* s = stack->get();
+    api.extra_status = [s](bool json) { return EthernetStatus(*s, json); };
+  }
   if (!o.dpm_gateway.empty()) {
     dpm::stack::DpmDriverSettings d;
     std::vector<std::string> hp = absl::StrSplit(o.dpm_gateway, ':');
@@ -162,8 +212,8 @@ int RunClient(const ClientOptions& o) {
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&io](const boost::system::error_code&, int) { io.stop(); });
-  std::printf("dpmd: ready on %s address %s gateway %s mtu %zu api %s\n", link_name.c_str(), o.address.c_str(),
-              o.gateway.c_str(), o.mtu, o.api_socket.c_str());
+  std::printf("dpmd: ready on %s%s address %s gateway %s mtu %zu api %s\n", link_name.c_str(), mac_note.c_str(),
+              o.address.c_str(), o.gateway.c_str(), o.mtu, o.api_socket.c_str());
   std::fflush(stdout);
   io.run();
   return 0;
@@ -193,7 +243,7 @@ int RunStatus(const std::string& path, bool json) {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
-  CLI::App app{"dpmd: a user-space TCP/IP stack instance (lwIP) on a TUN device or virtual link.\n"
+  CLI::App app{"dpmd: a user-space TCP/IP stack instance (lwIP) on a TUN/TAP device or virtual link.\n"
                "Programs use it through libdpm (dpm/socket.h) over the API socket."};
   app.require_subcommand(1);
   app.set_config("--config", "", "Read options from this file (TOML/INI: one 'option = value' per line)");
@@ -201,7 +251,16 @@ int main(int argc, char** argv) {
   ClientOptions o;
   CLI::App* client = app.add_subcommand("client", "Run a stack instance for programs linked with libdpm");
   client->fallthrough();  // `dpmd client --config FILE` as well as `dpmd --config FILE client`
-  client->add_option("--tun", o.tun, "TUN device to create or attach (max 15 characters)")->capture_default_str();
+  client->add_option("--tun", o.tun, "TUN (or, with --link tap, TAP) device to create or attach (max 15 characters)")
+      ->capture_default_str();
+  client->add_option("--link", o.link,
+                     "Device kind: tun (IP packets) or tap (Ethernet frames; the stack answers ARP for its address "
+                     "and every per-socket address)")
+      ->check(CLI::IsMember({"tun", "tap"}))
+      ->capture_default_str();
+  client->add_option("--mac", o.mac,
+                     "With --link tap: the stack's MAC address XX:XX:XX:XX:XX:XX (default: 02:64 followed by the "
+                     "four bytes of --address, locally administered)");
   client->add_flag("--attach", o.attach, "Only attach: fail if the TUN device does not exist");
   client->add_option("--virtual", o.virtual_link,
                      "Use a virtual link instead of TUN: LOCAL_PATH,PEER_PATH of UNIX datagram sockets "
@@ -213,7 +272,7 @@ int main(int argc, char** argv) {
   client->add_option("--gateway", o.gateway, "Next hop for addresses outside the prefix ('' for none)")
       ->capture_default_str();
   client->add_option("--host-address", o.host_address,
-                     "Give the kernel's side of the TUN device this address/prefix (e.g. 10.77.1.1/24)");
+                     "Give the kernel's side of the TUN/TAP device this address/prefix (e.g. 10.77.1.1/24)");
   client->add_option("--api-socket", o.api_socket, "UNIX socket where libdpm programs reach this instance")
       ->capture_default_str();
   client->add_option("--pcap", o.pcap, "Record every packet on the link to this pcap file (tshark reads it)");
@@ -238,6 +297,13 @@ int main(int argc, char** argv) {
                      "When a socket with its own address takes it: at dpm_socket() (socket) or at its first "
                      "bind/connect/listen/send (bind)")
       ->check(CLI::IsMember({"socket", "bind"}))
+      ->capture_default_str();
+  client->add_flag("--dhcp", o.dhcp,
+                   "Per-socket addresses leased from the link's DHCP server (DPM_TUPLE_DYNAMIC; needs --link tap): "
+                   "each socket gets a lease of its own, renews it, releases it at close");
+  client->add_option("--dhcp-timeout", o.dhcp_timeout_s,
+                     "Seconds to wait for a lease before dpm_socket() fails with ETIMEDOUT")
+      ->check(CLI::Range(1.0, 600.0))
       ->capture_default_str();
 
   dpmd::GatewayOptions gw;

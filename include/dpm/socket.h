@@ -42,12 +42,28 @@ extern "C" {
  * (`dpmd client --address-pool`), taken at dpm_socket() or at the first bind/connect/listen/
  * send (`--address-at`), released by the last close with the port (an accepted connection
  * shares its listener's); EADDRNOTAVAIL when the pool is exhausted or there is none, never a
- * shared address. DPM_TUPLE_DYNAMIC (a DHCP lease) is not served yet: EINVAL. */
+ * shared address. DPM_TUPLE_DYNAMIC: an address of its own leased from the link's DHCP
+ * server (`dpmd client --link tap --dhcp`; RFC 2131), always obtained in dpm_socket(), which
+ * waits for it and fails with ETIMEDOUT when no server answers within `--dhcp-timeout` (16 s
+ * by default), or EADDRNOTAVAIL when the instance has no --dhcp; renewed while the socket
+ * lives, released (DHCPRELEASE) by the last close. A lease that ends under the socket
+ * (expired, or refused by a DHCPNAK) closes it: the program reads end-of-file and finds
+ * ETIMEDOUT or EADDRNOTAVAIL in SO_ERROR (seed: "automatically close at the end of a lease
+ * time"). An unknown tuple is EINVAL. */
 enum dpm_tuple {
   DPM_TUPLE_COMMON = 0,  /**< the instance's common address (default) */
   DPM_TUPLE_STATIC = 1,  /**< a new address of its own from the static pool */
-  DPM_TUPLE_DYNAMIC = 2, /**< a new, dynamically leased address (not served yet: EINVAL) */
+  DPM_TUPLE_DYNAMIC = 2, /**< a new address of its own, leased by DHCP */
 };
+
+/** The seed's second form of the modified socket function (seed 004: "a value such as
+ * AF_INET_TUPLE for the format argument may indicate to the kernel that it should assign a
+ * new IP address to this socket"): dpm_socket(AF_INET_TUPLE, type, protocol, 0) is an IPv4
+ * socket with a new address of its own — from the static pool when the instance has one,
+ * else a DHCP lease. A tuple of DPM_TUPLE_STATIC or DPM_TUPLE_DYNAMIC picks the source
+ * explicitly. Only dpm_socket() takes it: sockets' addresses are AF_INET (getsockname, bind,
+ * connect). Not a kernel address family (Linux uses values below 64). */
+#define AF_INET_TUPLE 0x4454
 
 /** Socket option level of dpm's own options (dpm_setsockopt / dpm_getsockopt). */
 #define DPM_SOL 0x4450
@@ -55,17 +71,26 @@ enum dpm_tuple {
  * keep it as the registered port (seed 001, claims 1-4). A port bound explicitly with
  * dpm_bind() is not replaceable anyway; an ephemeral one is, unless this is set. */
 #define DPM_PORT_FIXED 1
+/** DPM_SOL option (int, 0..63, or -1 to clear): the DSCP (RFC 2474 §3) of the socket's own
+ * address — every IPv4 packet from that address leaves with it in the upper six bits of the
+ * TOS byte, ECN bits kept (seed 004's motivation: a quality of service per call). It belongs
+ * to the address, so a listener's accepted connections share it, and it overrides IP_TOS's
+ * DSCP bits. Set before a deferred address is taken, it applies when the address is.
+ * dpm_getsockopt gives the current value (-1: none). Errors: EINVAL (value outside -1..63,
+ * length not sizeof(int), or a DPM_TUPLE_COMMON socket, whose address others share). */
+#define DPM_ADDRESS_DSCP 2
 
 /** Sets the daemon's UNIX socket path for calls made after this one, in every thread
  * (copied; NULL resets to DPM_SOCKET or the default). Calls already in flight finish against
  * the daemon they started with. */
 void dpm_set_daemon_path(const char *path);
 
-/** Creates a socket in the dpm stack. domain: AF_INET; type: SOCK_STREAM or SOCK_DGRAM,
+/** Creates a socket in the dpm stack. domain: AF_INET, or AF_INET_TUPLE; type: SOCK_STREAM or SOCK_DGRAM,
  * optionally or-ed with SOCK_NONBLOCK and SOCK_CLOEXEC; protocol: 0 or the matching
  * IPPROTO_TCP / IPPROTO_UDP; tuple: see enum dpm_tuple. Returns a file descriptor.
- * Errors: EAFNOSUPPORT (domain), EINVAL (type, unknown or unserved tuple), EADDRNOTAVAIL
- * (DPM_TUPLE_STATIC taken at socket(): pool exhausted or none), EPROTONOSUPPORT (protocol),
+ * Errors: EAFNOSUPPORT (domain), EINVAL (type, unknown tuple), EADDRNOTAVAIL (a new address
+ * asked for: pool exhausted, no pool or no --dhcp), ETIMEDOUT (no DHCP lease in time),
+ * EPROTONOSUPPORT (protocol),
  * EMFILE/ENFILE (descriptors), ENOBUFS (daemon's --max-sockets reached), ENETDOWN (no
  * daemon). */
 int dpm_socket(int domain, int type, int protocol, int tuple);
@@ -108,7 +133,7 @@ int dpm_shutdown(int fd, int how);
 int dpm_close(int fd);
 
 /** Socket options carried to the stack: SOL_SOCKET SO_REUSEADDR, SO_KEEPALIVE;
- * IPPROTO_TCP TCP_NODELAY; IPPROTO_IP IP_TOS. SO_SNDBUF / SO_RCVBUF act on the local
+ * IPPROTO_TCP TCP_NODELAY; IPPROTO_IP IP_TOS; DPM_SOL DPM_PORT_FIXED, DPM_ADDRESS_DSCP. SO_SNDBUF / SO_RCVBUF act on the local
  * descriptor. Errors: EBADF, ENOTSOCK, EINVAL (length), ENOPROTOOPT (unknown option). */
 int dpm_setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen);
 

@@ -16,8 +16,8 @@ void ClaimLwipCore();
 void InitLwipOnce();
 
 /// Per-socket addresses (seed 004; third_party/lwip/patches/0001): lwIP accepts unicast
-/// packets for these (host byte order) besides its netif's own address, looked up in constant
-/// time. Counted: an address added twice stays until removed twice. Core thread only.
+/// packets for these (host byte order) besides its netif's own address, and on an Ethernet
+/// link answers ARP requests for them (patches/0002), looked up in constant time. Counted: an address added twice stays until removed twice. Core thread only.
 void AcceptAddress(uint32_t address);
 void StopAcceptingAddress(uint32_t address);
 bool AcceptsAddress(uint32_t address);

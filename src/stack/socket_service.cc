@@ -20,6 +20,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "api/protocol.h"
@@ -31,6 +32,7 @@
 #include "lwip/stats.h"
 #include "lwip/tcp.h"
 #include "lwip/udp.h"
+#include "stack/dhcp_leases.h"
 #include "stack/lwip_port.h"
 
 namespace dpm::stack {
@@ -164,6 +166,15 @@ class SocketService::Impl {
   std::optional<uint32_t> TakeAddress();
   void HoldAddress(uint32_t address);
   void DropAddress(uint32_t address);
+  // A closed TCP connection's own address stays held while lwIP finishes the closing
+  // handshake (FIN_WAIT/LAST_ACK), so the peer's FIN and ACK still reach it and the last
+  // segments keep its DSCP; it is dropped when the peer's FIN arrives or the pcb ends.
+  void LingerAddress(tcp_pcb* pcb, uint32_t address);
+  struct Linger {
+    Impl* service;  // null once the service is gone
+    uint32_t address;
+  };
+  absl::flat_hash_set<Linger*> lingering_;
   std::shared_ptr<Socket> Find(const api::SocketRef& ref) const;
   std::string Status(bool json) const;
   bool Full() const { return sockets_.size() >= config_.max_sockets; }
@@ -175,7 +186,17 @@ class SocketService::Impl {
   uint64_t next_id_ = 1;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Socket>> sockets_;
   std::optional<AddressPool> pool_;                      // set when config_.address_pool is
-  absl::flat_hash_map<uint32_t, uint32_t> address_holders_;  // own address -> sockets using it
+  struct AddressUse {
+    uint32_t holders = 0;   // sockets using it (a listener and its accepted connections)
+    uint64_t lease = 0;     // DHCP: the socket id its lease is kept under; 0: the static pool
+  };
+  absl::flat_hash_map<uint32_t, AddressUse> address_holders_;  // own address -> its use
+  std::unique_ptr<DhcpLeases> dhcp_;                          // config_.dhcp
+  // DPM_TUPLE_DYNAMIC: the socket waits (not started, reply deferred) for its lease.
+  void ObtainLease(const std::shared_ptr<Socket>& s, const std::shared_ptr<ControlConn>& conn, api::Opcode op,
+                   int far_fd);
+  // A lease ended under its sockets: each is closed with `error` (ETIMEDOUT, EADDRNOTAVAIL).
+  void LoseLease(uint32_t address, int error);
   size_t control_connections_ = 0;
   SocketServiceCounters counters_;
   // One buffer for every read from a program's pair: the service is single-threaded, and a
@@ -330,6 +351,27 @@ class Socket : public std::enable_shared_from_this<Socket> {
   int TakeOwnAddress();
   /// An accepted connection shares its listener's address (held once more).
   void ShareOwnAddress(const Socket& listener);
+  /// DPM_ADDRESS_DSCP: marks every packet of the socket's own address (now, or when a
+  /// deferred address is taken). -1 clears. Errors: EINVAL (outside -1..63, or a socket on
+  /// the common address, which other sockets share).
+  int SetAddressDscp(int dscp);
+  int AddressDscp() const;
+  /// After Destroy: the closing handshake holds the address; the service must not drop it.
+  bool address_lingers() const { return address_lingers_; }
+  /// DPM_TUPLE_DYNAMIC: the leased address becomes the socket's own (the service holds it).
+  void AdoptAddress(uint32_t address);
+  /// The lease under the socket's address ended: the connection is dropped without a word
+  /// to the peer (the address is no longer ours), the program reads end-of-file and finds
+  /// `error` in SO_ERROR, and the socket no longer has an address (the service let it go).
+  void LoseAddress(int error) {
+    own_address_ = 0;
+    DropPcbForLostAddress();
+    last_error_ = error;
+    state_ = State::kClosed;
+    // The program reads end-of-file and finds `error` in SO_ERROR; the socket stays until it
+    // closes its descriptor.
+    ::shutdown(sd_.native_handle(), SHUT_WR);
+  }
 
  protected:
   // Called when the program closed every copy of its descriptor. Posted, never run inside
@@ -359,7 +401,12 @@ class Socket : public std::enable_shared_from_this<Socket> {
   // Sets the pcb's local address before any bind, so that lwIP's implicit binds (connect,
   // first send) use the socket's own address as the source.
   virtual void PresetLocalAddress(const ip_addr_t& address) = 0;
+  // LoseAddress: frees the pcb without sending anything (TCP) or leaves it inert (UDP: lwIP
+  // accepts nothing for the address any more, and the program's end is shut).
+  virtual void DropPcbForLostAddress() {}
   int tuple_ = DPM_TUPLE_COMMON;
+  bool address_lingers_ = false;  // the closing pcb holds own_address_ (Impl::LingerAddress)
+  int dscp_ = -1;  // DPM_ADDRESS_DSCP asked for before the address was taken
   uint32_t own_address_ = 0;
   ip_addr_t own_ip_{};
   // Waits once for `type` on the near end unless a wait is already armed (`*waiting`), then
@@ -684,9 +731,12 @@ class TcpSocket : public Socket {
     WaitIdle();
   }
 
-  // Leaves lwIP: a graceful close sends FIN (RST if received data was left unread, as
-  // tcp_close() decides); otherwise RST.
-  void DetachPcb(bool graceful) {
+  // How a connection leaves lwIP: FIN (RST if received data was left unread, as tcp_close()
+  // decides), RST, or without a word (the address is no longer ours to send from).
+  enum class Leave { kGraceful, kReset, kSilent };
+  void DetachPcb(bool graceful) { Detach(graceful ? Leave::kGraceful : Leave::kReset); }
+
+  void Detach(Leave how) {
     if (dpm_id_ != 0) service_.DpmRelease(dpm_id_);  // the session is over: lifetime 0
     dpm_id_ = 0;
     if (pcb_ == nullptr) return;
@@ -701,10 +751,28 @@ class TcpSocket : public Socket {
     tcp_recv(pcb, nullptr);
     tcp_sent(pcb, nullptr);
     tcp_err(pcb, nullptr);
-    if (graceful && pending_bytes_ == 0 && unsent_.empty()) {
-      if (tcp_close(pcb) == ERR_OK) return;
+    if (how == Leave::kSilent) return tcp_abandon(pcb, 0);
+    if (how == Leave::kGraceful && pending_bytes_ == 0 && unsent_.empty()) {
+      // tcp_close frees a pcb that never got a connection; others go on to send their FIN.
+      const bool handshake = pcb->state == ESTABLISHED || pcb->state == SYN_RCVD || pcb->state == CLOSE_WAIT;
+      if (tcp_close(pcb) == ERR_OK) {
+        if (handshake && own_address_ != 0) {
+          service_.LingerAddress(pcb, own_address_);
+          address_lingers_ = true;
+        }
+        return;
+      }
     }
     tcp_abort(pcb);
+  }
+
+  void DropPcbForLostAddress() override {
+    if (pending_connect_) pending_connect_->Reply(api::Opcode::kConnect, ENETDOWN);
+    pending_connect_.reset();
+    Detach(Leave::kSilent);
+    FreePending();
+    unsent_.clear();
+    WaitIdle();  // the program's close still releases the socket
   }
 
   void FreePending() {
@@ -1348,6 +1416,7 @@ class UdpSocket : public Socket {
 SocketService::Impl::~Impl() {
   for (auto& [id, s] : sockets_) s->Destroy();
   sockets_.clear();
+  for (Linger* l : lingering_) l->service = nullptr;  // lwIP may still call back: a no-op then
   if (driver_pcb_ != nullptr) udp_remove(driver_pcb_);
   ::unlink(config_.path.c_str());
 }
@@ -1478,8 +1547,9 @@ void SocketService::Impl::Release(uint64_t id) {
   sockets_.erase(it);
   counters_.sockets_closed++;
   s->Destroy();
-  // Seed 004, modified close: the address goes back with the port.
-  if (s->own_address() != 0) DropAddress(s->own_address());
+  // Seed 004, modified close: the address goes back with the port (after the closing
+  // handshake, when one is under way: LingerAddress).
+  if (s->own_address() != 0 && !s->address_lingers()) DropAddress(s->own_address());
 }
 
 std::optional<uint32_t> SocketService::Impl::TakeAddress() {
@@ -1488,31 +1558,155 @@ std::optional<uint32_t> SocketService::Impl::TakeAddress() {
     counters_.address_exhausted++;
     return std::nullopt;
   }
-  address_holders_[*a] = 1;
+  address_holders_[*a] = AddressUse{1, 0};
   AcceptAddress(*a);
+  stack_.AnnounceAddress(*a);  // TAP: RFC 5227 announcement to the neighbours; no-op on TUN
   counters_.addresses_taken++;
   return a;
 }
 
-void SocketService::Impl::HoldAddress(uint32_t address) { address_holders_[address]++; }
+void SocketService::Impl::HoldAddress(uint32_t address) { address_holders_[address].holders++; }
+
+void SocketService::Impl::LingerAddress(tcp_pcb* pcb, uint32_t address) {
+  auto* linger = new Linger{this, address};
+  lingering_.insert(linger);
+  counters_.addresses_lingered++;
+  // Ends the linger once: the address is dropped after lwIP has sent what this input causes
+  // (the ACK of the peer's FIN still leaves from the address, marked).
+  static constexpr auto end = [](Linger* l) {
+    if (l->service != nullptr) {
+      Impl* service = l->service;
+      service->lingering_.erase(l);
+      boost::asio::post(service->io_, [service, a = l->address] { service->DropAddress(a); });
+    }
+    delete l;
+  };
+  // The pcb's end, however it comes (LAST_ACK acknowledged, reset, timed out, TIME_WAIT
+  // over): lwIP's "destroyed" extension callback, the one call every freed pcb gets.
+  static const tcp_ext_arg_callbacks callbacks{
+      [](u8_t, void* data) {
+        if (data != nullptr) end(static_cast<Linger*>(data));
+      },
+      nullptr};
+  static const u8_t id = tcp_ext_arg_alloc_id();
+  tcp_ext_arg_set_callbacks(pcb, id, &callbacks);
+  tcp_ext_arg_set(pcb, id, linger);
+  // The peer's FIN ends it sooner: the handshake is done, TIME_WAIT need not hold the address.
+  tcp_arg(pcb, linger);
+  tcp_recv(pcb, [](void* arg, tcp_pcb* p, pbuf* data, err_t) -> err_t {
+    if (data != nullptr) {  // data after close: lwIP resets the connection itself
+      tcp_recved(p, data->tot_len);
+      pbuf_free(data);
+      return ERR_OK;
+    }
+    tcp_arg(p, nullptr);
+    tcp_recv(p, nullptr);
+    tcp_ext_arg_set(p, id, nullptr);
+    end(static_cast<Linger*>(arg));
+    return ERR_OK;
+  });
+}
 
 void SocketService::Impl::DropAddress(uint32_t address) {
   auto it = address_holders_.find(address);
-  if (it == address_holders_.end() || --it->second > 0) return;
+  if (it == address_holders_.end() || --it->second.holders > 0) return;
+  const uint64_t lease = it->second.lease;
   address_holders_.erase(it);
   StopAcceptingAddress(address);
-  pool_->Release(address);
+  stack_.SetAddressDscp(address, -1);
+  if (lease != 0) {
+    dhcp_->Release(lease);  // DHCPRELEASE (RFC 2131 §4.4.6)
+  } else {
+    pool_->Release(address);
+  }
   counters_.addresses_released++;
 }
 
 int Socket::TakeOwnAddress() {
   if (tuple_ == DPM_TUPLE_COMMON || own_address_ != 0) return 0;
+  if (tuple_ == DPM_TUPLE_DYNAMIC) return EADDRNOTAVAIL;  // its lease is gone (LoseAddress)
   std::optional<uint32_t> a = service_.TakeAddress();
   if (!a) return EADDRNOTAVAIL;
   own_address_ = *a;
   ip_addr_set_ip4_u32(&own_ip_, htonl(*a));
   PresetLocalAddress(own_ip_);
+  if (dscp_ >= 0) service_.stack_.SetAddressDscp(own_address_, dscp_);
   return 0;
+}
+
+void SocketService::Impl::ObtainLease(const std::shared_ptr<Socket>& s, const std::shared_ptr<ControlConn>& conn,
+                                      api::Opcode op, int far_fd) {
+  auto bound_once = std::make_shared<bool>(false);
+  auto far = std::make_shared<int>(far_fd);  // the program's end, passed in the reply
+  std::weak_ptr<Socket> weak = s;
+  const uint64_t id = s->id();
+  auto finish = [this, conn, op, far, weak, id](int error) {
+    std::shared_ptr<Socket> socket = weak.lock();
+    if (socket == nullptr && error == 0) error = ECONNABORTED;  // the daemon let it go meanwhile
+    if (error == 0) {
+      socket->Start();
+      conn->Reply(op, 0, api::EncodeSocketRef(api::SocketRef{socket->id(), socket->cookie()}), *far);
+    } else {
+      conn->Reply(op, error);
+      if (socket != nullptr) Release(id);
+    }
+    ::close(*far);
+    *far = -1;
+    stack_.AfterCoreWork();
+  };
+  dhcp_->Obtain(
+      id,
+      [this, weak, id, bound_once, finish](uint32_t address) {
+        std::shared_ptr<Socket> socket = weak.lock();
+        if (socket == nullptr || address_holders_.contains(address)) {
+          dhcp_->Release(id);  // nobody wants it, or (a misconfigured server) it is in use here
+          return finish(socket == nullptr ? ECONNABORTED : EADDRNOTAVAIL);
+        }
+        *bound_once = true;
+        address_holders_[address] = AddressUse{1, id};
+        AcceptAddress(address);
+        stack_.AnnounceAddress(address);
+        counters_.addresses_taken++;
+        socket->AdoptAddress(address);
+        finish(0);
+      },
+      [this, weak, bound_once, finish](int error) {
+        if (!*bound_once) return finish(error);  // no lease: dpm_socket fails (ETIMEDOUT)
+        std::shared_ptr<Socket> socket = weak.lock();
+        if (socket != nullptr && socket->own_address() != 0) LoseLease(socket->own_address(), error);
+      });
+}
+
+void SocketService::Impl::LoseLease(uint32_t address, int error) {
+  auto it = address_holders_.find(address);
+  if (it == address_holders_.end()) return;
+  address_holders_.erase(it);  // the client is gone already: nothing to release
+  StopAcceptingAddress(address);
+  stack_.SetAddressDscp(address, -1);
+  for (auto& [sid, socket] : sockets_) {
+    if (socket->own_address() != address) continue;
+    socket->LoseAddress(error);
+    counters_.addresses_lost++;
+  }
+  stack_.AfterCoreWork();
+}
+
+void Socket::AdoptAddress(uint32_t address) {
+  own_address_ = address;
+  ip_addr_set_ip4_u32(&own_ip_, htonl(address));
+  PresetLocalAddress(own_ip_);
+  if (dscp_ >= 0) service_.stack_.SetAddressDscp(own_address_, dscp_);
+}
+
+int Socket::SetAddressDscp(int dscp) {
+  if (dscp < -1 || dscp > 63 || tuple_ == DPM_TUPLE_COMMON) return EINVAL;
+  dscp_ = dscp;
+  if (own_address_ != 0) service_.stack_.SetAddressDscp(own_address_, dscp);
+  return 0;
+}
+
+int Socket::AddressDscp() const {
+  return own_address_ != 0 ? service_.stack_.AddressDscp(own_address_) : dscp_;
 }
 
 void Socket::ShareOwnAddress(const Socket& listener) {
@@ -1547,14 +1741,20 @@ void SocketService::Impl::Handle(const std::shared_ptr<ControlConn>& conn, const
   if (const auto* q = std::get_if<api::SocketRequest>(&request)) {
     int base_type = q->type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
     int error = 0;
-    if (q->domain != AF_INET) {
+    int tuple = q->tuple;
+    if (q->domain == AF_INET_TUPLE && tuple == DPM_TUPLE_COMMON) {
+      // Seed 004's second form: a new address, from the default source — the static pool if
+      // there is one, else a DHCP lease.
+      tuple = pool_ || !dhcp_ ? DPM_TUPLE_STATIC : DPM_TUPLE_DYNAMIC;
+    }
+    if (q->domain != AF_INET && q->domain != AF_INET_TUPLE) {
       error = EAFNOSUPPORT;
     } else if (base_type != SOCK_STREAM && base_type != SOCK_DGRAM) {
       error = EINVAL;
-    } else if (q->tuple != DPM_TUPLE_COMMON && q->tuple != DPM_TUPLE_STATIC) {
-      error = EINVAL;  // unknown, or DPM_TUPLE_DYNAMIC (leases: not served yet)
-    } else if (q->tuple == DPM_TUPLE_STATIC && !pool_) {
-      error = EADDRNOTAVAIL;  // no static pool configured (dpmd client --address-pool)
+    } else if (tuple != DPM_TUPLE_COMMON && tuple != DPM_TUPLE_STATIC && tuple != DPM_TUPLE_DYNAMIC) {
+      error = EINVAL;  // unknown
+    } else if ((tuple == DPM_TUPLE_STATIC && !pool_) || (tuple == DPM_TUPLE_DYNAMIC && !dhcp_)) {
+      error = EADDRNOTAVAIL;  // no static pool (--address-pool) / no leases (--dhcp) configured
     } else if ((base_type == SOCK_STREAM && q->protocol != 0 && q->protocol != IPPROTO_TCP) ||
                (base_type == SOCK_DGRAM && q->protocol != 0 && q->protocol != IPPROTO_UDP)) {
       error = EPROTONOSUPPORT;
@@ -1578,7 +1778,14 @@ void SocketService::Impl::Handle(const std::shared_ptr<ControlConn>& conn, const
       ::close(pair[1]);
       return conn->Reply(op, ENOBUFS);
     }
-    s->set_tuple(q->tuple);
+    s->set_tuple(tuple);
+    if (tuple == DPM_TUPLE_DYNAMIC) {
+      // A lease takes a DHCP exchange: always obtained here, in both embodiments, so that
+      // bind/connect never wait on a server (docs/api.md). The reply waits for it.
+      Register(s);
+      conn->Defer();
+      return ObtainLease(s, conn, op, pair[1]);
+    }
     if (config_.address_at_socket) {
       if (int e = s->TakeOwnAddress()) {  // seed 004's first embodiment: the address now
         s->Destroy();
@@ -1633,17 +1840,23 @@ void SocketService::Impl::Handle(const std::shared_ptr<ControlConn>& conn, const
       s->dpm_port_fixed = v != 0;
       return conn->Reply(op, 0);
     }
+    if (q->level == DPM_SOL && q->name == DPM_ADDRESS_DSCP) {
+      int v = 0;
+      if (!ReadInt(q->value, &v)) return conn->Reply(op, EINVAL);
+      return conn->Reply(op, s->SetAddressDscp(v));
+    }
     return conn->Reply(op, s->SetOption(q->level, q->name, q->value));
   }
   if (const auto* q = std::get_if<api::GetSockOptRequest>(&request)) {
     int value = 0;
+    int err = 0;
     if (q->level == DPM_SOL && q->name == DPM_PORT_FIXED) {
       value = s->dpm_port_fixed ? 1 : 0;
-      std::vector<uint8_t> body(sizeof(value));
-      std::memcpy(body.data(), &value, sizeof(value));
-      return conn->Reply(op, 0, body);
+    } else if (q->level == DPM_SOL && q->name == DPM_ADDRESS_DSCP) {
+      value = s->AddressDscp();
+    } else {
+      err = s->GetOption(q->level, q->name, &value);
     }
-    int err = s->GetOption(q->level, q->name, &value);
     std::vector<uint8_t> body(sizeof(value));
     std::memcpy(body.data(), &value, sizeof(value));
     return conn->Reply(op, err, err == 0 ? body : std::vector<uint8_t>{});
@@ -1690,7 +1903,18 @@ std::string SocketService::Impl::Status(bool json) const {
                     ",\"addresses\":{\"pool\":", pool_ ? pool_->size() : 0, ",\"available\":",
                     pool_ ? pool_->available() : 0, ",\"in_use\":", address_holders_.size(),
                     ",\"taken\":", counters_.addresses_taken, ",\"released\":", counters_.addresses_released,
-                    ",\"at\":\"", config_.address_at_socket ? "socket" : "bind", "\"},\"sockets\":[");
+                    ",\"lingering\":", lingering_.size(), ",\"lingered\":", counters_.addresses_lingered,
+                    ",\"dscp_marked\":", stack_.dscp_marked(), ",\"lost\":", counters_.addresses_lost,
+                    ",\"at\":\"", config_.address_at_socket ? "socket" : "bind", "\"}");
+    if (dhcp_) {
+      const DhcpLeaseCounters d = dhcp_->counters();
+      absl::StrAppend(&out, ",\"dhcp\":{\"clients\":", dhcp_->size(), ",\"leases\":", dhcp_->held(),
+                      ",\"requested\":", d.requested, ",\"bound\":", d.bound, ",\"renewed\":", d.renewed,
+                      ",\"timed_out\":", d.timed_out, ",\"expired\":", d.expired, ",\"naks\":", d.naks,
+                      ",\"released\":", d.released, ",\"malformed\":", d.malformed, ",\"unrouted\":", d.unrouted,
+                      ",\"ignored\":", d.ignored, ",\"send_errors\":", d.send_errors, "}");
+    }
+    absl::StrAppend(&out, ",\"sockets\":[");
     for (size_t i = 0; i < list.size() && i < kMaxStatusRows; ++i) {
       absl::StrAppend(&out, i ? "," : "", list[i]->Describe(true));
     }
@@ -1710,8 +1934,16 @@ std::string SocketService::Impl::Status(bool json) const {
                   " packets ", lc.tx_bytes, " bytes; tx dropped ", lc.tx_dropped, "\n");
   if (pool_) {
     absl::StrAppend(&out, "addresses per socket: pool ", pool_->size(), ", in use ", address_holders_.size(),
-                    ", available ", pool_->available(), ", refused (exhausted) ", counters_.address_exhausted,
+                    " (closing ", lingering_.size(), "), available ", pool_->available(),
+                    ", refused (exhausted) ", counters_.address_exhausted, ", DSCP-marked packets ", stack_.dscp_marked(),
                     "; taken at ", config_.address_at_socket ? "socket()" : "bind/connect", "\n");
+  }
+  if (dhcp_) {
+    const DhcpLeaseCounters d = dhcp_->counters();
+    absl::StrAppend(&out, "dhcp     leases ", dhcp_->held(), " (clients ", dhcp_->size(), "); bound ", d.bound,
+                    ", renewed ", d.renewed, ", released ", d.released, ", timed out ", d.timed_out, ", expired ",
+                    d.expired, ", NAKs ", d.naks, ", sockets closed by lease loss ", counters_.addresses_lost,
+                    "; dropped: malformed ", d.malformed, ", unrouted ", d.unrouted, ", refused ", d.ignored, "\n");
   }
   absl::StrAppend(&out, "drops   ");
   for (size_t i = 1; i < sc.ip_drops.size(); ++i) {
@@ -1783,6 +2015,12 @@ absl::StatusOr<std::unique_ptr<SocketService>> SocketService::Create(boost::asio
   ::chmod(config.path.c_str(), 0666);  // any local program may use the stack, like a socket()
   auto impl = std::make_unique<Impl>(io, stack, config, fd);
   impl->pool_ = std::move(pool);
+  if (config.dhcp) {
+    absl::StatusOr<std::unique_ptr<DhcpLeases>> leases =
+        DhcpLeases::Create(io, stack, DhcpLeases::Config{config.dhcp_timeout_ms});
+    if (!leases.ok()) return leases.status();
+    impl->dhcp_ = std::move(*leases);
+  }
   impl->StartAccept();
   impl->StartDriver();
   return std::unique_ptr<SocketService>(new SocketService(std::move(impl)));

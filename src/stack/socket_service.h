@@ -58,6 +58,12 @@ struct SocketServiceConfig {
   /// Seed 004's two embodiments: true, the address is taken at dpm_socket(); false, at the
   /// first bind/connect/listen/send.
   bool address_at_socket = true;
+  /// Seed 004, dynamic addresses (DPM_TUPLE_DYNAMIC): each such socket leases its address
+  /// from a DHCP server on the link (an Ethernet link: dpmd client --tap --dhcp). Off: such
+  /// sockets fail with EADDRNOTAVAIL.
+  bool dhcp = false;
+  /// No lease within this time: dpm_socket() fails with ETIMEDOUT (milliseconds).
+  uint64_t dhcp_timeout_ms = 16'000;
 };
 
 struct SocketServiceCounters {
@@ -69,6 +75,8 @@ struct SocketServiceCounters {
   uint64_t sockets_opened = 0, sockets_closed = 0;
   // Seed 004: per-socket addresses taken from the pool, given back, refused (exhausted).
   uint64_t addresses_taken = 0, addresses_released = 0, address_exhausted = 0;
+  uint64_t addresses_lingered = 0;  // closes whose address waited for the TCP closing handshake
+  uint64_t addresses_lost = 0;      // sockets closed because their lease ended (seed 004)
   uint64_t udp_tx_no_address = 0;  // datagrams not sent: the socket's address could not be taken
 };
 

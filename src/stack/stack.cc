@@ -2,18 +2,24 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include <boost/asio/post.hpp>
 #include <cstdio>
+#include <optional>
 #include <vector>
 
+#include "lwip/etharp.h"
 #include "lwip/init.h"
 #include "lwip/ip.h"
 #include "lwip/ip4.h"
 #include "lwip/pbuf.h"
 #include "lwip/timeouts.h"
+#include "netif/ethernet.h"
 #include "stack/lwip_port.h"
+#include "wire/checksum.h"
+#include "wire/ipv4.h"
 
 namespace dpm::stack {
 namespace {
@@ -21,6 +27,10 @@ namespace {
 std::atomic<bool> g_stack_exists{false};
 constexpr int kMaxGather = 64;  // pbuf chain parts written with one writev
 constexpr int kReadBatch = 1024;  // packets read per wake-up before yielding to other work
+// RFC 5227 §1.1: ANNOUNCE_NUM 2 announcements, ANNOUNCE_INTERVAL 2 s apart.
+constexpr auto kAnnounceInterval = std::chrono::seconds(2);
+// lwIP keeps ETH_PAD_SIZE bytes in front of every Ethernet frame (lwipopts.h).
+constexpr size_t kEthPad = ETH_PAD_SIZE;
 
 }  // namespace
 
@@ -29,24 +39,37 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Create(boost::asio::io_context& io
                                                      const StackConfig& config) {
   if (config.address == 0) return absl::InvalidArgumentError("stack address must be set");
   if (config.prefix < 1 || config.prefix > 32) return absl::InvalidArgumentError("prefix must be 1..32");
+  StackConfig effective = config;
+  if (link->ethernet()) {
+    if (effective.mac == wire::MacAddress{}) effective.mac = wire::MacForIpv4(config.address);
+    if (wire::IsMulticast(effective.mac)) {
+      return absl::InvalidArgumentError("MAC address " + wire::FormatMac(effective.mac) + " is multicast");
+    }
+  }
   if (g_stack_exists.exchange(true)) {
     return absl::FailedPreconditionError("one lwIP stack per process: another Stack exists");
   }
   InitLwipOnce();
   ClaimLwipCore();
-  auto stack = std::unique_ptr<Stack>(new Stack(io, std::move(link), config));
+  auto stack = std::unique_ptr<Stack>(new Stack(io, std::move(link), effective));
   stack->WaitReadable();
   stack->ArmTimer();
   return stack;
 }
 
 Stack::Stack(boost::asio::io_context& io, std::unique_ptr<tun::Link> link, const StackConfig& config)
-    : io_(io), link_(std::move(link)), config_(config), link_fd_(io, link_->fd()), timer_(io) {
+    : io_(io),
+      link_(std::move(link)),
+      config_(config),
+      link_fd_(io, link_->fd()),
+      timer_(io),
+      announce_timer_(io) {
   ip4_addr_t addr, mask, gw;
   ip4_addr_set_u32(&addr, htonl(config.address));
   ip4_addr_set_u32(&mask, htonl(config.prefix == 32 ? 0xffffffffu : ~(0xffffffffu >> config.prefix)));
   ip4_addr_set_u32(&gw, htonl(config.gateway));
-  netif_add(&netif_, &addr, &mask, &gw, this, &Stack::NetifInit, ip_input);
+  // netif_set_up below sends lwIP's gratuitous ARP for the address on an Ethernet link.
+  netif_add(&netif_, &addr, &mask, &gw, this, &Stack::NetifInit, link_->ethernet() ? ethernet_input : ip_input);
   netif_set_default(&netif_);
   netif_set_link_up(&netif_);
   netif_set_up(&netif_);
@@ -54,6 +77,7 @@ Stack::Stack(boost::asio::io_context& io, std::unique_ptr<tun::Link> link, const
 
 Stack::~Stack() {
   timer_.cancel();
+  announce_timer_.cancel();
   link_fd_.release();  // the link owns its descriptor
   netif_set_down(&netif_);
   netif_remove(&netif_);
@@ -66,30 +90,62 @@ err_t Stack::NetifInit(netif* nif) {
   nif->name[0] = 'd';
   nif->name[1] = 'p';
   nif->mtu = static_cast<u16_t>(self->link_->mtu());
-  nif->output = &Stack::Output;  // an L3 link: no ARP, lwIP calls output directly
-  nif->flags = NETIF_FLAG_LINK_UP;
+  if (self->link_->ethernet()) {
+    // lwIP's Ethernet netif: IP output resolves the next hop by ARP (etharp_output), which
+    // hands whole frames to linkoutput.
+    nif->hwaddr_len = ETH_HWADDR_LEN;
+    std::copy(self->config_.mac.begin(), self->config_.mac.end(), nif->hwaddr);
+    nif->output = etharp_output;
+    nif->linkoutput = &Stack::LinkOutput;
+    nif->flags = NETIF_FLAG_ETHARP | NETIF_FLAG_BROADCAST | NETIF_FLAG_LINK_UP;
+  } else {
+    nif->output = &Stack::Output;  // an L3 link: no ARP, lwIP calls output directly
+    nif->flags = NETIF_FLAG_LINK_UP;
+  }
   return ERR_OK;
 }
 
 err_t Stack::Output(netif* nif, pbuf* p, const ip4_addr_t* /*next_hop*/) {
-  auto* self = static_cast<Stack*>(nif->state);
+  return static_cast<Stack*>(nif->state)->WriteChain(p, 0);
+}
+
+err_t Stack::LinkOutput(netif* nif, pbuf* p) {
+  // The frame starts after lwIP's ETH_PAD_SIZE bytes of padding.
+  return static_cast<Stack*>(nif->state)->WriteChain(p, kEthPad);
+}
+
+err_t Stack::WriteChain(pbuf* p, size_t skip) {
+  if (p->len < skip) {
+    counters_.tx_errors++;
+    return ERR_IF;
+  }
   iovec parts[kMaxGather];
   int n = 0;
   pbuf* q = p;
-  for (; q != nullptr && n < kMaxGather; q = q->next) {
-    if (q->len == 0) continue;
-    parts[n++] = iovec{q->payload, q->len};
+  for (size_t from = skip; q != nullptr && n < kMaxGather; q = q->next, from = 0) {
+    if (q->len == from) continue;
+    parts[n++] = iovec{static_cast<uint8_t*>(q->payload) + from, q->len - from};
   }
   std::vector<uint8_t> flat;
   if (q != nullptr) {  // a chain longer than one writev takes: send it from one copy
-    flat.resize(p->tot_len);
-    pbuf_copy_partial(p, flat.data(), p->tot_len, 0);
+    flat.resize(p->tot_len - skip);
+    pbuf_copy_partial(p, flat.data(), static_cast<u16_t>(flat.size()), static_cast<u16_t>(skip));
     parts[0] = iovec{flat.data(), flat.size()};
     n = 1;
   }
-  absl::Status s = self->link_->Write(absl::MakeConstSpan(parts, static_cast<size_t>(n)));
+  if (!address_dscp_.empty() && n > 0) {
+    auto* first = static_cast<uint8_t*>(parts[0].iov_base);
+    if (skip == 0) {
+      MarkDscp(first, parts[0].iov_len);
+    } else if (parts[0].iov_len > wire::ethernet::kHeaderLength &&
+               wire::LoadBe16(first + wire::ethernet::kEtherTypeOffset) == wire::ethernet::kTypeIpv4) {
+      // lwIP put the Ethernet header in front of the IP header, in the same pbuf.
+      MarkDscp(first + wire::ethernet::kHeaderLength, parts[0].iov_len - wire::ethernet::kHeaderLength);
+    }
+  }
+  absl::Status s = link_->Write(absl::MakeConstSpan(parts, static_cast<size_t>(n)));
   if (!s.ok()) {
-    self->counters_.tx_errors++;
+    counters_.tx_errors++;
     return ERR_IF;
   }
   return ERR_OK;
@@ -107,7 +163,11 @@ void Stack::OnReadable() {
   const size_t capacity = link_->max_read_size();
   // With offload the read buffer is 64 KiB: packets for lwIP are then copied into a pbuf of
   // their own size (they are few — the gateway's own traffic) instead of keeping the buffer.
-  const bool copy_to_lwip = capacity > link_->mtu();
+  const bool copy_to_lwip = link_->offload();
+  // Ethernet: lwIP wants ETH_PAD_SIZE bytes in front of the frame (so the IP header behind
+  // the 14-byte Ethernet header is aligned); the frame is read after them.
+  const bool ethernet = link_->ethernet();
+  const size_t pad = ethernet ? kEthPad : 0;
   if (copy_to_lwip && read_buffer_.size() < capacity) read_buffer_.resize(capacity);
   bool drained = false;
   // A bounded batch per wake-up: a busy link (each ACK we write lets the sender queue more
@@ -116,10 +176,10 @@ void Stack::OnReadable() {
     uint8_t* data = read_buffer_.data();
     if (!copy_to_lwip) {
       if (spare_ == nullptr) {
-        spare_ = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(capacity), PBUF_RAM);
+        spare_ = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(pad + capacity), PBUF_RAM);
         if (spare_ == nullptr) break;  // out of memory: try again on the next wake-up
       }
-      data = static_cast<uint8_t*>(spare_->payload);
+      data = static_cast<uint8_t*>(spare_->payload) + pad;
     }
     wire::Offload offload;
     absl::StatusOr<size_t> n = link_->ReadOffloaded(absl::MakeSpan(data, capacity), &offload);
@@ -127,6 +187,14 @@ void Stack::OnReadable() {
       if (!absl::IsUnavailable(n.status())) counters_.read_errors++;
       drained = true;
       break;
+    }
+    if (ethernet) {  // no offload and no input filter on Ethernet links
+      if (*n > capacity) {
+        counters_.ip_drops[static_cast<size_t>(wire::IpCheck::kOversize)]++;
+      } else {
+        DeliverFrame(spare_, *n);  // on a drop the buffer stays spare_, reused
+      }
+      continue;
     }
     size_t total = 0;
     wire::IpCheck check = *n > capacity ? wire::IpCheck::kOversize
@@ -160,6 +228,31 @@ void Stack::Deliver(pbuf* p) {
   if (netif_.input(p, &netif_) != ERR_OK) pbuf_free(p);
 }
 
+void Stack::DeliverFrame(pbuf* p, size_t length) {
+  const auto* frame = static_cast<const uint8_t*>(p->payload) + kEthPad;
+  wire::FrameCheck check = wire::CheckFrame(absl::MakeConstSpan(frame, length), config_.mac);
+  if (check != wire::FrameCheck::kOk) {
+    counters_.frame_drops[static_cast<size_t>(check)]++;
+    return;
+  }
+  std::optional<wire::EthernetView> eth = wire::EthernetView::Parse(absl::MakeConstSpan(frame, length));
+  if (eth->ether_type() == wire::ethernet::kTypeIpv4) {
+    // The same first checks as on an L3 link, so drop counters mean the same on both.
+    size_t total = 0;
+    wire::IpCheck ip = wire::CheckIpv4(eth->payload(), &total);
+    if (ip != wire::IpCheck::kOk) {
+      counters_.ip_drops[static_cast<size_t>(ip)]++;
+      return;
+    }
+    length = wire::ethernet::kHeaderLength + total;  // Ethernet padding after the IP packet goes
+  } else {
+    length = wire::ethernet::kHeaderLength + wire::arp::kPacketLength;  // CheckFrame saw it whole
+  }
+  spare_ = nullptr;
+  pbuf_realloc(p, static_cast<u16_t>(kEthPad + length));
+  Deliver(p);  // ethernet_input
+}
+
 void Stack::DeliverPacket(absl::Span<const uint8_t> packet) {
   pbuf* p = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(packet.size()), PBUF_RAM);
   if (p == nullptr) {
@@ -167,7 +260,41 @@ void Stack::DeliverPacket(absl::Span<const uint8_t> packet) {
     return;
   }
   pbuf_take(p, packet.data(), static_cast<u16_t>(packet.size()));
-  Deliver(p);
+  counters_.delivered++;
+  // The IP layer directly: on an Ethernet link netif_.input would want a frame.
+  if (ip_input(p, &netif_) != ERR_OK) pbuf_free(p);
+}
+
+void Stack::AnnounceAddress(uint32_t address) {
+  if (!link_->ethernet()) return;
+  SendAnnouncement(address);
+  const bool idle = announce_due_.empty();
+  announce_due_.emplace_back(std::chrono::steady_clock::now() + kAnnounceInterval, address);
+  if (idle) ArmAnnounceTimer();
+}
+
+void Stack::SendAnnouncement(uint32_t address) {
+  auto frame = wire::ArpAnnouncement(config_.mac, address);
+  if (link_->WritePacket(frame).ok()) {
+    counters_.arp_announcements++;
+  } else {
+    counters_.tx_errors++;
+  }
+}
+
+void Stack::ArmAnnounceTimer() {
+  announce_timer_.expires_at(announce_due_.front().first);
+  announce_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    const auto now = std::chrono::steady_clock::now();
+    while (!announce_due_.empty() && announce_due_.front().first <= now) {
+      const uint32_t address = announce_due_.front().second;
+      announce_due_.pop_front();
+      // Given up in the meantime: announcing it again would claim an address no longer ours.
+      if (address == config_.address || AcceptsAddress(address)) SendAnnouncement(address);
+    }
+    if (!announce_due_.empty()) ArmAnnounceTimer();
+  });
 }
 
 void Stack::DeliverOffloaded(absl::Span<uint8_t> packet, const wire::Offload& offload) {
@@ -187,6 +314,34 @@ void Stack::DeliverOffloaded(absl::Span<uint8_t> packet, const wire::Offload& of
 }
 
 void Stack::AfterCoreWork() { ArmTimer(); }
+
+void Stack::SetAddressDscp(uint32_t address, int dscp) {
+  if (dscp < 0) {
+    address_dscp_.erase(address);
+  } else {
+    address_dscp_[address] = static_cast<uint8_t>(dscp & 0x3f);
+  }
+}
+
+int Stack::AddressDscp(uint32_t address) const {
+  auto it = address_dscp_.find(address);
+  return it == address_dscp_.end() ? -1 : it->second;
+}
+
+void Stack::MarkDscp(uint8_t* ip, size_t length) {
+  // lwIP builds the whole IPv4 header in the first part of its output.
+  if (length < wire::ipv4::kMinHeaderLength || (ip[0] >> 4) != 4) return;
+  auto it = address_dscp_.find(wire::LoadBe32(ip + wire::ipv4::kSourceOffset));
+  if (it == address_dscp_.end()) return;
+  uint8_t& tos = ip[wire::ipv4::kTosOffset];
+  const uint8_t marked = static_cast<uint8_t>((it->second << 2) | (tos & 0x03));  // ECN kept
+  if (marked == tos) return;
+  const uint16_t old_word = wire::LoadBe16(ip);  // version/IHL and TOS: one checksum word
+  tos = marked;
+  uint8_t* checksum = ip + wire::ipv4::kChecksumOffset;
+  wire::StoreBe16(checksum, wire::ChecksumReplace16(wire::LoadBe16(checksum), old_word, wire::LoadBe16(ip)));
+  dscp_marked_++;
+}
 
 void Stack::ArmTimer() {
   u32_t ms = sys_timeouts_sleeptime();

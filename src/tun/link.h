@@ -1,7 +1,8 @@
 // Links: where a dpm stack's packets enter and leave (SPEC.md §2, src/tun/README.md).
 //
-// A Link moves whole IP packets (no link-layer header). Implementations: TunLink (Linux TUN
-// device), VirtualLink (a point-to-point datagram link over a UNIX socket, so instances can
+// A Link moves whole IP packets (no link-layer header), or, when ethernet() is true, whole
+// Ethernet II frames (no FCS). Implementations: TunLink (Linux TUN device, or TAP with
+// TunOptions::mode kTap), VirtualLink (a point-to-point datagram link over a UNIX socket, so instances can
 // be joined without root), MemoryLink (in-process, for tests), and PcapLink (wraps any link
 // and records both directions to a pcap file).
 #ifndef DPM_TUN_LINK_H_
@@ -46,10 +47,17 @@ class Link {
   /// Writes one packet gathered from `parts`. Errors: Unavailable (queue full, dropped),
   /// FailedPrecondition (no peer), InvalidArgument (larger than the MTU), Internal (syscall).
   virtual absl::Status Write(absl::Span<const iovec> parts) = 0;
-  /// Largest packet, bytes (the IP MTU).
+  /// Largest packet, bytes (the IP MTU; an Ethernet link's frames are up to 14 bytes longer).
   virtual size_t mtu() const = 0;
-  /// Human-readable name: "tun:dpm0", "virtual:/tmp/a.sock".
+  /// Human-readable name: "tun:dpm0", "tap:dpm0", "virtual:/tmp/a.sock".
   virtual std::string name() const = 0;
+  /// True when Read/Write carry Ethernet II frames (14-byte header, no FCS) instead of IP
+  /// packets: TunLink in TAP mode, MemoryLink made with `ethernet`. Such links have no
+  /// offload.
+  virtual bool ethernet() const { return false; }
+  /// Bytes in front of the IP packet on this link: 14 on Ethernet links, else 0.
+  size_t link_header_length() const { return ethernet() ? kEthernetHeaderLength : 0; }
+  static constexpr size_t kEthernetHeaderLength = 14;
 
   /// Offload (wire/offload.h): true when ReadOffloaded may return super-packets of up to
   /// wire::kMaxOffloadedPacket bytes and partial checksums, and WriteOffloaded passes them to
@@ -66,8 +74,9 @@ class Link {
   /// a partial checksum is completed; errors as Write, and InvalidArgument for an offload
   /// the packet does not fit (counted in tx_dropped).
   virtual absl::Status WriteOffloaded(absl::Span<const iovec> parts, const wire::Offload& offload);
-  /// Largest packet Read / ReadOffloaded may return, bytes: the MTU, or wire::kMaxOffloadedPacket.
-  size_t max_read_size() const { return offload() ? wire::kMaxOffloadedPacket : mtu(); }
+  /// Largest packet Read / ReadOffloaded may return, bytes: the MTU (plus the Ethernet header
+  /// on an Ethernet link), or wire::kMaxOffloadedPacket.
+  size_t max_read_size() const { return offload() ? wire::kMaxOffloadedPacket : mtu() + link_header_length(); }
 
   absl::Status WritePacket(absl::Span<const uint8_t> packet) {
     iovec v{const_cast<uint8_t*>(packet.data()), packet.size()};

@@ -8,7 +8,8 @@
 
 namespace dpm::tun {
 
-MemoryLink::MemoryLink(size_t mtu) : event_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), mtu_(mtu) {}
+MemoryLink::MemoryLink(size_t mtu, bool ethernet)
+    : event_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), mtu_(mtu), ethernet_(ethernet) {}
 
 MemoryLink::~MemoryLink() { ::close(event_fd_); }
 
@@ -45,7 +46,7 @@ absl::Status MemoryLink::Write(absl::Span<const iovec> parts) {
     const auto* b = static_cast<const uint8_t*>(v.iov_base);
     p.insert(p.end(), b, b + v.iov_len);
   }
-  if (p.size() > mtu_) {
+  if (p.size() > mtu_ + link_header_length()) {
     counters_.tx_dropped++;
     return absl::InvalidArgumentError("over MTU");
   }

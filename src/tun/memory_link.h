@@ -13,7 +13,8 @@ namespace dpm::tun {
 
 class MemoryLink : public Link {
  public:
-  explicit MemoryLink(size_t mtu);
+  /// `ethernet`: the link carries Ethernet II frames (up to mtu + 14 bytes), as a TAP device.
+  explicit MemoryLink(size_t mtu, bool ethernet = false);
   ~MemoryLink() override;
 
   /// Queues a packet for the stack to read.
@@ -26,11 +27,13 @@ class MemoryLink : public Link {
   absl::StatusOr<size_t> Read(absl::Span<uint8_t> packet) override;
   absl::Status Write(absl::Span<const iovec> parts) override;
   size_t mtu() const override { return mtu_; }
-  std::string name() const override { return "memory"; }
+  std::string name() const override { return ethernet_ ? "memory-ethernet" : "memory"; }
+  bool ethernet() const override { return ethernet_; }
 
  private:
   int event_fd_;
   size_t mtu_;
+  bool ethernet_;
   std::deque<std::vector<uint8_t>> inbound_, outbound_;
 };
 

@@ -12,6 +12,7 @@ namespace {
 
 constexpr uint32_t kMagic = 0xa1b2c3d4;
 constexpr uint32_t kLinkTypeRaw = 101;
+constexpr uint32_t kLinkTypeEthernet = 1;
 
 uint64_t NowMicros() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -21,7 +22,7 @@ uint64_t NowMicros() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<PcapWriter>> PcapWriter::Open(const std::string& path, size_t snaplen) {
+absl::StatusOr<std::unique_ptr<PcapWriter>> PcapWriter::Open(const std::string& path, size_t snaplen, bool ethernet) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) return absl::InternalError(absl::StrCat("open pcap ", path, ": ", std::strerror(errno)));
   struct {
@@ -29,7 +30,7 @@ absl::StatusOr<std::unique_ptr<PcapWriter>> PcapWriter::Open(const std::string& 
     uint16_t major, minor;
     int32_t thiszone;
     uint32_t sigfigs, snaplen, linktype;
-  } header{kMagic, 2, 4, 0, 0, static_cast<uint32_t>(snaplen), kLinkTypeRaw};
+  } header{kMagic, 2, 4, 0, 0, static_cast<uint32_t>(snaplen), ethernet ? kLinkTypeEthernet : kLinkTypeRaw};
   std::fwrite(&header, sizeof(header), 1, f);
   std::fflush(f);
   return std::unique_ptr<PcapWriter>(new PcapWriter(f, snaplen));

@@ -1,5 +1,6 @@
 // Records every packet a link reads or writes to a pcap file (LINKTYPE_RAW: IPv4/IPv6
-// packets without a link header), which tshark and tcpdump read. Wraps any other Link.
+// packets without a link header; LINKTYPE_ETHERNET for an Ethernet link's frames), which
+// tshark and tcpdump read. Wraps any other Link.
 #ifndef DPM_TUN_PCAP_LINK_H_
 #define DPM_TUN_PCAP_LINK_H_
 
@@ -14,8 +15,10 @@ namespace dpm::tun {
 /// Writes the classic pcap format (magic 0xa1b2c3d4, microsecond timestamps, version 2.4).
 class PcapWriter {
  public:
-  /// Creates or truncates `path`. Errors: Internal (cannot open).
-  static absl::StatusOr<std::unique_ptr<PcapWriter>> Open(const std::string& path, size_t snaplen);
+  /// Creates or truncates `path`; `ethernet`: the records are Ethernet frames (LINKTYPE_ETHERNET),
+  /// else IP packets (LINKTYPE_RAW). Errors: Internal (cannot open).
+  static absl::StatusOr<std::unique_ptr<PcapWriter>> Open(const std::string& path, size_t snaplen,
+                                                          bool ethernet = false);
   ~PcapWriter();
   /// Appends one packet, with the time in microseconds since the Unix epoch. `wire_length`
   /// is the packet's length on the link when `parts` hold only its first bytes (0: the same).
@@ -37,6 +40,7 @@ class PcapLink : public Link {
   absl::Status Write(absl::Span<const iovec> parts) override;
   size_t mtu() const override { return inner_->mtu(); }
   std::string name() const override { return inner_->name(); }
+  bool ethernet() const override { return inner_->ethernet(); }
   /// Offload passes through: the capture holds packets as the device exchanged them —
   /// super-packets whole, partial checksums unfinished (as tcpdump shows them on a host
   /// with offload).

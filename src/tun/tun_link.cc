@@ -59,14 +59,20 @@ absl::Status Configure(const std::string& ifname, const TunOptions& o) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<TunLink>> TunLink::Open(const TunOptions& o) {
+  const bool tap = o.mode == TunMode::kTap;
+  const char* kind = tap ? "tap" : "tun";
+  if (tap && o.offload) {
+    // The virtio-net offload path (wire/offload.h) parses IP packets, not frames.
+    return absl::InvalidArgumentError("offload is for TUN devices only: a TAP link has no offload");
+  }
   if (o.name.empty() || o.name.size() >= IFNAMSIZ) {
-    return absl::InvalidArgumentError(absl::StrCat("tun device name '", o.name, "' must be 1..15 characters"));
+    return absl::InvalidArgumentError(absl::StrCat(kind, " device name '", o.name, "' must be 1..15 characters"));
   }
   if (o.mtu < 68 || o.mtu > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("MTU ", o.mtu, " is outside 68..65535"));
   }
   if (!o.create && ::if_nametoindex(o.name.c_str()) == 0) {
-    return absl::NotFoundError(absl::StrCat("tun device ", o.name, " does not exist"));
+    return absl::NotFoundError(absl::StrCat(kind, " device ", o.name, " does not exist"));
   }
   int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
@@ -74,14 +80,16 @@ absl::StatusOr<std::unique_ptr<TunLink>> TunLink::Open(const TunOptions& o) {
     return Errno("open /dev/net/tun", errno);
   }
   ifreq ifr{};
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (o.offload ? IFF_VNET_HDR : 0);
+  ifr.ifr_flags = static_cast<short>((tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI | (o.offload ? IFF_VNET_HDR : 0));
   std::memcpy(ifr.ifr_name, o.name.c_str(), o.name.size());
   if (::ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
     ::close(fd);
-    if (err == EBUSY) return absl::AlreadyExistsError(absl::StrCat("tun device ", o.name, " is busy (held by another process)"));
-    if (err == EINVAL) return absl::InvalidArgumentError(absl::StrCat(o.name, " exists and is not a TUN device"));
-    return Errno(absl::StrCat("attach tun device ", o.name), err);
+    if (err == EBUSY) return absl::AlreadyExistsError(absl::StrCat(kind, " device ", o.name, " is busy (held by another process)"));
+    if (err == EINVAL) {
+      return absl::InvalidArgumentError(absl::StrCat(o.name, " exists and is not a ", tap ? "TAP" : "TUN", " device"));
+    }
+    return Errno(absl::StrCat("attach ", kind, " device ", o.name), err);
   }
   std::string ifname(ifr.ifr_name);
   if (o.offload) {
@@ -100,7 +108,7 @@ absl::StatusOr<std::unique_ptr<TunLink>> TunLink::Open(const TunOptions& o) {
     ::close(fd);
     return s;
   }
-  return std::unique_ptr<TunLink>(new TunLink(fd, ifname, o.mtu, o.offload));
+  return std::unique_ptr<TunLink>(new TunLink(fd, ifname, o.mtu, o.offload, tap));
 }
 
 TunLink::~TunLink() { ::close(fd_); }
@@ -159,9 +167,10 @@ absl::Status TunLink::WriteWithHeader(absl::Span<const iovec> parts, const wire:
   const size_t total = TotalLength(parts);
   // A super-packet may exceed the MTU; its segments may not.
   const size_t largest = offload.tcp_segmentation ? size_t{offload.header_length} + offload.segment_size : total;
-  if (largest > mtu_ || total > wire::kMaxOffloadedPacket || parts.size() >= kMaxParts) {
+  if (largest > mtu_ + link_header_length() || total > wire::kMaxOffloadedPacket || parts.size() >= kMaxParts) {
     counters_.tx_dropped++;
-    return absl::InvalidArgumentError(absl::StrCat("packet of ", largest, " bytes over MTU ", mtu_));
+    return absl::InvalidArgumentError(
+        absl::StrCat(tap_ ? "frame" : "packet", " of ", largest, " bytes over MTU ", mtu_));
   }
   uint8_t header[wire::kVirtioNetHeaderSize];
   iovec all[kMaxParts];

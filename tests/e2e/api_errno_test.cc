@@ -204,12 +204,28 @@ TEST_F(ApiTest, SocketTypeIsEINVAL) {
   EXPECT_EQ(ErrnoOf([] { return dpm_socket(AF_INET, 999, 0, DPM_TUPLE_COMMON); }), EINVAL);
 }
 
-TEST_F(ApiTest, UnknownTupleIsEINVALAndStaticWithoutAPoolEADDRNOTAVAIL) {
-  // This instance has no --address-pool (e2e.socket_addresses covers one that has).
+TEST_F(ApiTest, UnknownTupleIsEINVALAndNewAddressesWithoutASourceEADDRNOTAVAIL) {
+  // This instance has no --address-pool and no --dhcp (e2e.socket_addresses and
+  // e2e.dhcp_leases cover instances that have).
   EXPECT_EQ(ErrnoOf([] { return dpm_socket(AF_INET, SOCK_STREAM, 0, DPM_TUPLE_STATIC); }), EADDRNOTAVAIL);
-  EXPECT_EQ(ErrnoOf([] { return dpm_socket(AF_INET, SOCK_STREAM, 0, DPM_TUPLE_DYNAMIC); }), EINVAL);
+  EXPECT_EQ(ErrnoOf([] { return dpm_socket(AF_INET, SOCK_STREAM, 0, DPM_TUPLE_DYNAMIC); }), EADDRNOTAVAIL);
+  EXPECT_EQ(ErrnoOf([] { return dpm_socket(AF_INET_TUPLE, SOCK_DGRAM, 0, DPM_TUPLE_COMMON); }), EADDRNOTAVAIL);
+  EXPECT_EQ(ErrnoOf([] { return dpm_socket(AF_INET_TUPLE, SOCK_DGRAM, 0, 7); }), EINVAL);
   EXPECT_EQ(ErrnoOf([] { return dpm_socket(AF_INET, SOCK_STREAM, 0, 99); }), EINVAL);
   EXPECT_EQ(ErrnoOf([] { return dpm_socket(AF_INET, SOCK_DGRAM, 0, -1); }), EINVAL);
+}
+
+TEST_F(ApiTest, AddressDscpOnTheCommonAddressIsEINVAL) {
+  // DPM_ADDRESS_DSCP marks a socket's own address; the common one is every socket's.
+  int fd = dpm_socket(AF_INET, SOCK_DGRAM, 0, DPM_TUPLE_COMMON);
+  ASSERT_GE(fd, 0);
+  int dscp = 46;
+  EXPECT_EQ(ErrnoOf([&] { return dpm_setsockopt(fd, DPM_SOL, DPM_ADDRESS_DSCP, &dscp, sizeof(dscp)); }), EINVAL);
+  int value = 0;
+  socklen_t len = sizeof(value);
+  ASSERT_EQ(dpm_getsockopt(fd, DPM_SOL, DPM_ADDRESS_DSCP, &value, &len), 0);
+  EXPECT_EQ(value, -1) << "none set";
+  dpm_close(fd);
 }
 
 TEST_F(ApiTest, SocketProtocolMismatchIsEPROTONOSUPPORT) {

@@ -245,7 +245,8 @@ e2e_idle() {
 
 # e2e_nginx NS ADDRESS PORT DOCROOT : starts nginx serving DOCROOT, logging to $TMP/nginx-access.log.
 # More addresses to listen on (same port) may follow DOCROOT. With NGINX_LOG_FORMAT set, the
-# access log uses that format (e.g. one that shows the client's port).
+# access log uses that format (e.g. one that shows the client's port). NGINX_WORKER_CONNECTIONS
+# (default 1024) sets how many connections it serves at once.
 e2e_nginx() {
   local ns=$1 addr=$2 port=$3 root=$4
   local listen="listen $addr:$port;" a
@@ -256,9 +257,10 @@ e2e_nginx() {
   cat >"$TMP/nginx/nginx.conf" <<CONF
 daemon off;
 worker_processes 1;
+worker_rlimit_nofile $((${NGINX_WORKER_CONNECTIONS:-1024} * 2 + 64));
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log;
-events { worker_connections 1024; }
+events { worker_connections ${NGINX_WORKER_CONNECTIONS:-1024}; }
 http {
   $log
   client_body_temp_path $TMP/nginx;

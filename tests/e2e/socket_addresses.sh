@@ -6,10 +6,13 @@
 # the instance's common address; a third socket asking for one gets EADDRNOTAVAIL (never a
 # shared address); after close the address returns to the pool and lwIP stops answering it
 # (ping); a common-address socket still uses 10.77.1.2; with --address-at bind the address is
-# taken at connect; bind to an address not the socket's own is EADDRNOTAVAIL.
+# taken at connect; bind to an address not the socket's own is EADDRNOTAVAIL. DSCP per
+# address (item 5): every packet of a socket's address carries the DSCP it set
+# (DPM_ADDRESS_DSCP), others none (dpmd's --pcap read by tshark). AF_INET_TUPLE (the seed's
+# second form) gets a pool address too.
 source "$(dirname "$0")/lib.sh"
 e2e_require_root socket_addresses
-e2e_require_cmd nginx
+e2e_require_cmd nginx tshark
 e2e_init socket_addresses
 e2e_topology
 
@@ -19,7 +22,7 @@ NGINX_LOG_FORMAT='$remote_addr:$remote_port "$request" $status' e2e_nginx "$WAN"
 API=$TMP/api.sock
 # 10.77.1.0/24 is routed to the TUN by its host address; the pool lies inside it.
 e2e_dpmd "$HOST" "$API" --tun sa0 --address 10.77.1.2/24 --gateway 10.77.1.1 --host-address 10.77.1.1/24 \
-  --address-pool 10.77.1.100-10.77.1.101
+  --address-pool 10.77.1.100-10.77.1.101 --pcap "$TMP/link.pcap"
 
 # fetch NAME TUPLE [dpm-cat args...] : GET /hello, holding the connection ~3 s after the reply.
 fetch() {
@@ -37,9 +40,10 @@ wait_fetches() {
 }
 FETCHES=()
 local_of() { sed -n 's/^dpm-cat: local \([0-9.]*\):[0-9]* peer.*/\1/p' "$TMP/$1.err"; }
+port_of() { sed -n 's/^dpm-cat: local [0-9.]*:\([0-9]*\) peer.*/\1/p' "$TMP/$1.err"; }
 
 echo "--- two sockets, two addresses of their own ---"
-fetch a static
+fetch a static --dscp 46
 fetch b static
 e2e_wait_for 5 grep -q "^dpm-cat: local" "$TMP/a.err" || true
 e2e_wait_for 5 grep -q "^dpm-cat: local" "$TMP/b.err" || true
@@ -67,12 +71,13 @@ echo "--- close gives the address back ---"
 wait_fetches
 e2e_wait_for 5 sh -c "! ip netns exec '$HOST' ping -c1 -W1 '$a' >/dev/null" || true
 e2e_check "after close, a's address is not answered any more" sh -c "! ip netns exec '$HOST' ping -c1 -W1 '$a' >/dev/null"
-fetch c static
+fetch c new
 fetch d common
 wait_fetches
 c=$(local_of c)
-echo "  socket c: $c, socket d (common): $(local_of d)"
-e2e_check "a closed socket's address is handed out again" grep -Eq '^10\.77\.1\.10[01]$' <<<"$c"
+echo "  socket c (AF_INET_TUPLE): $c, socket d (common): $(local_of d)"
+e2e_check "a closed socket's address is handed out again, to an AF_INET_TUPLE socket" \
+  grep -Eq '^10\.77\.1\.10[01]$' <<<"$c"
 e2e_expect_eq "a common-address socket keeps the instance's address" 10.77.1.2 "$(local_of d)"
 e2e_check "the HTTP replies arrived" grep -q "hello from wan" "$TMP/c.out"
 
@@ -81,10 +86,24 @@ out=$(ip netns exec "$HOST" timeout 5 "$DPMCAT" --socket "$API" --tuple static -
 echo "  $out"
 e2e_check "bind to the common address from a static socket: EADDRNOTAVAIL" grep -q "bind: Cannot assign requested address" <<<"$out"
 out=$(ip netns exec "$HOST" timeout 5 "$DPMCAT" --socket "$API" --tuple dynamic 198.51.100.10 80 </dev/null 2>&1 || true)
-e2e_check "a tuple the instance does not serve (dynamic, no leases yet): EINVAL" grep -q "Invalid argument" <<<"$out"
+e2e_check "a dynamic address without --dhcp: EADDRNOTAVAIL" grep -q "Cannot assign requested address" <<<"$out"
+
+echo "--- DSCP per address, on the wire ---"
+e2e_stop "$DPMD_PID"
+# dscps SRC PORT: the distinct DSCP values of the TCP packets sent from SRC:PORT, in the capture.
+dscps() {
+  tshark -r "$TMP/link.pcap" -Y "ip.src == $1 && tcp.srcport == $2" -T fields -e ip.dsfield.dscp 2>/dev/null |
+    sort -u | xargs
+}
+echo "  a: $(dscps "$a" "$(port_of a)"); b: $(dscps "$b" "$(port_of b)"); c: $(dscps "$c" "$(port_of c)");" \
+  "d (common): $(dscps 10.77.1.2 "$(port_of d)")"
+e2e_expect_eq "every packet of socket a's address carries the DSCP it set (46, EF)" 46 "$(dscps "$a" "$(port_of a)")"
+e2e_check "socket a sent data packets (the request)" \
+  test "$(tshark -r "$TMP/link.pcap" -Y "ip.src == $a && tcp.len > 0" 2>/dev/null | wc -l)" -ge 1
+e2e_expect_eq "another socket's address, the same address after release, and the common address are not marked" \
+  "0 0 0" "$(dscps "$b" "$(port_of b)") $(dscps "$c" "$(port_of c)") $(dscps 10.77.1.2 "$(port_of d)")"
 
 echo "--- the deferred embodiment (--address-at bind) ---"
-e2e_stop "$DPMD_PID"
 e2e_dpmd "$HOST" "$API" --tun sa0 --address 10.77.1.2/24 --gateway 10.77.1.1 --host-address 10.77.1.1/24 \
   --address-pool 10.77.1.100-10.77.1.100 --address-at bind
 fetch e static

@@ -349,6 +349,20 @@ TEST(MemoryLink, WritesAreGatheredAndTakenInOrder) {
   EXPECT_EQ(link.counters().tx_bytes, 105u);
 }
 
+// An Ethernet link's frames carry 14 bytes of header on top of the IP MTU.
+TEST(MemoryLink, EthernetFramesMayBeTheMtuPlusTheHeader) {
+  MemoryLink link(100, /*ethernet=*/true);
+  EXPECT_TRUE(link.ethernet());
+  EXPECT_EQ(link.link_header_length(), 14u);
+  EXPECT_EQ(link.max_read_size(), 114u);
+  EXPECT_TRUE(link.WritePacket(Pattern(114, 1)).ok());
+  EXPECT_EQ(link.WritePacket(Pattern(115, 1)).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(link.counters().tx_dropped, 1u);
+  MemoryLink l3(100);
+  EXPECT_FALSE(l3.ethernet());
+  EXPECT_EQ(l3.max_read_size(), 100u);
+}
+
 TEST(MemoryLink, WriteOverTheMtuIsRejectedAndCounted) {
   MemoryLink link(100);
   EXPECT_TRUE(link.WritePacket(Pattern(100, 1)).ok());
@@ -540,6 +554,29 @@ TEST(TunLink, NameLongerThanFifteenCharactersIsInvalid) {
   EXPECT_EQ(TunLink::Open(o).status().code(), absl::StatusCode::kInvalidArgument);
   o.name = "";
   EXPECT_EQ(TunLink::Open(o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Offload parses IP packets (wire/offload.h), so it is refused on TAP before any syscall.
+TEST(TunLink, TapWithOffloadIsInvalidArgument) {
+  TunOptions o;
+  o.mode = TunMode::kTap;
+  o.name = "dpmtest0";
+  o.offload = true;
+  auto link = TunLink::Open(o);
+  ASSERT_FALSE(link.ok());
+  EXPECT_EQ(link.status().code(), absl::StatusCode::kInvalidArgument) << link.status();
+  EXPECT_THAT(link.status().message(), HasSubstr("TAP"));
+}
+
+TEST(TunLink, AttachToAMissingTapDeviceNamesTheKind) {
+  TunOptions o;
+  o.mode = TunMode::kTap;
+  o.name = absl::StrCat("dpmnx", ::getpid() % 100000);
+  o.create = false;
+  auto link = TunLink::Open(o);
+  ASSERT_FALSE(link.ok());
+  EXPECT_EQ(link.status().code(), absl::StatusCode::kNotFound) << link.status();
+  EXPECT_THAT(link.status().message(), HasSubstr("tap device " + o.name));
 }
 
 TEST(TunLink, MtuOutsideTheIpv4RangeIsInvalid) {

@@ -72,7 +72,7 @@ bool ChecksumOk(const uint8_t* data, size_t len, uint32_t pseudo = 0) {
 
 struct Ipv4 {
   uint32_t src = 0, dst = 0;
-  uint8_t protocol = 0, ttl = 0;
+  uint8_t protocol = 0, ttl = 0, tos = 0;
   size_t header_length = 0, total_length = 0;
   std::vector<uint8_t> payload;
 };
@@ -88,6 +88,7 @@ struct Ipv4 {
                                          << out->total_length << ", packet " << p.size();
   }
   if (!ChecksumOk(p.data(), out->header_length)) return ::testing::AssertionFailure() << "bad IP header checksum";
+  out->tos = p[1];
   out->ttl = p[8];
   out->protocol = p[9];
   out->src = Be32(p, 12);
@@ -355,17 +356,25 @@ TEST_F(StackTest, BadIcmpChecksumIsDroppedByLwip) {
 
 // The echo request fixture sent to 10.77.1.LAST instead, with the header checksum updated
 // incrementally (RFC 1624).
-std::vector<uint8_t> EchoRequestTo(uint8_t last) {
-  std::vector<uint8_t> packet = Fixture("icmp_echo_request.bin");
-  const uint16_t old_word = Be16(packet, 18);
-  packet[19] = last;
-  const uint16_t new_word = Be16(packet, 18);
+// Sets one byte of an IPv4 header and updates the header checksum (RFC 1624 eqn. 3).
+void PatchHeaderByte(std::vector<uint8_t>& packet, size_t offset, uint8_t value) {
+  const size_t word = offset & ~size_t{1};
+  const uint16_t old_word = Be16(packet, word);
+  packet[offset] = value;
+  const uint16_t new_word = Be16(packet, word);
   uint16_t checksum = Be16(packet, 10);
   const uint16_t updated = static_cast<uint16_t>(~Fold(uint32_t{static_cast<uint16_t>(~checksum)} +
                                                        static_cast<uint16_t>(~old_word) + new_word));
   packet[10] = static_cast<uint8_t>(updated >> 8);
   packet[11] = static_cast<uint8_t>(updated);
   EXPECT_TRUE(ChecksumOk(packet.data(), 20));
+}
+
+// The echo request fixture sent to 10.77.1.<last>, with TOS `tos`.
+std::vector<uint8_t> EchoRequestTo(uint8_t last, uint8_t tos = 0) {
+  std::vector<uint8_t> packet = Fixture("icmp_echo_request.bin");
+  PatchHeaderByte(packet, 19, last);
+  PatchHeaderByte(packet, 1, tos);
   return packet;
 }
 
@@ -395,6 +404,29 @@ TEST_F(StackTest, PerSocketAddressIsAcceptedOnlyWhileHeld) {
   RunFor(50);
   EXPECT_EQ(link_->outbound_size(), 0u) << "released: not ours any more";
   EXPECT_EQ(AcceptedAddressCount(), 0u);
+}
+
+// QoS per address (issue 4 item 5): packets from a marked address leave with its DSCP, the
+// ECN bits kept and the header checksum right; other addresses' packets are untouched.
+TEST_F(StackTest, AddressDscpMarksPacketsFromThatAddressOnlyAndKeepsEcn) {
+  CreateStack(1500);
+  const uint32_t extra = (kStackAddress & 0xffffff00u) | 99;
+  AcceptAddress(extra);
+  stack_->SetAddressDscp(extra, 46);  // EF
+  EXPECT_EQ(stack_->AddressDscp(extra), 46);
+  Ipv4 reply;
+  ASSERT_TRUE(Exchange(EchoRequestTo(99, /*tos=*/0x01), &reply));  // ParseIpv4 checks the checksum
+  EXPECT_EQ(reply.src, extra);
+  EXPECT_EQ(reply.tos, (46 << 2) | 0x01) << "DSCP EF, ECT(1) kept";
+  ASSERT_TRUE(Exchange(EchoRequestTo(2, /*tos=*/0x01 | (10 << 2)), &reply));
+  EXPECT_EQ(reply.src, kStackAddress);
+  EXPECT_EQ(reply.tos, 0x01 | (10 << 2)) << "the common address is not marked";
+  EXPECT_EQ(stack_->dscp_marked(), 1u);
+  stack_->SetAddressDscp(extra, -1);
+  EXPECT_EQ(stack_->AddressDscp(extra), -1);
+  ASSERT_TRUE(Exchange(EchoRequestTo(99, /*tos=*/0x01), &reply));
+  EXPECT_EQ(reply.tos, 0x01) << "cleared";
+  StopAcceptingAddress(extra);
 }
 
 // ---- output ----------------------------------------------------------------------------

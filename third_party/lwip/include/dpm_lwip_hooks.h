@@ -26,6 +26,13 @@ int dpm_lwip_accept_address(const struct netif *netif, const ip4_addr_t *dest);
 }
 #endif
 
+/* Whether an ARP request for `target` on `netif` is answered although `target` is not the
+ * netif's address: exactly the addresses dpm_lwip_accept_address() accepts (seed 004), so a
+ * per-socket address on a TAP link is reachable from its neighbours. The reply's sender
+ * protocol address is `target`. Added to etharp_input() by
+ * third_party/lwip/patches/0002-etharp-answer-for-accepted-addresses.patch. */
+#define LWIP_HOOK_ETHARP_FOR_US(netif, target) dpm_lwip_accept_address(netif, target)
+
 #define LWIP_HOOK_IP4_INPUT_ACCEPT(netif, dest) dpm_lwip_accept_address(netif, dest)
 
 #define LWIP_HOOK_TCP_ISN(local_ip, local_port, remote_ip, remote_port) \

@@ -31,7 +31,14 @@
 #define MEMP_NUM_SYS_TIMEOUT          (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 8)
 #define PBUF_POOL_SIZE                4096
 #define PBUF_POOL_BUFSIZE             2048
-#define PBUF_LINK_HLEN                0
+/* Room for the Ethernet header in front of every pbuf lwIP sends (TAP links; on TUN links
+ * the room is unused: 16 bytes per pbuf). ETH_PAD_SIZE 2 puts the 14-byte header at offset 2,
+ * so the IP header behind it stays 4-byte aligned as lwIP's header structs expect (without
+ * it, every received IP header would sit at an address 2 mod 4: undefined behaviour that
+ * UBSan reports). The link glue (src/stack/stack.cc) skips the pad on output and reserves
+ * it on input. */
+#define ETH_PAD_SIZE                  2
+#define PBUF_LINK_HLEN                (14 + ETH_PAD_SIZE)
 
 /* ---- IP ---- */
 #define LWIP_IPV4                     1
@@ -41,8 +48,22 @@
 #define IP_FRAG                       1
 #define IP_REASS_MAX_PBUFS            64
 #define IP_DEFAULT_TTL                64
-#define LWIP_ARP                      0
-#define LWIP_ETHERNET                 0
+/* Ethernet and ARP (RFC 826) for TAP links (src/tun/README.md "TAP"). TUN links are L3:
+ * their netif has no NETIF_FLAG_ETHARP and sets `output` itself, so none of this runs there.
+ * The ARP table holds the neighbours this instance talks to directly (the router, a DHCP
+ * server, hosts on the LAN), not its own addresses: 256 entries cover a /24 LAN. lwIP scans
+ * it linearly, but only when a pcb's cached entry (LWIP_NETIF_HWADDRHINT) misses, on ARP
+ * input and once a second in etharp_tmr, so the size does not cost per packet. Packets for a
+ * neighbour being resolved wait in a queue (ARP_QUEUEING) instead of being dropped. */
+#define LWIP_ARP                      1
+#define LWIP_ETHERNET                 1
+#define ARP_TABLE_SIZE                256
+#define ARP_QUEUEING                  1
+#define ARP_QUEUE_LEN                 16
+#define MEMP_NUM_ARP_QUEUE            1024
+#define ETHARP_SUPPORT_STATIC_ENTRIES 0
+#define ETHARP_SUPPORT_VLAN           0
+#define LWIP_NETIF_HWADDRHINT         1
 #define LWIP_ICMP                     1
 #define LWIP_RAW                      0
 #define LWIP_DHCP                     0
@@ -78,6 +99,10 @@
 #define TCP_LISTEN_BACKLOG            1
 #define LWIP_RANDOMIZE_INITIAL_LOCAL_PORTS 1  /* RFC 6056: no predictable first port */
 #define TCP_DEFAULT_LISTEN_BACKLOG    128
+/* One extension argument per pcb: its "destroyed" callback tells the socket service when a
+ * closed connection's pcb is finally freed, so a per-socket address lingers exactly as long
+ * as the closing handshake (src/stack/socket_service.cc, LingerAddress). */
+#define LWIP_TCP_PCB_NUM_EXT_ARGS     1
 #define LWIP_TCP_TIMESTAMPS           0
 #define TCP_OVERSIZE                  TCP_MSS
 #define LWIP_TCP_KEEPALIVE            1
