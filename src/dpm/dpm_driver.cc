@@ -18,11 +18,11 @@ uint64_t Next(uint64_t& state) {
 
 Driver::Driver(DriverConfig config, uint64_t nonce_seed) : config_(config), nonce_state_(nonce_seed) {}
 
-std::vector<uint8_t> Driver::EncodePeer(const Session& s, uint32_t lifetime) const {
+Outgoing Driver::EncodePeer(const Session& s, uint32_t lifetime) const {
   pcp::Request q;
   q.opcode = pcp::Opcode::kPeer;
   q.lifetime = lifetime;
-  q.client_address = pcp::Address::FromIpv4(config_.client_address);
+  q.client_address = pcp::Address::FromIpv4(s.internal_address);
   pcp::PeerBody body;
   body.nonce = s.nonce;
   body.protocol = static_cast<uint8_t>(s.protocol);
@@ -39,13 +39,14 @@ std::vector<uint8_t> Driver::EncodePeer(const Session& s, uint32_t lifetime) con
   body.remote_address = pcp::Address::FromIpv4(s.remote.address);
   q.peer = body;
   q.dpm_port_fixed = s.port_fixed;
-  return pcp::EncodeRequest(q);
+  return Outgoing{pcp::EncodeRequest(q), s.internal_address};
 }
 
 uint64_t Driver::Begin(uint64_t now_ms, nat::Protocol protocol, uint16_t internal_port, nat::Endpoint remote,
-                       bool port_fixed) {
+                       bool port_fixed, uint32_t internal_address) {
   uint64_t id = next_id_++;
   Session s;
+  s.internal_address = internal_address != 0 ? internal_address : config_.client_address;
   s.protocol = protocol;
   s.internal_port = internal_port;
   s.remote = remote;
@@ -63,7 +64,7 @@ void Driver::Release(uint64_t now_ms, uint64_t id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
   if (it->second.granted || it->second.in_flight) {
-    pending_out_.push_back({EncodePeer(it->second, 0)});  // RFC 6887 §15: lifetime 0 deletes
+    pending_out_.push_back(EncodePeer(it->second, 0));  // RFC 6887 §15: lifetime 0 deletes
   }
   sessions_.erase(it);
 }
@@ -155,7 +156,7 @@ void Driver::Poll(uint64_t now_ms, std::vector<Outgoing>* out, std::vector<Event
       ++it;
       continue;
     }
-    out->push_back({EncodePeer(s, config_.lifetime_s)});
+    out->push_back(EncodePeer(s, config_.lifetime_s));
     s.in_flight = true;
     s.tries++;
     s.next_send_ms = now_ms + s.retry_ms;

@@ -44,6 +44,10 @@ struct Event {
 
 struct Outgoing {
   std::vector<uint8_t> payload;  // one PCP request, to the DPM server
+  /// The IPv4 source to send it from (host byte order): the session's internal address, which
+  /// is also the request's PCP client address — the server refuses a request whose client
+  /// address is not its source (ADDRESS_MISMATCH, RFC 6887 §8.1).
+  uint32_t source = 0;
 };
 
 class Driver {
@@ -52,9 +56,11 @@ class Driver {
 
   /// Starts the setup exchange for a session from `internal_port` to `remote` (host byte
   /// order). `port_fixed`: the application bound the port explicitly (or asked for it to be
-  /// kept), so it is not replaceable (claims 1-4). Returns the session's id.
+  /// kept), so it is not replaceable (claims 1-4). `internal_address`: the socket's own
+  /// address when it has one (seed 004; host byte order), so that each address gets its own
+  /// mapping; 0 means the host's (config.client_address). Returns the session's id.
   uint64_t Begin(uint64_t now_ms, nat::Protocol protocol, uint16_t internal_port, nat::Endpoint remote,
-                 bool port_fixed);
+                 bool port_fixed, uint32_t internal_address = 0);
   /// Ends a session: a granted one is released with lifetime 0 (sent once, not retried).
   void Release(uint64_t now_ms, uint64_t id);
   /// A datagram from the DPM server. Unknown nonces and malformed replies are ignored.
@@ -71,6 +77,7 @@ class Driver {
 
  private:
   struct Session {
+    uint32_t internal_address;  // PCP client address and source of its requests
     nat::Protocol protocol;
     uint16_t internal_port;
     nat::Endpoint remote;
@@ -83,7 +90,7 @@ class Driver {
     int tries = 0;
     bool in_flight = false;      // a request awaits its answer
   };
-  std::vector<uint8_t> EncodePeer(const Session& s, uint32_t lifetime) const;
+  Outgoing EncodePeer(const Session& s, uint32_t lifetime) const;
 
   DriverConfig config_;
   uint64_t next_id_ = 1;

@@ -1490,7 +1490,9 @@ void SocketService::Impl::StartDriver() {
 
 uint64_t SocketService::Impl::DpmBegin(Socket* s, nat::Protocol protocol, uint16_t port, const api::Endpoint& remote,
                                        bool fixed) {
-  uint64_t id = driver_->Begin(NowMs(), protocol, port, {remote.ipv4_host(), remote.port_host()}, fixed);
+  // A socket with an address of its own gets a mapping of its own (seed 004 with DPM).
+  uint64_t id = driver_->Begin(NowMs(), protocol, port, {remote.ipv4_host(), remote.port_host()}, fixed,
+                               s->own_address());
   dpm_sessions_[id] = s->weak_from_this();
   dpm_setups_++;
   boost::asio::post(io_, [this] { DriverWork(); });
@@ -1511,7 +1513,11 @@ void SocketService::Impl::DriverWork() {
     pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<u16_t>(o.payload.size()), PBUF_RAM);
     if (p == nullptr) continue;
     pbuf_take(p, o.payload.data(), static_cast<u16_t>(o.payload.size()));
-    udp_send(driver_pcb_, p);
+    // From the session's internal address: the host's, or the socket's own.
+    ip_addr_t source;
+    ip_addr_set_ip4_u32(&source, htonl(o.source));
+    udp_sendto_if_src(driver_pcb_, p, &driver_pcb_->remote_ip, driver_pcb_->remote_port, stack_.lwip_netif(),
+                      &source);
     pbuf_free(p);
   }
   for (const driver::Event& e : events) {

@@ -32,8 +32,9 @@ dpm_topology() {
 
   C1_API=$TMP/c1.sock
   C2_API=$TMP/c2.sock
+  # shellcheck disable=SC2086  # DPM_C1_ARGS: extra flags for client 1 (e.g. an address pool)
   e2e_dpmd "$LAN" "$C1_API" --tun c1 --address 10.77.1.2/24 --gateway 10.77.1.1 --host-address 10.77.1.1/24 \
-    --dpm-gateway 10.77.0.1 --private-network 10.77.0.0/16
+    --dpm-gateway 10.77.0.1 --private-network 10.77.0.0/16 ${DPM_C1_ARGS:-}
   e2e_dpmd "$LAN" "$C2_API" --tun c2 --address 10.77.2.2/24 --gateway 10.77.2.1 --host-address 10.77.2.1/24 \
     --dpm-gateway 10.77.0.1 --private-network 10.77.0.0/16
 }

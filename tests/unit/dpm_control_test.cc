@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <set>
 #include <optional>
 #include <vector>
 
@@ -71,7 +72,8 @@ struct Harness {
       for (const auto& o : out) {
         c.sent++;
         if (drop_requests) continue;
-        std::vector<uint8_t> reply = server.Handle(now, {c.address, 5350}, pcp::kDpmPort, o.payload);
+        EXPECT_NE(o.source, 0u);
+        std::vector<uint8_t> reply = server.Handle(now, {o.source, 5350}, pcp::kDpmPort, o.payload);
         EXPECT_LE(reply.size(), pcp::kMaxMessage);
         if (!reply.empty()) c.driver.OnReply(now, reply);
       }
@@ -98,6 +100,30 @@ TEST(DpmControl, ReplaceablePortIsGrantedARegisteredEndpointAndAGatewayEndpoint)
   EXPECT_EQ(granted->gateway_endpoint.address, kGateway);  // claim 5: aim at the gateway
   EXPECT_NE(granted->gateway_endpoint.port, 1080);
   EXPECT_EQ(h.engine.session_count(), 1u);
+}
+
+// Seed 004 with DPM (issue 4 item 6): a host whose sockets have addresses of their own gets
+// one mapping per address — each request carries, and comes from, the socket's address.
+TEST(DpmControl, SocketsWithAddressesOfTheirOwnGetAMappingPerAddress) {
+  Harness h;
+  auto& c = h.Add(kClient1);
+  const uint32_t own_a = Ip(10, 77, 1, 100), own_b = Ip(10, 77, 1, 101);
+  uint64_t a = c.driver.Begin(h.now, nat::Protocol::kTcp, 50000, kServerA, false, own_a);
+  uint64_t b = c.driver.Begin(h.now, nat::Protocol::kTcp, 50000, kServerA, false, own_b);
+  uint64_t common = c.driver.Begin(h.now, nat::Protocol::kTcp, 50001, kServerA, false);
+  h.Run(c);
+  int granted = 0;
+  for (const auto& e : c.events) granted += e.kind == driver::Event::Kind::kGranted ? 1 : 0;
+  ASSERT_EQ(granted, 3) << "the server refuses a request whose client address is not its source";
+  std::set<uint32_t> internal;
+  std::set<uint16_t> external_ports;
+  h.engine.ForEachSession(h.now, [&](const nat::NatEngine::SessionInfo& s) {
+    internal.insert(s.internal.address);
+    external_ports.insert(s.external.port);
+  });
+  EXPECT_EQ(internal, (std::set<uint32_t>{kClient1, own_a, own_b}));
+  EXPECT_EQ(external_ports.size(), 3u) << "three internal endpoints, three registered ports";
+  (void)a, (void)b, (void)common;
 }
 
 TEST(DpmControl, FixedPortIsKeptAndSharedTowardsDifferentRemotes) {
