@@ -16,4 +16,6 @@ echo
 "${BUILD:-$dir/../build}/bench/setup_bench" || rc=1
 echo
 "$dir/setup_latency.sh" || rc=1
+echo
+"$dir/address_sockets.sh" || rc=1
 exit $rc
