@@ -43,9 +43,10 @@ extern "C" {
  * send (`--address-at`), released by the last close with the port (an accepted connection
  * shares its listener's); EADDRNOTAVAIL when the pool is exhausted or there is none, never a
  * shared address. DPM_TUPLE_DYNAMIC: an address of its own leased from the link's DHCP
- * server (`dpmd client --link tap --dhcp`; RFC 2131), always obtained in dpm_socket(), which
- * waits for it and fails with ETIMEDOUT when no server answers within `--dhcp-timeout` (16 s
- * by default), or EADDRNOTAVAIL when the instance has no --dhcp; renewed while the socket
+ * server (`dpmd client --link tap --dhcp`; RFC 2131), obtained where a static one is taken
+ * (dpm_socket(), or the first bind/connect/listen with --address-at bind), which waits for it
+ * and fails with ETIMEDOUT when no server answers within `--dhcp-timeout` (16 s by default),
+ * or EADDRNOTAVAIL when the instance has no --dhcp; renewed while the socket
  * lives, released (DHCPRELEASE) by the last close. A lease that ends under the socket
  * (expired, or refused by a DHCPNAK) closes it: the program reads end-of-file and finds
  * ETIMEDOUT or EADDRNOTAVAIL in SO_ERROR (seed: "automatically close at the end of a lease

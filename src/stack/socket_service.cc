@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include <boost/asio/post.hpp>
@@ -192,9 +193,9 @@ class SocketService::Impl {
   };
   absl::flat_hash_map<uint32_t, AddressUse> address_holders_;  // own address -> its use
   std::unique_ptr<DhcpLeases> dhcp_;                          // config_.dhcp
-  // DPM_TUPLE_DYNAMIC: the socket waits (not started, reply deferred) for its lease.
-  void ObtainLease(const std::shared_ptr<Socket>& s, const std::shared_ptr<ControlConn>& conn, api::Opcode op,
-                   int far_fd);
+  // DPM_TUPLE_DYNAMIC: obtains the socket's lease, then `done(0)` (the address is the
+  // socket's), or `done(errno)` when there is none (ETIMEDOUT: no server answered).
+  void ObtainLease(const std::shared_ptr<Socket>& s, std::function<void(int error)> done);
   // A lease ended under its sockets: each is closed with `error` (ETIMEDOUT, EADDRNOTAVAIL).
   void LoseLease(uint32_t address, int error);
   size_t control_connections_ = 0;
@@ -338,6 +339,8 @@ class Socket : public std::enable_shared_from_this<Socket> {
   virtual void OnDpmEvent(const driver::Event& event) {}
   /// Marks the port not replaceable (DPM_PORT_FIXED, or an explicit bind).
   bool dpm_port_fixed = false;
+  /// DPM_TUPLE_DYNAMIC: its lease was asked for (once per socket).
+  bool lease_requested = false;
   bool dirty = false;
 
   /// Seed 004: the tuple dpm_socket() was given, and the address of this socket's own (host
@@ -1640,33 +1643,18 @@ int Socket::TakeOwnAddress() {
   return 0;
 }
 
-void SocketService::Impl::ObtainLease(const std::shared_ptr<Socket>& s, const std::shared_ptr<ControlConn>& conn,
-                                      api::Opcode op, int far_fd) {
+void SocketService::Impl::ObtainLease(const std::shared_ptr<Socket>& s, std::function<void(int error)> done) {
   auto bound_once = std::make_shared<bool>(false);
-  auto far = std::make_shared<int>(far_fd);  // the program's end, passed in the reply
   std::weak_ptr<Socket> weak = s;
   const uint64_t id = s->id();
-  auto finish = [this, conn, op, far, weak, id](int error) {
-    std::shared_ptr<Socket> socket = weak.lock();
-    if (socket == nullptr && error == 0) error = ECONNABORTED;  // the daemon let it go meanwhile
-    if (error == 0) {
-      socket->Start();
-      conn->Reply(op, 0, api::EncodeSocketRef(api::SocketRef{socket->id(), socket->cookie()}), *far);
-    } else {
-      conn->Reply(op, error);
-      if (socket != nullptr) Release(id);
-    }
-    ::close(*far);
-    *far = -1;
-    stack_.AfterCoreWork();
-  };
+  s->lease_requested = true;
   dhcp_->Obtain(
       id,
-      [this, weak, id, bound_once, finish](uint32_t address) {
+      [this, weak, id, bound_once, done](uint32_t address) {
         std::shared_ptr<Socket> socket = weak.lock();
         if (socket == nullptr || address_holders_.contains(address)) {
           dhcp_->Release(id);  // nobody wants it, or (a misconfigured server) it is in use here
-          return finish(socket == nullptr ? ECONNABORTED : EADDRNOTAVAIL);
+          return done(socket == nullptr ? ECONNABORTED : EADDRNOTAVAIL);
         }
         *bound_once = true;
         address_holders_[address] = AddressUse{1, id};
@@ -1674,10 +1662,11 @@ void SocketService::Impl::ObtainLease(const std::shared_ptr<Socket>& s, const st
         stack_.AnnounceAddress(address);
         counters_.addresses_taken++;
         socket->AdoptAddress(address);
-        finish(0);
+        done(0);
+        stack_.AfterCoreWork();
       },
-      [this, weak, bound_once, finish](int error) {
-        if (!*bound_once) return finish(error);  // no lease: dpm_socket fails (ETIMEDOUT)
+      [this, weak, bound_once, done](int error) {
+        if (!*bound_once) return done(error);  // no lease: the call waiting for it fails (ETIMEDOUT)
         std::shared_ptr<Socket> socket = weak.lock();
         if (socket != nullptr && socket->own_address() != 0) LoseLease(socket->own_address(), error);
       });
@@ -1785,12 +1774,23 @@ void SocketService::Impl::Handle(const std::shared_ptr<ControlConn>& conn, const
       return conn->Reply(op, ENOBUFS);
     }
     s->set_tuple(tuple);
-    if (tuple == DPM_TUPLE_DYNAMIC) {
-      // A lease takes a DHCP exchange: always obtained here, in both embodiments, so that
-      // bind/connect never wait on a server (docs/api.md). The reply waits for it.
+    if (tuple == DPM_TUPLE_DYNAMIC && config_.address_at_socket) {
+      // The first embodiment with a lease: dpm_socket's reply waits for the DHCP exchange.
       Register(s);
       conn->Defer();
-      return ObtainLease(s, conn, op, pair[1]);
+      const int far = pair[1];
+      return ObtainLease(s, [this, conn, op, far, weak = std::weak_ptr<Socket>(s)](int error) {
+        std::shared_ptr<Socket> socket = weak.lock();
+        if (socket == nullptr && error == 0) error = ECONNABORTED;  // the daemon let it go meanwhile
+        if (error == 0) {
+          socket->Start();
+          conn->Reply(op, 0, api::EncodeSocketRef(api::SocketRef{socket->id(), socket->cookie()}), far);
+        } else {
+          conn->Reply(op, error);
+          if (socket != nullptr) Release(socket->id());
+        }
+        ::close(far);
+      });
     }
     if (config_.address_at_socket) {
       if (int e = s->TakeOwnAddress()) {  // seed 004's first embodiment: the address now
@@ -1823,6 +1823,18 @@ void SocketService::Impl::Handle(const std::shared_ptr<ControlConn>& conn, const
       request);
   std::shared_ptr<Socket> s = Find(ref);
   if (s == nullptr) return conn->Reply(op, EBADF);
+
+  // The deferred embodiment with a lease: the first bind/connect/listen waits for the DHCP
+  // exchange and is then handled as if the address had been there all along.
+  if (s->tuple() == DPM_TUPLE_DYNAMIC && s->own_address() == 0 && !s->lease_requested &&
+      (std::holds_alternative<api::BindRequest>(request) || std::holds_alternative<api::ConnectRequest>(request) ||
+       std::holds_alternative<api::ListenRequest>(request))) {
+    conn->Defer();
+    return ObtainLease(s, [this, conn, request, op](int error) {
+      if (error != 0) return conn->Reply(op, error);
+      Handle(conn, request, op);
+    });
+  }
 
   if (const auto* q = std::get_if<api::BindRequest>(&request)) return conn->Reply(op, s->Bind(q->local));
   if (const auto* q = std::get_if<api::ListenRequest>(&request)) {

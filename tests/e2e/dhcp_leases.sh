@@ -13,7 +13,8 @@
 #  - a socket held open renews its lease at T1 (dnsmasq answers; status counts it);
 #  - with the server gone the lease runs out and the socket is closed: the program sees the
 #    connection end, dpmd counts an expiry and a socket closed by lease loss, and the address
-#    is not answered any more.
+#    is not answered any more;
+#  - with --address-at bind the lease is obtained at connect instead, and used.
 source "$(dirname "$0")/lib.sh"
 e2e_require_root dhcp_leases
 e2e_require_cmd nginx dnsmasq
@@ -137,4 +138,20 @@ e2e_check "the program's socket ended" sh -c "! kill -0 ${PIDS[e]} 2>/dev/null"
 sed 's/^/  e: /' "$TMP/e.err"
 e2e_check "with a clear error: SO_ERROR ETIMEDOUT (the lease timed out)" grep -q "socket closed: Connection timed out" "$TMP/e.err"
 e2e_check "the address is not answered any more" sh -c "! ip netns exec '$HOST' ping -c1 -W1 '$e' >/dev/null"
+
+echo "--- the deferred embodiment (--address-at bind): the lease is obtained at connect ---"
+e2e_stop "$DPMD_PID"
+e2e_dpmd "$HOST" "$API" --link tap --tun "$DEV" --address 10.77.3.2/24 --gateway 10.77.3.1 \
+  --host-address 10.77.3.1/24 --dhcp --address-at bind
+e2e_bg "$HOST" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface="$DEV" --bind-interfaces \
+  --dhcp-range=10.77.3.100,10.77.3.150,255.255.255.0,2m --dhcp-leasefile="$LEASES" --dhcp-authoritative \
+  --log-dhcp --pid-file="$TMP/dnsmasq2.pid" >"$TMP/dnsmasq2.log" 2>&1
+e2e_wait_for 10 sh -c "ip netns exec '$HOST' ss -Hlun | grep -q ':67 '" || e2e_fail "dnsmasq did not start again"
+fetch d 1
+e2e_wait_for 20 grep -q "^dpm-cat: local" "$TMP/d.err" || true
+d=$(local_of d)
+echo "  socket d: $d"
+e2e_wait_for 5 grep -q "^$d:[0-9]* \"GET /hello" "$TMP/nginx-access.log" || true
+e2e_check "socket d leased its address at connect and used it" grep -q "^$d:[0-9]* \"GET /hello" "$TMP/nginx-access.log"
+e2e_check "dnsmasq leased it" grep -q "DHCPACK.* $d " "$TMP/dnsmasq2.log"
 e2e_finish
