@@ -5,7 +5,8 @@
 # different pool addresses, each what dpm_getsockname reported and what nginx saw, neither
 # the instance's common address; a third socket asking for one gets EADDRNOTAVAIL (never a
 # shared address); after close the address returns to the pool and lwIP stops answering it
-# (ping); a common-address socket still uses 10.77.1.2; with --address-at bind the address is
+# (ping); a listening socket with a pool address accepts and echoes a connection from wan on
+# it; a common-address socket still uses 10.77.1.2; with --address-at bind the address is
 # taken at connect; bind to an address not the socket's own is EADDRNOTAVAIL. DSCP per
 # address (item 5): every packet of a socket's address carries the DSCP it set
 # (DPM_ADDRESS_DSCP), others none (dpmd's --pcap read by tshark). AF_INET_TUPLE (the seed's
@@ -80,6 +81,21 @@ e2e_check "a closed socket's address is handed out again, to an AF_INET_TUPLE so
   grep -Eq '^10\.77\.1\.10[01]$' <<<"$c"
 e2e_expect_eq "a common-address socket keeps the instance's address" 10.77.1.2 "$(local_of d)"
 e2e_check "the HTTP replies arrived" grep -q "hello from wan" "$TMP/c.out"
+
+echo "--- a listening socket with an address of its own ---"
+ip netns exec "$HOST" timeout 20 "$DPMCAT" --socket "$API" --tuple static -l -e 8080 </dev/null \
+  >"$TMP/l.out" 2>"$TMP/l.err" &
+LISTENER=$!
+e2e_wait_for 5 grep -q "^dpm-cat: local" "$TMP/l.err" || true
+l=$(sed -n 's/^dpm-cat: local \([0-9.]*\):8080$/\1/p' "$TMP/l.err" | head -1)
+echo "  listener: $l:8080"
+e2e_check "the listener has a pool address" grep -Eq '^10\.77\.1\.10[01]$' <<<"$l"
+echo_back=$(ip netns exec "$WAN" timeout 5 bash -c "exec 3<>/dev/tcp/$l/8080; echo ping >&3; read -r line <&3; echo \$line" || true)
+e2e_expect_eq "a connection from wan to that address is accepted and echoed" ping "$echo_back"
+e2e_wait_for 3 sh -c "grep -q 'peer 198.51.100.10' '$TMP/l.err'" || true
+e2e_check "the accepted connection's address is the listener's" grep -q "^dpm-cat: local $l:8080 peer 198.51.100.10:" "$TMP/l.err"
+kill "$LISTENER" 2>/dev/null || true
+wait "$LISTENER" 2>/dev/null || true
 
 echo "--- bind to an address not the socket's own ---"
 out=$(ip netns exec "$HOST" timeout 5 "$DPMCAT" --socket "$API" --tuple static -s 10.77.1.2 198.51.100.10 80 </dev/null 2>&1 || true)
