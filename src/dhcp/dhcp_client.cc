@@ -512,6 +512,11 @@ DhcpClient* DhcpClientSet::Find(uint64_t id) {
   return it == clients_.end() ? nullptr : it->second.client.get();
 }
 
+const DhcpClient* DhcpClientSet::Find(uint64_t id) const {
+  auto it = clients_.find(id);
+  return it == clients_.end() ? nullptr : it->second.client.get();
+}
+
 absl::Status DhcpClientSet::Start(uint64_t id, uint64_t now_ms, DhcpActions* out) {
   DhcpClient* c = Find(id);
   if (c == nullptr) return absl::NotFoundError(absl::StrCat("dhcp client set: no client ", id));

@@ -275,6 +275,7 @@ class DhcpClientSet {
   void Remove(uint64_t id);
   /// nullptr when unknown. Calls made directly on the client must be followed by Refresh(id).
   DhcpClient* Find(uint64_t id);
+  const DhcpClient* Find(uint64_t id) const;
   void Refresh(uint64_t id);
 
   absl::Status Start(uint64_t id, uint64_t now_ms, DhcpActions* out);

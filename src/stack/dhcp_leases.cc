@@ -83,7 +83,7 @@ DhcpLeaseCounters DhcpLeases::counters() const {
   c.malformed += clients_.malformed();
   c.unrouted += clients_.unrouted();
   for (const auto& [id, owner] : owners_) {
-    if (const dhcp::DhcpClient* client = const_cast<dhcp::DhcpClientSet&>(clients_).Find(id)) {
+    if (const dhcp::DhcpClient* client = clients_.Find(id)) {
       c.ignored += Refused(client->counters());
     }
   }
@@ -115,18 +115,21 @@ void DhcpLeases::Obtain(uint64_t id, Bound bound, Lost lost) {
 }
 
 void DhcpLeases::Release(uint64_t id) {
-  auto it = owners_.find(id);
-  if (it == owners_.end()) return;
+  if (!owners_.contains(id)) return;
   dhcp::DhcpActions actions;
-  if (const dhcp::DhcpClient* client = clients_.Find(id)) counters_.ignored += Refused(client->counters());
   clients_.Release(id, NowMs(), &actions);
-  clients_.Remove(id);
-  owners_.erase(it);
+  Forget(id);
   for (const auto& t : actions.transmits) {
     if (t.type == dhcp::MessageType::kRelease) counters_.released++;
   }
   actions.events.clear();  // nobody to tell
   Apply(actions);
+}
+
+void DhcpLeases::Forget(uint64_t id) {
+  if (const dhcp::DhcpClient* client = clients_.Find(id)) counters_.ignored += Refused(client->counters());
+  clients_.Remove(id);
+  owners_.erase(id);
 }
 
 void DhcpLeases::OnDatagram(pbuf* p) {
@@ -175,10 +178,8 @@ void DhcpLeases::Apply(dhcp::DhcpActions& actions) {
           counters_.naks++;
           error = EADDRNOTAVAIL;
         }
-        counters_.ignored += clients_.Find(e.tag) ? Refused(clients_.Find(e.tag)->counters()) : 0;
         boost::asio::post(io_, [lost = owner.lost, error] { lost(error); });
-        clients_.Remove(e.tag);
-        owners_.erase(it);
+        Forget(e.tag);
         break;
       }
     }

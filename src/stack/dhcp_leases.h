@@ -83,6 +83,8 @@ class DhcpLeases {
   void Apply(dhcp::DhcpActions& actions);  // sends, delivers events, re-arms the timer
   void ArmTimer();
   uint64_t NowMs() const;
+  // Drops socket `id`'s client and owner, keeping what the client refused in the counters.
+  void Forget(uint64_t id);
 
   struct Owner {
     Bound bound;

@@ -39,7 +39,6 @@ fetch() {
   PIDS[$name]=$!
 }
 declare -A PIDS
-local_of() { sed -n 's/^dpm-cat: local \([0-9.]*\):[0-9]*.*/\1/p' "$TMP/$1.err"; }
 dhcp() { e2e_json "$API" "s['dhcp']['$1']"; }
 
 echo "--- no DHCP server: ETIMEDOUT within --dhcp-timeout ($TIMEOUT s) ---"

@@ -238,6 +238,11 @@ e2e_json() {
   "$DPMD" status --api-socket "$1" --json | "$PY" -c 'import json,sys; s=json.load(sys.stdin); print(eval(sys.argv[1]))' "$2"
 }
 
+# local_of NAME / port_of NAME : the local address / port dpm-cat reported ("dpm-cat: local
+# A:P ...") in $TMP/NAME.err.
+local_of() { sed -n 's/^dpm-cat: local \([0-9.]*\):[0-9]*.*/\1/p' "$TMP/$1.err" | head -n 1; }
+port_of() { sed -n 's/^dpm-cat: local [0-9.]*:\([0-9]*\).*/\1/p' "$TMP/$1.err" | head -n 1; }
+
 # e2e_idle API : true when the instance holds no dpm socket and no active TCP pcb.
 e2e_idle() {
   [ "$(e2e_json "$1" 'len(s["sockets"]) == 0 and s["tcp_pcbs"]["active"] == 0 and s["tcp_pcbs"]["listen"] == 0')" = True ]

@@ -40,8 +40,6 @@ wait_fetches() {
   FETCHES=()
 }
 FETCHES=()
-local_of() { sed -n 's/^dpm-cat: local \([0-9.]*\):[0-9]* peer.*/\1/p' "$TMP/$1.err"; }
-port_of() { sed -n 's/^dpm-cat: local [0-9.]*:\([0-9]*\) peer.*/\1/p' "$TMP/$1.err"; }
 
 echo "--- two sockets, two addresses of their own ---"
 fetch a static --dscp 46

@@ -42,7 +42,6 @@ fetch() {
       >"$TMP/$name.out" 2>"$TMP/$name.err" &
   FETCH=$!
 }
-local_of() { sed -n 's/^dpm-cat: local \([0-9.]*\):[0-9]* peer.*/\1/p' "$TMP/$1.err"; }
 
 echo "--- a socket with a pool address, through the TAP ---"
 fetch a static
