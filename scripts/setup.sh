@@ -31,7 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ $made_policy = 1 ] && rm -f "$policy"
 fi
 
-# lwIP from Debian's source package (SPEC.md §2: no lwIP source is committed).
+# lwIP from Debian's source package (docs/design.md §4.1: no lwIP source is committed).
 lwip_version="2.1.3+dfsg1-2"
 dest="$root/third_party/lwip/upstream"
 # Our small patches (third_party/lwip/patches/, README there) are applied on top; a change to

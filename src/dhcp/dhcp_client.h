@@ -1,7 +1,7 @@
 // The DHCPv4 client of one dpm socket (RFC 2131 §4.4, Figure 5): it obtains a lease of its
 // own from a DHCP server on the shared Ethernet link, renews it, rebinds it, releases it when
 // the socket closes, and reports when it is lost so the owner can close the socket
-// (SPEC.md §1.2: "a socket whose lease ends without renewal is closed").
+// (docs/design.md §7: a socket whose lease ends without renewal is closed).
 //
 // Many clients share one link, one MAC address (chaddr) and UDP port 68; what sets them apart
 // is the client identifier (option 61, which the owner makes unique per socket, RFC 2131

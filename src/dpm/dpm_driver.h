@@ -1,4 +1,4 @@
-// The DPM driver (seeds 000/001, claims 1-5, 11): the client side of the setup exchange.
+// The DPM driver (the DPM patent, claims 1-5, 11): the client side of the setup exchange.
 // Before an application session to an address outside the private network starts, the
 // driver asks the gateway's DPM server (PCP PEER, docs/pcp.md) for a registered address and
 // port; the reply names the gateway endpoint the session's packets are aimed at. The driver
@@ -57,7 +57,7 @@ class Driver {
   /// Starts the setup exchange for a session from `internal_port` to `remote` (host byte
   /// order). `port_fixed`: the application bound the port explicitly (or asked for it to be
   /// kept), so it is not replaceable (claims 1-4). `internal_address`: the socket's own
-  /// address when it has one (seed 004; host byte order), so that each address gets its own
+  /// address when it has one (docs/design.md §7; host byte order), so that each address gets its own
   /// mapping; 0 means the host's (config.client_address). Returns the session's id.
   uint64_t Begin(uint64_t now_ms, nat::Protocol protocol, uint16_t internal_port, nat::Endpoint remote,
                  bool port_fixed, uint32_t internal_address = 0);

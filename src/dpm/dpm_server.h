@@ -1,4 +1,4 @@
-// The DPM server (seeds 000/001; SPEC.md §1.1): answers the setup exchange — PCP (RFC 6887)
+// The DPM server (the DPM patent; docs/design.md §6): answers the setup exchange — PCP (RFC 6887)
 // on the well-known DPM port 1080 and on 5351, and the NAT-PMP (RFC 6886) subset on 5351 —
 // by reserving registered addresses and ports in the NAT engine. Sans-I/O: a request datagram
 // and the time in, the reply datagram out.

@@ -1,4 +1,4 @@
-// The NAT engine of the DPM gateway (seeds 000/001; SPEC.md §1.1; docs/nat.md): translates
+// The NAT engine of the DPM gateway (the DPM patent; docs/design.md §6; docs/nat.md): translates
 // IPv4 packets between the private (inside) network and the registered (outside) addresses,
 // and holds the sessions the DPM server sets up.
 //
@@ -17,7 +17,7 @@
 //     fragments are translated; fragments that come before their first fragment are held
 //     (bounded) and released, translated, when it comes (TakeReleasedFragments).
 //
-// Sans-I/O (STYLE.md): packets are rewritten in place, time is passed in as milliseconds on
+// Sans-I/O (design §4.3): packets are rewritten in place, time is passed in as milliseconds on
 // any monotonic clock, and nothing here does I/O or reads a clock. Not thread-safe: one
 // thread (the gateway's io_context) drives it.
 //

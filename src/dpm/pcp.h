@@ -1,7 +1,7 @@
 // The DPM setup exchange as PCP, the Port Control Protocol (RFC 6887, version 2): a sans-I/O
 // codec for requests and responses. Read RFC 6887 §7 (common header and options), §11 (MAP),
 // §12 (PEER), §13 (THIRD_PARTY, PREFER_FAILURE, FILTER) and §8.3 (what a server does with a
-// bad request) first; docs/pcp.md maps the seed's setup exchange (seeds 000/001, claims 1-5)
+// bad request) first; docs/pcp.md maps the DPM patent's setup exchange (claims 1-5)
 // onto these fields and documents the two DPM options.
 //
 // Untrusted bytes enter only through ParseRequest/ParseResponse, which read through
@@ -32,7 +32,7 @@ namespace dpm::pcp {
 inline constexpr uint16_t kServerPort = 5351;
 /// UDP port a PCP client listens on for unsolicited ANNOUNCE responses (RFC 6887 §19.1).
 inline constexpr uint16_t kClientPort = 5350;
-/// The seed's well-known DPM port (seed 000 ¶32); the DPM server answers PCP on it too.
+/// The DPM patent's well-known port (¶32); the DPM server answers PCP on it too.
 inline constexpr uint16_t kDpmPort = 1080;
 inline constexpr uint8_t kVersion = 2;
 /// Largest PCP message, bytes (RFC 6887 §7).
@@ -212,7 +212,7 @@ ParsedRequest ParseRequest(absl::Span<const uint8_t> bytes);
 std::vector<uint8_t> EncodeRequest(const Request& request);
 
 /// The error response to `request`, a request ParseRequest refused or the server rejected
-/// (RFC 6887 §7.2, §7.3, §8.3). Never longer than the request (SPEC.md: never a larger reply
+/// (RFC 6887 §7.2, §7.3, §8.3). Never longer than the request (docs/design.md §6: no larger reply
 /// than the request); empty means "send nothing":
 ///  - shorter than 24 bytes, or R bit set: empty (§8.3 drops these silently);
 ///  - version other than 2: the 24-byte response header only (version 2, so the client learns

@@ -1,4 +1,4 @@
-// The NAT engine's state (seeds 000/001 "look-up table", claims 7, 14, 21; RFC 4787 §4 mappings,
+// The NAT engine's state (the DPM patent's "look-up table", claims 7, 14, 21; RFC 4787 §4 mappings,
 // RFC 6146 §3.5 sessions): mappings and sessions in slabs, found through hash indexes that
 // cover both directions, so a packet costs one hash lookup whichever way it travels.
 //

@@ -1,4 +1,4 @@
-// `dpmd gateway` (SPEC.md §1.1): the DPM server and the NAT between an inside (private) link
+// `dpmd gateway` (docs/design.md §6): the DPM server and the NAT between an inside (private) link
 // and an outside (registered) link. Packets are translated by the NAT engine on the fast
 // path and never enter lwIP; only traffic for the gateway itself does — the DPM server's UDP
 // ports 1080 and 5351 and ICMP echo on the gateway's private address. Nothing from the

@@ -1,5 +1,5 @@
-// The static pool of per-socket addresses (seed 004, "a pool of available addresses (i.e. a
-// static assignment)"; SPEC.md §1.2). Sans-I/O: no syscalls, no clock.
+// The static pool of per-socket addresses (the per-socket-address patent's pool of static
+// addresses; docs/design.md §7). Sans-I/O: no syscalls, no clock.
 //
 // Addresses are IPv4, host byte order. Allocate and Release are O(1): free addresses wait in a
 // FIFO ring, so the address released longest ago is handed out first (a peer that still has

@@ -1,5 +1,5 @@
-// Per-socket DHCP leases on an Ethernet (TAP) link (seed 004: "dynamically through some
-// mechanism such as DHCP"; issue 4 item 3). The I/O side of src/dhcp/: one lwIP UDP pcb on
+// Per-socket DHCP leases on an Ethernet (TAP) link (the per-socket-address patent's dynamic
+// assignment, RFC 2131; docs/design.md §7). The I/O side of src/dhcp/: one lwIP UDP pcb on
 // port 68 shared by every socket's client, a steady_timer for their deadlines, and the
 // bookkeeping from socket to lease. The protocol itself — states, retransmission, T1/T2,
 // expiry — is dhcp::DhcpClientSet's (src/dhcp/README.md).

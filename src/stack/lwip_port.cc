@@ -29,7 +29,7 @@ uint64_t SteadyMicros() {
                                    .count());
 }
 
-// Per-socket addresses (seed 004): address (host order) -> sockets holding it. Core thread only.
+// Per-socket addresses (design §7): address (host order) -> sockets holding it. Core thread only.
 absl::flat_hash_map<uint32_t, uint32_t>& ExtraAddresses() {
   static auto* addresses = new absl::flat_hash_map<uint32_t, uint32_t>();
   return *addresses;

@@ -10,12 +10,12 @@
 namespace dpm::stack {
 
 /// Makes the calling thread the lwIP core thread: lwIP raw API calls from any other thread
-/// abort with a message (SPEC.md §2: other threads only post to the io_context).
+/// abort with a message (docs/design.md §4.2: other threads only post to the io_context).
 void ClaimLwipCore();
 /// Initialises lwIP once per process (later calls do nothing).
 void InitLwipOnce();
 
-/// Per-socket addresses (seed 004; third_party/lwip/patches/0001): lwIP accepts unicast
+/// Per-socket addresses (docs/design.md §7; third_party/lwip/patches/0001): lwIP accepts unicast
 /// packets for these (host byte order) besides its netif's own address, and on an Ethernet
 /// link answers ARP requests for them (patches/0002), looked up in constant time. Counted: an address added twice stays until removed twice. Core thread only.
 void AcceptAddress(uint32_t address);

@@ -211,7 +211,7 @@ class SocketService::Impl {
   void MarkDirty(std::shared_ptr<Socket> s);
   void FlushDirty();
 
-  // ---- DPM driver (seeds 000/001) ----
+  // ---- DPM driver (the DPM patent) ----
   bool DpmApplies(const api::Endpoint& remote) const {
     if (!driver_ || remote.family != AF_INET) return false;
     uint32_t mask = config_.dpm->private_prefix == 0 ? 0 : ~uint32_t{0} << (32 - config_.dpm->private_prefix);
@@ -1251,7 +1251,7 @@ class UdpSocket : public Socket {
   }
 
  private:
-  // One DPM grant of this socket: a remote peer outside the private network (seed 001 ¶33:
+  // One DPM grant of this socket: a remote peer outside the private network (the DPM patent, ¶33:
   // the driver aims the datagrams at the gateway endpoint, the gateway sends them on).
   struct DpmPeer {
     uint64_t id = 0;  // the driver's session id
@@ -1493,7 +1493,7 @@ void SocketService::Impl::StartDriver() {
 
 uint64_t SocketService::Impl::DpmBegin(Socket* s, nat::Protocol protocol, uint16_t port, const api::Endpoint& remote,
                                        bool fixed) {
-  // A socket with an address of its own gets a mapping of its own (seed 004 with DPM).
+  // A socket with an address of its own gets a mapping of its own (docs/design.md §7).
   uint64_t id = driver_->Begin(NowMs(), protocol, port, {remote.ipv4_host(), remote.port_host()}, fixed,
                                s->own_address());
   dpm_sessions_[id] = s->weak_from_this();
@@ -1793,7 +1793,7 @@ void SocketService::Impl::Handle(const std::shared_ptr<ControlConn>& conn, const
       });
     }
     if (config_.address_at_socket) {
-      if (int e = s->TakeOwnAddress()) {  // seed 004's first embodiment: the address now
+      if (int e = s->TakeOwnAddress()) {  // first embodiment (design §7): the address now
         s->Destroy();
         ::close(pair[1]);
         return conn->Reply(op, e);

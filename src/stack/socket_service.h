@@ -33,7 +33,7 @@
 
 namespace dpm::stack {
 
-/// The DPM driver's settings (seeds 000/001): sessions to addresses outside `private_network`
+/// The DPM driver's settings (the DPM patent): sessions to addresses outside `private_network`
 /// start with a setup exchange with the DPM server at `server_address`.
 struct DpmDriverSettings {
   uint32_t server_address = 0;           // the gateway's private address, host byte order
@@ -76,7 +76,7 @@ struct SocketServiceCounters {
   // Seed 004: per-socket addresses taken from the pool, given back, refused (exhausted).
   uint64_t addresses_taken = 0, addresses_released = 0, address_exhausted = 0;
   uint64_t addresses_lingered = 0;  // closes whose address waited for the TCP closing handshake
-  uint64_t addresses_lost = 0;      // sockets closed because their lease ended (seed 004)
+  uint64_t addresses_lost = 0;      // sockets closed because their lease ended (docs/design.md §7)
   uint64_t udp_tx_no_address = 0;  // datagrams not sent: the socket's address could not be taken
 };
 

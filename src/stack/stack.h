@@ -1,5 +1,5 @@
 // The lwIP glue: one lwIP instance per process, driven by a Boost.Asio io_context
-// (SPEC.md §2). Reads the link's descriptor until it is drained on each wake-up, hands IPv4
+// (docs/design.md §4.2). Reads the link's descriptor until it is drained on each wake-up, hands IPv4
 // packets that pass the first checks to lwIP, sends what lwIP outputs through the link, and
 // runs lwIP's timers from sys_timeouts_sleeptime() on a steady_timer.
 //
@@ -108,7 +108,7 @@ class Stack {
   /// True if `address_host` (host byte order) is this stack's address.
   bool IsLocalAddress(uint32_t address_host) const { return address_host == config_.address; }
 
-  /// QoS per address (seed 004's motivation; issue 4 item 5): every IPv4 packet lwIP sends
+  /// QoS per address (the per-socket-address patent's motivation): every IPv4 packet lwIP sends
   /// with source `address` (host byte order) leaves with DSCP `dscp` (0..63) in the upper six
   /// bits of its TOS byte, the two ECN bits kept, the header checksum updated (RFC 1624).
   /// Marking happens at the link, so it covers every packet of the address — data, SYN-ACKs,

@@ -1,4 +1,4 @@
-// Links: where a dpm stack's packets enter and leave (SPEC.md §2, src/tun/README.md).
+// Links: where a dpm stack's packets enter and leave (docs/design.md §4.1, src/tun/README.md).
 //
 // A Link moves whole IP packets (no link-layer header), or, when ethernet() is true, whole
 // Ethernet II frames (no FCS). Implementations: TunLink (Linux TUN device, or TAP with

@@ -1,4 +1,4 @@
-// Bounds-checked reading and writing of byte buffers (STYLE.md: parsers read through a
+// Bounds-checked reading and writing of byte buffers (docs/design.md §4.3: parsers read through a
 // cursor whose Read…() returns false and does not advance when too few bytes are left).
 #ifndef DPM_WIRE_CURSOR_H_
 #define DPM_WIRE_CURSOR_H_

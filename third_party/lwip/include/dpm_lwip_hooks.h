@@ -18,7 +18,7 @@ u32_t dpm_lwip_tcp_isn(const ip_addr_t *local_ip, u16_t local_port,
                        const ip_addr_t *remote_ip, u16_t remote_port);
 
 /** Whether a unicast packet for `dest` is for this stack although `dest` is not the netif's
- * address: an address one of its sockets holds (seed 004). Added to ip4_input_accept() by
+ * address: an address one of its sockets holds (docs/design.md §7). Added to ip4_input_accept() by
  * third_party/lwip/patches/0001-ip4-input-accept-hook.patch. Constant time. */
 int dpm_lwip_accept_address(const struct netif *netif, const ip4_addr_t *dest);
 
@@ -27,7 +27,7 @@ int dpm_lwip_accept_address(const struct netif *netif, const ip4_addr_t *dest);
 #endif
 
 /* Whether an ARP request for `target` on `netif` is answered although `target` is not the
- * netif's address: exactly the addresses dpm_lwip_accept_address() accepts (seed 004), so a
+ * netif's address: exactly the addresses dpm_lwip_accept_address() accepts (docs/design.md §7), so a
  * per-socket address on a TAP link is reachable from its neighbours. The reply's sender
  * protocol address is `target`. Added to etharp_input() by
  * third_party/lwip/patches/0002-etharp-answer-for-accepted-addresses.patch. */

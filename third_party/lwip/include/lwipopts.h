@@ -16,7 +16,7 @@
 #define LWIP_NETIF_API                0
 
 /* Every pbuf, pcb and segment comes from malloc(): pools are sized by configuration at run
- * time instead of compile-time arrays (issue 2, item 4). */
+ * time instead of compile-time arrays. */
 #define MEM_LIBC_MALLOC               1
 #define MEMP_MEM_MALLOC               1
 #define MEM_ALIGNMENT                 8
@@ -78,7 +78,7 @@
 #define LWIP_UDP                      1
 #define LWIP_UDPLITE                  0
 
-/* ---- TCP, sized for speed (issue 2, item 4) ----
+/* ---- TCP, sized for speed ----
  * TCP_MSS is the largest MSS dpm will use (MTU 9000 - 40); lwIP lowers it to the link MTU
  * minus headers for each connection (TCP_CALCULATE_EFF_SEND_MSS), so the MSS follows the MTU. */
 #define LWIP_TCP                      1
@@ -149,7 +149,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-/** Aborts unless called on the thread that owns the lwIP core (SPEC.md §2: one core thread). */
+/** Aborts unless called on the thread that owns the lwIP core (docs/design.md §4.2). */
 void dpm_lwip_assert_core_locked(void);
 #ifdef __cplusplus
 }
