@@ -194,7 +194,7 @@ struct Samples {
 class Bench {
  public:
   Bench(bool fixed, uint64_t capacity)
-      : fixed_(fixed), engine_(bench::NatBenchConfig()), server_(engine_, bench::Ip(203, 0, 113, 1), 0), granted_(capacity) {}
+      : fixed_(fixed), engine_(bench::NatBenchConfig()), server_(engine_, 0), granted_(capacity) {}
 
   // Runs `keys` through Handle with requests of `lifetime` (renewals and releases suggest the
   // granted endpoint), timing each call; checks the replies afterwards.

@@ -26,6 +26,22 @@ std::optional<nat::Protocol> ProtocolOf(uint8_t number) {
   return std::nullopt;
 }
 
+// RFC 6887 §13.3: a FILTER for an IPv4 mapping names an IPv4-mapped prefix; its length counts
+// the 96 bits of the ::ffff:0:0/96 prefix, and 0 removes the mapping's filters. False for a
+// filter that cannot apply (another family, a length outside 96..128): MALFORMED_OPTION.
+bool ToFilterUpdate(const std::vector<pcp::Filter>& filters, nat::MapRequest* out) {
+  for (const pcp::Filter& f : filters) {
+    if (f.prefix_length == 0) {
+      out->clear_filters = true;
+      continue;
+    }
+    if (!f.remote_address.is_ipv4() || f.prefix_length < 96 || f.prefix_length > 128) return false;
+    out->filters.push_back(nat::RemoteFilter{f.remote_address.ipv4(), static_cast<uint8_t>(f.prefix_length - 96),
+                                             f.remote_port});
+  }
+  return true;
+}
+
 }  // namespace
 
 pcp::ResultCode ResultFor(nat::GrantError error) {
@@ -36,6 +52,7 @@ pcp::ResultCode ResultFor(nat::GrantError error) {
     case nat::GrantError::kUserExQuota: return pcp::ResultCode::kUserExQuota;
     case nat::GrantError::kUnsupportedProtocol: return pcp::ResultCode::kUnsuppProtocol;
     case nat::GrantError::kNotAuthorized: return pcp::ResultCode::kNotAuthorized;
+    case nat::GrantError::kExcessiveRemotePeers: return pcp::ResultCode::kExcessiveRemotePeers;
   }
   return pcp::ResultCode::kNetworkFailure;
 }
@@ -107,7 +124,14 @@ std::vector<uint8_t> DpmServer::HandlePcp(uint64_t now_ms, nat::Endpoint client,
     dq.lifetime_s = q.lifetime;
     outcome = engine_.RequestDpm(now_ms, dq);
   } else {
-    outcome = engine_.RequestMap(now_ms, *protocol, {client.address, body.internal_port}, suggested, q.lifetime);
+    nat::MapRequest map;
+    map.protocol = *protocol;
+    map.internal = {client.address, body.internal_port};
+    map.suggested_external = suggested;
+    map.lifetime_s = q.lifetime;
+    map.origin = nat::MappingOrigin::kPcp;
+    if (!ToFilterUpdate(q.filters, &map)) return fail(pcp::ResultCode::kMalformedOption);
+    outcome = engine_.RequestMap(now_ms, map);
   }
   if (const auto* error = std::get_if<nat::GrantError>(&outcome)) return fail(ResultFor(*error));
   const nat::DpmGrant& grant = std::get<nat::DpmGrant>(outcome);
@@ -123,6 +147,7 @@ std::vector<uint8_t> DpmServer::HandlePcp(uint64_t now_ms, nat::Endpoint client,
         std::make_pair(pcp::Address::FromIpv4(grant.gateway_endpoint.address), grant.gateway_endpoint.port);
   } else {
     r.map = assigned;
+    r.filters = q.filters;  // §13.3: the filters the server applied
   }
   r.lifetime = grant.lifetime_s;
   counters_.pcp_results[0]++;
@@ -142,11 +167,17 @@ std::vector<uint8_t> DpmServer::HandleNatPmp(uint64_t now_ms, nat::Endpoint clie
   }
   const natpmp::Request& q = *parsed.request;
   if (q.opcode == natpmp::kOpPublicAddress) {
-    return natpmp::EncodePublicAddressResponse(natpmp::kSuccess, epoch, public_address_);
+    // RFC 6886 §3.2 with paired pooling (RFC 4787 REQ-2): the address this client's mappings
+    // have, or will get, not one address for everybody.
+    return natpmp::EncodePublicAddressResponse(natpmp::kSuccess, epoch, engine_.ExternalAddressFor(client.address));
   }
-  nat::Protocol protocol = q.opcode == natpmp::kOpMapUdp ? nat::Protocol::kUdp : nat::Protocol::kTcp;
-  auto outcome = engine_.RequestMap(now_ms, protocol, {client.address, q.internal_port},
-                                    {0, q.suggested_external_port}, q.lifetime);
+  nat::MapRequest map;
+  map.protocol = q.opcode == natpmp::kOpMapUdp ? nat::Protocol::kUdp : nat::Protocol::kTcp;
+  map.internal = {client.address, q.internal_port};
+  map.suggested_external = {0, q.suggested_external_port};
+  map.lifetime_s = q.lifetime;
+  map.origin = nat::MappingOrigin::kNatPmp;
+  auto outcome = engine_.RequestMap(now_ms, map);
   if (const auto* error = std::get_if<nat::GrantError>(&outcome)) {
     natpmp::ResultCode result =
         *error == nat::GrantError::kNotAuthorized ? natpmp::kNotAuthorized : natpmp::kOutOfResources;

@@ -27,8 +27,9 @@ class DpmServer {
   /// `start_ms`: the server's start time on the same clock as `now_ms` below; the PCP epoch
   /// (RFC 6887 §8.5) counts seconds from it, so a restarted gateway shows a small epoch and
   /// drivers re-create their mappings.
-  DpmServer(nat::NatEngine& engine, uint32_t public_address, uint64_t start_ms)
-      : engine_(engine), public_address_(public_address), start_ms_(start_ms) {}
+  /// NAT-PMP's public address (RFC 6886 §3.2) is the one each client is paired with
+  /// (NatEngine::ExternalAddressFor), so the server keeps none of its own.
+  DpmServer(nat::NatEngine& engine, uint64_t start_ms) : engine_(engine), start_ms_(start_ms) {}
 
   /// Handles one request that arrived on the inside link from `client` (the UDP source,
   /// host byte order) to `server_port` (1080 or 5351). Returns the reply payload to send
@@ -47,7 +48,6 @@ class DpmServer {
   std::vector<uint8_t> HandleNatPmp(uint64_t now_ms, nat::Endpoint client, absl::Span<const uint8_t> request);
 
   nat::NatEngine& engine_;
-  uint32_t public_address_;
   uint64_t start_ms_;
   DpmServerCounters counters_;
 };

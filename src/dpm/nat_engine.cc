@@ -86,6 +86,7 @@ const char* DropReasonName(DropReason reason) {
     case DropReason::kIcmpNotTranslated: return "icmp_not_translated";
     case DropReason::kFragmentTimeout: return "fragment_timeout";
     case DropReason::kFragmentLimit: return "fragment_limit";
+    case DropReason::kFiltered: return "filtered";
     case DropReason::kCount: break;
   }
   return "unknown";
@@ -99,6 +100,7 @@ const char* GrantErrorName(GrantError error) {
     case GrantError::kUserExQuota: return "user_ex_quota";
     case GrantError::kUnsupportedProtocol: return "unsupported_protocol";
     case GrantError::kNotAuthorized: return "not_authorized";
+    case GrantError::kExcessiveRemotePeers: return "excessive_remote_peers";
   }
   return "unknown";
 }
@@ -649,6 +651,14 @@ Result NatEngine::OutsideMiss(uint64_t now_ms, Packet& p, bool hairpin) {
   if (mapping == kNoIndex || table_->mapping(mapping).kind != MappingKind::kEndpointIndependent) {
     return refuse(DropReason::kNoMapping);
   }
+  // RFC 6887 §13.3: an explicit mapping with FILTERs lets in only the remotes they allow.
+  if (!filters_.empty()) {
+    if (auto it = filters_.find(mapping); it != filters_.end() &&
+        std::none_of(it->second.begin(), it->second.end(),
+                     [&](const RemoteFilter& f) { return f.Matches(p.source); })) {
+      return refuse(DropReason::kFiltered);
+    }
+  }
   if (p.protocol == Protocol::kTcp &&
       (p.tcp_flags & (wire::tcp::kSyn | wire::tcp::kAck | wire::tcp::kRst)) != wire::tcp::kSyn) {
     return refuse(DropReason::kNoMapping);  // only a SYN opens a connection from outside
@@ -1031,6 +1041,7 @@ uint32_t NatEngine::CreateMapping(Protocol protocol, MappingKind kind, Endpoint 
   m.external_port = port;
   m.flags = flags;
   m.expires_s = expires_s;
+  m.origin = kind == MappingKind::kDpm ? MappingOrigin::kDpm : MappingOrigin::kTraffic;
   const uint32_t index = table_->AddMapping(m);
   if (index == kNoIndex) return kNoIndex;
   ports_->Reserve(pool_index, protocol, port);
@@ -1046,6 +1057,7 @@ uint32_t NatEngine::CreateMapping(Protocol protocol, MappingKind kind, Endpoint 
 void NatEngine::RemoveMapping(uint32_t index) {
   const Mapping m = table_->mapping(index);
   table_->RemoveMapping(index);
+  if (!filters_.empty()) filters_.erase(index);
   if (std::optional<size_t> pool = ports_->IndexOf(m.external_address)) {
     ports_->Release(*pool, m.protocol, m.external_port);
   }
@@ -1071,8 +1083,10 @@ void NatEngine::ExpireExplicitMapping(uint32_t index) {
     return;
   }
   // Flows through it keep it as an implicit mapping until they end (RFC 6887 §15 deletes the
-  // explicit mapping, not the dynamic sessions).
+  // explicit mapping, not the dynamic sessions); its filters go with the explicit mapping.
   m.expires_s = 0;
+  m.origin = MappingOrigin::kTraffic;
+  if (!filters_.empty()) filters_.erase(index);
   --explicit_mappings_;
   if (Host* host = FindHost(m.internal_address)) --host->count;
 }
@@ -1492,6 +1506,37 @@ std::variant<DpmGrant, GrantError> NatEngine::RequestDpm(uint64_t now_ms, const 
 
 std::variant<DpmGrant, GrantError> NatEngine::RequestMap(uint64_t now_ms, Protocol protocol, Endpoint internal,
                                                          Endpoint suggested_external, uint32_t lifetime_s) {
+  MapRequest request;
+  request.protocol = protocol;
+  request.internal = internal;
+  request.suggested_external = suggested_external;
+  request.lifetime_s = lifetime_s;
+  return RequestMap(now_ms, request);
+}
+
+bool NatEngine::UpdateFilters(uint32_t mapping, const MapRequest& request) {
+  if (!request.clear_filters && request.filters.empty()) return true;  // the filters it has stay
+  std::vector<RemoteFilter> next;
+  if (!request.clear_filters) {
+    if (auto it = filters_.find(mapping); it != filters_.end()) next = it->second;
+  }
+  for (const RemoteFilter& f : request.filters) {
+    if (std::find(next.begin(), next.end(), f) == next.end()) next.push_back(f);
+  }
+  if (next.size() > kMaxFiltersPerMapping) return false;
+  if (next.empty()) {
+    filters_.erase(mapping);
+  } else {
+    filters_[mapping] = std::move(next);
+  }
+  return true;
+}
+
+std::variant<DpmGrant, GrantError> NatEngine::RequestMap(uint64_t now_ms, const MapRequest& r) {
+  const Protocol protocol = r.protocol;
+  const Endpoint internal = r.internal;
+  const Endpoint suggested_external = r.suggested_external;
+  const uint32_t lifetime_s = r.lifetime_s;
   if (protocol != Protocol::kTcp && protocol != Protocol::kUdp) return GrantError::kUnsupportedProtocol;
   if (!IsInsideHost(internal.address) || internal.port == 0) return GrantError::kNotAuthorized;
 
@@ -1504,16 +1549,19 @@ std::variant<DpmGrant, GrantError> NatEngine::RequestMap(uint64_t now_ms, Protoc
       if (m.is_explicit()) ExpireExplicitMapping(mapping);
       return DpmGrant{external, Endpoint{}, 0};
     }
+    if (!UpdateFilters(mapping, r)) return GrantError::kExcessiveRemotePeers;
     const uint32_t lifetime = LifetimeFor(lifetime_s);
     if (!m.is_explicit()) {
       ++explicit_mappings_;
       ++HostFor(internal.address).count;
     }
+    m.origin = r.origin;
     m.expires_s = ExpiresAt(now_ms, lifetime);
     NoteMappingDeadline(mapping, uint64_t{m.expires_s} * 1000);
     return DpmGrant{external, Endpoint{}, lifetime};
   }
   if (lifetime_s == 0) return DpmGrant{};
+  if (r.filters.size() > kMaxFiltersPerMapping) return GrantError::kExcessiveRemotePeers;
 
   Host& host = HostFor(internal.address);
   if (host.count >= config_.per_host_quota) {
@@ -1545,10 +1593,20 @@ std::variant<DpmGrant, GrantError> NatEngine::RequestMap(uint64_t now_ms, Protoc
       ports_->Release(pool, protocol, *port);
       break;
     }
+    table_->mapping(mapping).origin = r.origin;
+    UpdateFilters(mapping, r);  // within the limit: checked above
     return DpmGrant{table_->mapping(mapping).external(), Endpoint{}, lifetime};
   }
   ReleaseHostIfUnused(internal.address);
   return GrantError::kNoResources;
+}
+
+uint32_t NatEngine::ExternalAddressFor(uint32_t internal_address) const {
+  if (ports_->pool_size() == 0) return 0;
+  auto it = hosts_.find(internal_address);
+  const size_t pool = it != hosts_.end() && it->second.pool_index != kNoPool ? it->second.pool_index
+                                                                            : ports_->PairedIndex(internal_address);
+  return ports_->address(pool);
 }
 
 // ---- Listing -----------------------------------------------------------------------------
@@ -1586,6 +1644,8 @@ void NatEngine::ForEachMapping(uint64_t now_ms, absl::FunctionRef<void(const Map
       const uint64_t end = uint64_t{m.expires_s} * 1000;
       info.lifetime_left_ms = end > now_ms ? end - now_ms : 0;
     }
+    info.origin = m.origin;
+    if (auto it = filters_.find(i); it != filters_.end()) info.filters = it->second;
     fn(info);
   }
 }

@@ -139,6 +139,7 @@ enum class DropReason : uint8_t {
   kFragmentTimeout,     // a held fragment whose first fragment did not come within fragment_timeout_ms
   kFragmentLimit,       // a fragment not held: max_held_datagrams, max_held_fragments_per_datagram
                         // or max_held_fragment_bytes reached
+  kFiltered,            // from a remote no FILTER of the explicit mapping allows (RFC 6887 §13.3)
   kCount
 };
 /// "malformed", "bad_checksum", ...: names for counters and logs.
@@ -160,8 +161,38 @@ enum class GrantError : uint8_t {
   kUserExQuota,            // per_host_quota
   kUnsupportedProtocol,    // not TCP/UDP
   kNotAuthorized,          // internal endpoint not an inside host, or remote not an outside unicast endpoint
+  kExcessiveRemotePeers,   // more FILTERs than kMaxFiltersPerMapping (RFC 6887 §13.3)
 };
 const char* GrantErrorName(GrantError error);
+
+/// A PCP FILTER (RFC 6887 §13.3) on an explicit mapping: once a mapping has filters, only
+/// remotes matching one of them may open sessions through it (others: DropReason::kFiltered).
+/// Host byte order.
+struct RemoteFilter {
+  uint32_t address = 0;  // the remote prefix
+  uint8_t prefix = 0;    // 0..32 bits of `address` that must match
+  uint16_t port = 0;     // 0: any port
+  bool Matches(Endpoint remote) const {
+    const uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+    return (remote.address & mask) == (address & mask) && (port == 0 || port == remote.port);
+  }
+  friend bool operator==(const RemoteFilter&, const RemoteFilter&) = default;
+};
+/// Filters one mapping keeps; a request that would leave more gets kExcessiveRemotePeers.
+inline constexpr size_t kMaxFiltersPerMapping = 8;
+
+/// What a PCP MAP or NAT-PMP request asks of an explicit mapping.
+struct MapRequest {
+  Protocol protocol = Protocol::kUdp;
+  Endpoint internal;
+  Endpoint suggested_external;  // 0: no preference
+  uint32_t lifetime_s = 0;      // 0 = delete
+  MappingOrigin origin = MappingOrigin::kPcp;
+  /// RFC 6887 §13.3: with `clear_filters` the mapping's filters are removed first (a FILTER of
+  /// prefix length 0), then `filters` are added to those it has (repeats kept once).
+  bool clear_filters = false;
+  std::vector<RemoteFilter> filters;
+};
 
 /// A DPM setup (PCP PEER from a DPM driver, claims 1-5).
 struct DpmRequest {
@@ -264,6 +295,16 @@ class NatEngine {
   /// one until they end).
   std::variant<DpmGrant, GrantError> RequestMap(uint64_t now_ms, Protocol protocol, Endpoint internal,
                                                 Endpoint suggested_external, uint32_t lifetime_s);
+  /// The same, with who asks (listed by ForEachMapping) and the request's FILTERs (RFC 6887
+  /// §13.3; errors: kExcessiveRemotePeers, and then nothing changes). Filters belong to the
+  /// explicit mapping: they go when it is deleted or expires.
+  std::variant<DpmGrant, GrantError> RequestMap(uint64_t now_ms, const MapRequest& request);
+
+  /// The external address the host `internal_address` is paired with (RFC 4787 REQ-2: all its
+  /// mappings use one pool address): the one its mappings have, or, for a host with none yet,
+  /// the one its first mapping will get while that address has free ports. Host byte order; 0
+  /// with an empty pool. What NAT-PMP announces to that host (RFC 6886 §3.2).
+  uint32_t ExternalAddressFor(uint32_t internal_address) const;
 
   /// Examines at most `max_entries` session slots and as many mapping slots, continuing where
   /// the last call stopped, and removes what has expired; also removes up to `max_entries`
@@ -295,7 +336,10 @@ class NatEngine {
     bool dpm;
     bool fixed;                // DPM: shared fixed port
     std::optional<uint64_t> lifetime_left_ms;  // explicit mappings
+    MappingOrigin origin;      // who made it (an expired explicit mapping still in use: kTraffic)
+    absl::Span<const RemoteFilter> filters;    // PCP FILTERs; empty: endpoint-independent
   };
+  /// Every live mapping, in slot order. `fn` must not call into the engine.
   void ForEachMapping(uint64_t now_ms, absl::FunctionRef<void(const MappingInfo&)> fn) const;
 
   size_t session_count() const;
@@ -403,6 +447,11 @@ class NatEngine {
   std::unique_ptr<PortAllocator> ports_;
   std::unique_ptr<Fragments> fragments_;
   absl::flat_hash_map<uint32_t, Host> hosts_;
+  // PCP FILTERs by mapping slot (few mappings have any; looked up only when a session is
+  // created from outside).
+  absl::flat_hash_map<uint32_t, std::vector<RemoteFilter>> filters_;
+  // Applies a MAP request's filters to `mapping`: false (nothing changed) past the limit.
+  bool UpdateFilters(uint32_t mapping, const MapRequest& request);
   absl::flat_hash_set<uint16_t> reserved_gateway_ports_;
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> drops_{};
   NatCounters counters_;

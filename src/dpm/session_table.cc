@@ -368,4 +368,14 @@ void SessionTable::RemoveMapping(uint32_t index) {
   mappings_.Free(index);
 }
 
+const char* MappingOriginName(MappingOrigin origin) {
+  switch (origin) {
+    case MappingOrigin::kTraffic: return "traffic";
+    case MappingOrigin::kPcp: return "pcp";
+    case MappingOrigin::kNatPmp: return "nat-pmp";
+    case MappingOrigin::kDpm: return "dpm";
+  }
+  return "unknown";
+}
+
 }  // namespace dpm::nat

@@ -146,6 +146,16 @@ enum class MappingKind : uint8_t {
   kDpm = 1,                  // holds DPM sessions' external endpoint
 };
 
+/// Who made a mapping (`dpmd status` lists it; RFC 6887 §11 MAP, RFC 6886 §3.3 NAT-PMP).
+enum class MappingOrigin : uint8_t {
+  kTraffic = 0,  // implicit: an internal host's first outbound packet (RFC 4787 REQ-1)
+  kPcp = 1,      // explicit: PCP MAP
+  kNatPmp = 2,   // explicit: NAT-PMP map request
+  kDpm = 3,      // a DPM setup exchange (PCP PEER from a DPM driver)
+};
+/// "traffic", "pcp", "nat-pmp", "dpm".
+const char* MappingOriginName(MappingOrigin origin);
+
 /// Mapping flags.
 inline constexpr uint8_t kMappingLive = 0x01;
 inline constexpr uint8_t kMappingFixed = 0x02;  // DPM: a non-replaceable port, shareable by remote
@@ -160,7 +170,7 @@ struct Mapping {
   Protocol protocol = Protocol::kUdp;
   MappingKind kind = MappingKind::kEndpointIndependent;
   uint8_t flags = 0;
-  uint8_t reserved = 0;
+  MappingOrigin origin = MappingOrigin::kTraffic;
 
   Endpoint internal() const { return {internal_address, internal_port}; }
   Endpoint external() const { return {external_address, external_port}; }

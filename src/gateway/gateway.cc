@@ -27,6 +27,21 @@ std::string Ip(uint32_t a) {
   return absl::StrFormat("%d.%d.%d.%d", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
 }
 std::string Ep(const nat::Endpoint& e) { return absl::StrCat(Ip(e.address), ":", e.port); }
+// "198.51.100.0/24 port 53", "198.51.100.10/32 any port".
+std::string FilterText(const nat::RemoteFilter& f) {
+  return absl::StrCat(Ip(f.address), "/", f.prefix, f.port ? absl::StrCat(" port ", f.port) : " any port");
+}
+std::string FiltersJson(absl::Span<const nat::RemoteFilter> filters) {
+  std::string out = "[";
+  for (size_t i = 0; i < filters.size(); ++i) {
+    absl::StrAppend(&out, i ? "," : "", "{\"remote\":\"", Ip(filters[i].address), "/", filters[i].prefix,
+                    "\",\"port\":", filters[i].port, "}");
+  }
+  return out + "]";
+}
+// A DPM mapping has no one internal endpoint (its sessions have theirs).
+std::string MappingInternal(const nat::NatEngine::MappingInfo& m) { return m.dpm ? "-" : Ep(m.internal); }
+
 const char* ProtoName(nat::Protocol p) {
   switch (p) {
     case nat::Protocol::kTcp: return "tcp";
@@ -83,7 +98,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(boost::asio::io_context
 
 Gateway::Gateway(boost::asio::io_context& io, std::unique_ptr<tun::Link> outside, const GatewayConfig& config)
     : io_(io), config_(config), outside_(std::move(outside)), engine_(config.nat),
-      server_(engine_, config.nat.external_addresses.front(), SteadyMs()), sweep_timer_(io) {}
+      server_(engine_, SteadyMs()), sweep_timer_(io) {}
 
 Gateway::~Gateway() {
   sweep_timer_.cancel();
@@ -295,6 +310,18 @@ std::string Gateway::Status(bool json) const {
                                       ProtoName(s.protocol), Ep(s.internal), Ep(s.external), Ep(s.remote),
                                       Ep(s.gateway_endpoint), s.state, s.idle_ms, s.dpm ? "true" : "false"));
     });
+    absl::StrAppend(&out, "],\"mapping_count\":", engine_.mapping_count(), ",\"mappings\":[");
+    rows = 0;
+    engine_.ForEachMapping(now, [&](const nat::NatEngine::MappingInfo& m) {
+      if (rows >= kMaxStatusRows) return;
+      absl::StrAppend(&out, rows++ ? "," : "",
+                      absl::StrFormat(R"({"proto":"%s","internal":"%s","external":"%s","made_by":"%s","explicit":%s,)"
+                                      R"("lifetime_left_s":%s,"sessions":%d,"fixed":%s,"filters":%s})",
+                                      ProtoName(m.protocol), MappingInternal(m), Ep(m.external),
+                                      nat::MappingOriginName(m.origin), m.lifetime_left_ms ? "true" : "false",
+                                      m.lifetime_left_ms ? absl::StrCat(*m.lifetime_left_ms / 1000) : "null",
+                                      m.sessions, m.fixed ? "true" : "false", FiltersJson(m.filters)));
+    });
     absl::StrAppend(&out, "]}");
     return out;
   }
@@ -321,6 +348,23 @@ std::string Gateway::Status(bool json) const {
                                           Ep(s.internal), Ep(s.external), Ep(s.remote), Ep(s.gateway_endpoint), s.state,
                                           s.idle_ms / 1000, s.dpm ? "dpm" : "napt"));
   });
+  if (rows > kMaxStatusRows) absl::StrAppend(&out, "... and ", rows - kMaxStatusRows, " more\n");
+  // Mappings: the explicit ones a PCP or NAT-PMP client made show here before any connection
+  // uses them (RFC 6887 §11, RFC 6886 §3.3), with their filters (RFC 6887 §13.3).
+  absl::StrAppend(&out, "mappings ", engine_.mapping_count(), "\n",
+                  absl::StrFormat("%-5s %-21s %-21s %-8s %11s %8s %s\n", "PROTO", "INTERNAL", "EXTERNAL", "MADE-BY",
+                                  "LIFETIME-S", "SESSIONS", "FILTERS"));
+  rows = 0;
+  engine_.ForEachMapping(now, [&](const nat::NatEngine::MappingInfo& m) {
+    if (rows++ >= kMaxStatusRows) return;
+    std::string filters = m.filters.empty() ? (m.dpm ? "dpm sessions' remotes only" : "any remote") : "";
+    for (size_t i = 0; i < m.filters.size(); ++i) absl::StrAppend(&filters, i ? ", " : "", FilterText(m.filters[i]));
+    absl::StrAppend(&out, absl::StrFormat("%-5s %-21s %-21s %-8s %11s %8d %s\n", ProtoName(m.protocol),
+                                          MappingInternal(m), Ep(m.external), nat::MappingOriginName(m.origin),
+                                          m.lifetime_left_ms ? absl::StrCat(*m.lifetime_left_ms / 1000) : "-",
+                                          m.sessions, filters));
+  });
+  if (rows > kMaxStatusRows) absl::StrAppend(&out, "... and ", rows - kMaxStatusRows, " more\n");
   return out;
 }
 

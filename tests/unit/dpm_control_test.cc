@@ -12,13 +12,12 @@
 #include "dpm/nat_engine.h"
 #include "dpm/natpmp.h"
 #include "dpm/pcp.h"
+#include "test_bytes.h"
 
 namespace dpm {
 namespace {
 
-constexpr uint32_t Ip(int a, int b, int c, int d) {
-  return (uint32_t(a) << 24) | (uint32_t(b) << 16) | (uint32_t(c) << 8) | uint32_t(d);
-}
+using testing::Ip;
 constexpr uint32_t kGateway = Ip(10, 77, 0, 1);
 constexpr uint32_t kClient1 = Ip(10, 77, 1, 2);
 constexpr uint32_t kClient2 = Ip(10, 77, 2, 2);
@@ -41,7 +40,7 @@ nat::NatConfig Config() {
 // lossy one when `drop_requests` is set).
 struct Harness {
   nat::NatEngine engine{Config()};
-  server::DpmServer server{engine, kPool, /*start_ms=*/0};
+  server::DpmServer server{engine, /*start_ms=*/0};
   uint64_t now = 1000;
 
   struct Client {
@@ -225,7 +224,7 @@ TEST(DpmControl, GatewayRestartIsSeenInTheEpochAndGrantsAreAskedForAgain) {
   // epoch starts again at 0).
   h->now += 50000;
   nat::NatEngine engine2(Config());
-  server::DpmServer server2(engine2, kPool, h->now);
+  server::DpmServer server2(engine2, h->now);
   // A second session's setup reaches the new server and carries its epoch back.
   c.driver.Begin(h->now, nat::Protocol::kTcp, 50001, kServerB, false);
   std::vector<driver::Outgoing> out;

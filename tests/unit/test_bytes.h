@@ -44,6 +44,11 @@ inline std::vector<uint8_t> Cut(const std::vector<uint8_t>& bytes, size_t n) {
   return std::vector<uint8_t>(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n));
 }
 
+/// a.b.c.d as a host-byte-order IPv4 address.
+constexpr uint32_t Ip(int a, int b, int c, int d) {
+  return (uint32_t(a) << 24) | (uint32_t(b) << 16) | (uint32_t(c) << 8) | uint32_t(d);
+}
+
 }  // namespace dpm::testing
 
 #endif  // DPM_TESTS_UNIT_TEST_BYTES_H_
