@@ -13,6 +13,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "apps/cli_number.h"
 #include "dpm/socket.h"
 
 namespace {
@@ -52,6 +53,38 @@ std::string Str(const sockaddr_in& a) {
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "dpm-cat: %s: %s\n", what.c_str(), std::strerror(errno));
   std::exit(1);
+}
+
+// The socket the library tried, for errors that mean "no daemon there".
+std::string DaemonPath() {
+  char path[256];
+  dpm_daemon_path(path, sizeof(path));
+  return path;
+}
+
+// dpm_socket failed: say which daemon socket, when that is what went wrong.
+[[noreturn]] void DieNoSocket() {
+  if (errno == ENETDOWN) {
+    std::fprintf(stderr, "dpm-cat: no dpmd answers at %s (start one, or give --socket / DPM_SOCKET)\n",
+                 DaemonPath().c_str());
+    std::exit(1);
+  }
+  if (errno == EACCES) {
+    std::fprintf(stderr, "dpm-cat: the dpmd at %s refuses this user (not its user, root or in its --api-group)\n",
+                 DaemonPath().c_str());
+    std::exit(1);
+  }
+  Die("dpm_socket");
+}
+
+// "80" → 80; anything that is not a whole number in lo..hi is a usage error (exit 2).
+int Port(const std::string& text, int lo) {
+  std::string copy = text;
+  if (!dpm::apps::WholeNumber(lo, 65535)(copy).empty()) {
+    std::fprintf(stderr, "dpm-cat: bad port '%s': want a whole number from %d to 65535\n", text.c_str(), lo);
+    std::exit(2);
+  }
+  return std::atoi(text.c_str());
 }
 
 sockaddr_in Address(const std::string& host, int port) {
@@ -205,9 +238,12 @@ int main(int argc, char** argv) {
   app.add_flag("-e,--echo", g.echo, "Send back what arrives instead of using stdin/stdout");
   app.add_flag("-N,--shutdown", g.shutdown, "TCP: send FIN when stdin ends, then read until the peer's FIN");
   app.add_flag("-q,--quiet", g.quiet, "Do not print addresses and byte counts on stderr");
-  app.add_option("-p,--local-port", g.local_port, "Connect from this local port (bound explicitly)");
+  app.set_version_flag("--version", "dpm-cat " DPM_VERSION);
+  app.add_option("-p,--local-port", g.local_port, "Connect from this local port (bound explicitly)")
+      ->check(dpm::apps::WholeNumber(1, 65535));
   app.add_option("-s,--source", g.local_address, "Local address to bind (default 0.0.0.0)");
-  app.add_option("--socket", g.socket_path, "dpmd API socket (default: $DPM_SOCKET or " DPM_DEFAULT_DAEMON_PATH ")");
+  app.add_option("--socket", g.socket_path, "dpmd API socket: a file path, or @NAME for an abstract name of this network namespace "
+                 "(default: $DPM_SOCKET, else " DPM_DEFAULT_DAEMON_PATH ")");
   app.add_option("-w,--wait", g.wait_seconds, "UDP: seconds to wait for replies after stdin ends")->capture_default_str();
   app.add_option("-c,--count", g.count, "UDP: exit after this many datagrams arrive");
   app.add_option("-t,--tuple", g.tuple,
@@ -217,10 +253,19 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"common", "static", "dynamic", "new"}))
       ->capture_default_str();
   app.add_option("--dscp", g.dscp, "DSCP (0..63) marked on every packet of the socket's own address (DPM_ADDRESS_DSCP)")
-      ->check(CLI::Range(0, 63));
+      ->check(dpm::apps::WholeNumber(0, 63));
   std::vector<std::string> positional;
   app.add_option("args", positional, "HOST PORT to connect, or PORT to listen")->required();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "dpm-cat: %s (see dpm-cat --help)\n", e.what());
+    return 2;
+  }
 
   if (!g.socket_path.empty()) dpm_set_daemon_path(g.socket_path.c_str());
   if (g.listen) {
@@ -228,19 +273,19 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "dpm-cat: listening wants one argument, PORT\n");
       return 2;
     }
-    g.port = std::atoi(positional[0].c_str());
+    g.port = Port(positional[0], 0);
   } else {
     if (positional.size() != 2) {
       std::fprintf(stderr, "dpm-cat: connecting wants HOST PORT\n");
       return 2;
     }
     g.host = positional[0];
-    g.port = std::atoi(positional[1].c_str());
+    g.port = Port(positional[1], 1);
   }
 
   const int tuple = g.tuple == "static" ? DPM_TUPLE_STATIC : g.tuple == "dynamic" ? DPM_TUPLE_DYNAMIC : DPM_TUPLE_COMMON;
   int fd = dpm_socket(g.tuple == "new" ? AF_INET_TUPLE : AF_INET, g.udp ? SOCK_DGRAM : SOCK_STREAM, 0, tuple);
-  if (fd < 0) Die("dpm_socket");
+  if (fd < 0) DieNoSocket();
   if (g.dscp >= 0 && dpm_setsockopt(fd, DPM_SOL, DPM_ADDRESS_DSCP, &g.dscp, sizeof(g.dscp)) < 0) Die("DPM_ADDRESS_DSCP");
   int one = 1;
   dpm_setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

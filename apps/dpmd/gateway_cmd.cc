@@ -8,9 +8,11 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "absl/strings/numbers.h"
+#include "apps/cli_number.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gateway/gateway.h"
+#include "stack/api_access.h"
 #include "stack/socket_service.h"
 #include "tun/pcap_link.h"
 #include "tun/tun_link.h"
@@ -77,6 +79,10 @@ std::unique_ptr<dpm::tun::Link> OpenLink(const std::string& what, const std::str
     if (!host_address.empty()) {
       uint32_t a = 0;
       int p = 0;
+      if (host_address.find('/') == std::string::npos) {
+        Die(absl::StrCat("bad --", what, "-host-address '", host_address, "': give the prefix length too (e.g. ",
+                         host_address, "/16)"));
+      }
       if (!ParseCidr(host_address, &a, &p, 24)) Die(absl::StrCat("bad --", what, "-host-address '", host_address, "'"));
       t.host_address = a;
       t.host_prefix = p;
@@ -95,6 +101,13 @@ std::unique_ptr<dpm::tun::Link> OpenLink(const std::string& what, const std::str
 
 }  // namespace
 
+std::optional<gid_t> ApiGroup(const std::string& name) {
+  if (name.empty()) return std::nullopt;
+  absl::StatusOr<gid_t> gid = dpm::stack::ResolveGroup(name);
+  if (!gid.ok()) Die(absl::StrCat("--api-group: ", gid.status().message()));
+  return *gid;
+}
+
 void AddGatewayOptions(CLI::App& app, GatewayOptions& o) {
   CLI::App* g = app.add_subcommand("gateway", "Run the DPM server and NAT between an inside and an outside link");
   g->fallthrough();
@@ -107,7 +120,7 @@ void AddGatewayOptions(CLI::App& app, GatewayOptions& o) {
   g->add_flag("--attach", o.attach, "Only attach to TUN devices that exist");
   g->add_flag("--no-offload", o.no_offload,
               "TUN links without checksum and TCP segmentation offload (IFF_VNET_HDR): every packet at most MTU bytes");
-  g->add_option("--mtu", o.mtu, "MTU of both links")->check(CLI::Range(576, 65535))->capture_default_str();
+  g->add_option("--mtu", o.mtu, "MTU of both links")->check(dpm::apps::WholeNumber(576, 65535))->capture_default_str();
   g->add_option("--address", o.address, "The gateway's private address/prefix: the DPM server answers here")
       ->capture_default_str();
   g->add_option("--inside-network", o.inside_network, "The private network behind the gateway")->capture_default_str();
@@ -120,36 +133,43 @@ void AddGatewayOptions(CLI::App& app, GatewayOptions& o) {
   g->add_option("--reserve-sessions", o.reserve_sessions,
                 "Size the NAT session table for this many sessions at start, memory backed up front "
                 "(0: grow as needed; at most --max-sessions)")
-      ->check(CLI::Range(uint64_t{0}, uint64_t{UINT32_MAX}))
+      ->check(dpm::apps::WholeNumber(0, UINT32_MAX))
       ->capture_default_str();
   g->add_option("--min-lifetime", o.min_lifetime, "Shortest PCP lifetime granted, seconds")->capture_default_str();
   g->add_option("--max-lifetime", o.max_lifetime, "Longest PCP lifetime granted, seconds")->capture_default_str();
   g->add_option("--udp-timeout", o.udp_timeout, "UDP mapping idle timeout, seconds (RFC 4787: >= 120)")
-      ->check(CLI::Range(120, 86400))
+      ->check(dpm::apps::WholeNumber(120, 86400))
       ->capture_default_str();
   g->add_option("--tcp-established-timeout", o.tcp_established_timeout,
                 "Established TCP idle timeout, seconds (RFC 5382: >= 7440)")
-      ->check(CLI::Range(7440, 864000))
+      ->check(dpm::apps::WholeNumber(7440, 864000))
       ->capture_default_str();
   g->add_option("--tcp-transitory-timeout", o.tcp_transitory_timeout,
                 "Transitory TCP timeout, seconds (RFC 5382: >= 240)")
-      ->check(CLI::Range(240, 86400))
+      ->check(dpm::apps::WholeNumber(240, 86400))
       ->capture_default_str();
   g->add_option("--icmp-timeout", o.icmp_timeout, "ICMP query timeout, seconds (RFC 5508: >= 60)")
-      ->check(CLI::Range(60, 86400))
+      ->check(dpm::apps::WholeNumber(60, 86400))
       ->capture_default_str();
-  g->add_option("--api-socket", o.api_socket, "UNIX socket for `dpmd status` and libdpm programs")
+  g->add_option("--api-socket", o.api_socket,
+                "Where `dpmd status` reaches the gateway: @NAME, an abstract UNIX socket of this network namespace, "
+                "or a file path in an existing directory")
       ->capture_default_str();
+  g->add_option("--api-group", o.api_group,
+                "Group (name or number) whose members may use the API besides this user and root");
   g->add_option("--pcap-inside", o.pcap_inside, "Record the inside link (setup exchanges included) to a pcap file");
   g->add_option("--pcap-outside", o.pcap_outside, "Record the outside link to a pcap file");
   g->add_option("--pcap-snaplen", o.pcap_snaplen, "Bytes kept of each captured packet (like tcpdump -s)")
-      ->check(CLI::Range(64, 65535))
+      ->check(dpm::apps::WholeNumber(64, 65535))
       ->capture_default_str();
   o.command = g;
 }
 
 int RunGateway(const GatewayOptions& o) {
   dpm::gateway::GatewayConfig config;
+  if (o.address.find('/') == std::string::npos) {
+    Die("bad --address '" + o.address + "': give the prefix length too (e.g. " + o.address + "/16)");
+  }
   if (!ParseCidr(o.address, &config.inside.address, &config.inside.prefix, 16)) Die("bad --address '" + o.address + "'");
   config.inside.gateway = 0;
   if (!ParseCidr(o.inside_network, &config.nat.inside_network, &config.nat.inside_prefix, 16)) {
@@ -197,8 +217,11 @@ int RunGateway(const GatewayOptions& o) {
   auto gw = dpm::gateway::Gateway::Create(io, std::move(inside), std::move(outside), config);
   if (!gw.ok()) Die(std::string(gw.status().message()));
   dpm::gateway::Gateway* g = gw->get();
-  dpm::stack::SocketServiceConfig api{o.api_socket, 65536, [g](bool json) { return g->Status(json); }};
-  MakeParentDirectory(o.api_socket);
+  dpm::stack::SocketServiceConfig api;
+  api.path = o.api_socket;
+  api.api_group = ApiGroup(o.api_group);
+  api.role = "gateway";
+  api.extra_status = [g](bool json) { return g->Status(json); };
   auto service = dpm::stack::SocketService::Create(io, g->stack(), api);
   if (!service.ok()) Die(std::string(service.status().message()));
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);

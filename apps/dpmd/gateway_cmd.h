@@ -3,7 +3,10 @@
 #define DPM_APPS_DPMD_GATEWAY_CMD_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include <sys/types.h>
 
 #include <CLI/CLI.hpp>
 
@@ -26,15 +29,17 @@ struct GatewayOptions {
   size_t reserve_sessions = 0;  // NatConfig::reserve_sessions
   uint32_t min_lifetime = 120, max_lifetime = 86400;
   uint32_t udp_timeout = 300, tcp_established_timeout = 7440, tcp_transitory_timeout = 240, icmp_timeout = 60;
-  std::string api_socket = "/run/dpm/gateway.sock";
+  std::string api_socket = "@dpm/gateway";  // api::kDefaultGatewaySocket
+  std::string api_group;
   std::string pcap_inside, pcap_outside;
   uint32_t pcap_snaplen = 65535;  // bytes kept of each captured packet
 };
 
 void AddGatewayOptions(CLI::App& app, GatewayOptions& options);
 int RunGateway(const GatewayOptions& options);
-/// mkdir -p of a socket path's directory (shared with `dpmd client`).
-void MakeParentDirectory(const std::string& path);
+/// --api-group NAME|GID → the group; empty → none. Exits with a one-line error for an
+/// unknown group (shared with `dpmd client`).
+std::optional<gid_t> ApiGroup(const std::string& name);
 
 }  // namespace dpmd
 

@@ -21,8 +21,12 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "api/protocol.h"
+#include "api/unix_address.h"
+#include "apps/cli_number.h"
+#include "apps/dpmd/config_check.h"
 #include "apps/dpmd/gateway_cmd.h"
 #include "dpm/socket.h"
 #include "stack/socket_service.h"
@@ -62,19 +66,7 @@ void RaiseDescriptorLimit() {
 
 }  // namespace
 
-namespace dpmd {
-void MakeParentDirectory(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos || slash == 0) return;
-  std::string dir = path.substr(0, slash);
-  for (size_t i = 1; i <= dir.size(); ++i) {
-    if (i == dir.size() || dir[i] == '/') ::mkdir(dir.substr(0, i).c_str(), 0755);
-  }
-}
-}  // namespace dpmd
-
 namespace {
-using dpmd::MakeParentDirectory;
 
 struct ClientOptions {
   std::string tun = "dpm0";
@@ -86,7 +78,8 @@ struct ClientOptions {
   std::string address = "10.77.1.2/24";
   std::string gateway = "10.77.1.1";
   std::string host_address;
-  std::string api_socket = DPM_DEFAULT_DAEMON_PATH;
+  std::string api_socket = dpm::api::kDefaultClientSocket;
+  std::string api_group;
   std::string pcap;
   uint32_t pcap_snaplen = 65535;  // bytes kept of each captured packet
   size_t max_sockets = 65536;
@@ -126,6 +119,9 @@ std::string EthernetStatus(const dpm::stack::Stack& s, bool json) {
 int RunClient(const ClientOptions& o) {
   uint32_t address = 0, gateway = 0;
   int prefix = 24, ignored = 0;
+  if (o.address.find('/') == std::string::npos) {
+    Die("bad --address '" + o.address + "': give the prefix length too (e.g. " + o.address + "/24)", 2);
+  }
   if (!ParsePrefix(o.address, &address, &prefix, 24)) Die("bad --address '" + o.address + "' (want A.B.C.D/N)");
   if (!o.gateway.empty() && !ParsePrefix(o.gateway, &gateway, &ignored, 32)) Die("bad --gateway '" + o.gateway + "'");
   dpm::wire::MacAddress mac{};  // zero: the stack's default (02:64 + the address)
@@ -153,6 +149,11 @@ int RunClient(const ClientOptions& o) {
     if (!o.host_address.empty()) {
       uint32_t host = 0;
       int host_prefix = 0;
+      if (o.host_address.find('/') == std::string::npos) {
+        Die("bad --host-address '" + o.host_address + "': give the prefix length too (e.g. " + o.host_address + "/" +
+                std::to_string(prefix) + ")",
+            2);
+      }
       if (!ParsePrefix(o.host_address, &host, &host_prefix, prefix)) Die("bad --host-address '" + o.host_address + "'");
       t.host_address = host;
       t.host_prefix = host_prefix;
@@ -175,8 +176,10 @@ int RunClient(const ClientOptions& o) {
   if (!stack.ok()) Die(std::string(stack.status().message()));
   std::string mac_note;
   if ((*stack)->ethernet()) mac_note = " mac " + dpm::wire::FormatMac((*stack)->mac());
-  MakeParentDirectory(o.api_socket);
-  dpm::stack::SocketServiceConfig api{o.api_socket, o.max_sockets, {}, std::nullopt};
+  dpm::stack::SocketServiceConfig api;
+  api.path = o.api_socket;
+  api.max_sockets = o.max_sockets;
+  api.api_group = dpmd::ApiGroup(o.api_group);
   for (const std::string& text : o.address_pool) {
     for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
       absl::StatusOr<dpm::stack::AddressRange> r = dpm::stack::ParseAddressRange(std::string(part));
@@ -219,24 +222,47 @@ int RunClient(const ClientOptions& o) {
   return 0;
 }
 
-int RunStatus(const std::string& path, bool json) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) Die("API socket path too long");
-  std::memcpy(addr.sun_path, path.c_str(), path.size());
+// Asks the instance at `where` for its status. Returns false, with the reason in `error`,
+// when nothing answers there.
+bool QueryStatus(const std::string& where, bool json, std::string* error) {
+  absl::StatusOr<dpm::api::UnixAddress> addr = dpm::api::ParseUnixAddress(where);
+  if (!addr.ok()) Die(std::string(addr.status().message()), 2);
   int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    Die(absl::StrCat("no dpmd answers at ", path, ": ", std::strerror(errno)));
+  if (fd < 0) Die(absl::StrCat("socket: ", std::strerror(errno)));
+  if (::connect(fd, addr->sockaddr_ptr(), addr->length) != 0) {
+    *error = std::strerror(errno);
+    ::close(fd);
+    return false;
   }
   std::vector<uint8_t> request = dpm::api::EncodeRequest(dpm::api::StatusRequest{json});
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) < 0) Die("send status request failed");
   std::vector<uint8_t> buf(dpm::api::kMaxMessage * 16);
   ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
-  if (n <= 0) Die("dpmd closed the connection");
+  ::close(fd);
+  if (n <= 0) Die(absl::StrCat("the dpmd at ", where, " closed the connection"));
   auto reply = dpm::api::ParseReply(absl::MakeConstSpan(buf.data(), static_cast<size_t>(n)));
-  if (!reply.ok() || reply->error != 0) Die("bad status reply");
+  if (!reply.ok()) Die(absl::StrCat("bad status reply from ", where));
+  if (reply->error == EACCES) {
+    Die(absl::StrCat("the dpmd at ", where, " refuses this user (not its user, root or in its --api-group)"));
+  }
+  if (reply->error != 0) Die(absl::StrCat("the dpmd at ", where, " answered: ", std::strerror(reply->error)));
   std::fwrite(reply->body.data(), 1, reply->body.size(), stdout);
-  return 0;
+  return true;
+}
+
+// No --api-socket: the client's default name, then the gateway's, both in this network
+// namespace; the first that answers.
+int RunStatus(const std::string& path, bool json) {
+  std::vector<std::string> tried = path.empty() ? std::vector<std::string>{dpm::api::kDefaultClientSocket,
+                                                                           dpm::api::kDefaultGatewaySocket}
+                                                : std::vector<std::string>{path};
+  std::string error;
+  for (const std::string& where : tried) {
+    if (QueryStatus(where, json, &error)) return 0;
+  }
+  Die(absl::StrCat("no dpmd answers at ", absl::StrJoin(tried, " or "),
+                   path.empty() ? " in this network namespace" : "", ": ", error,
+                   path.empty() ? " (give --api-socket for another)" : ""));
 }
 
 }  // namespace
@@ -246,6 +272,7 @@ int main(int argc, char** argv) {
   CLI::App app{"dpmd: a user-space TCP/IP stack instance (lwIP) on a TUN/TAP device or virtual link.\n"
                "Programs use it through libdpm (dpm/socket.h) over the API socket."};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "dpmd " DPM_VERSION);
   app.set_config("--config", "", "Read options from this file (TOML/INI: one 'option = value' per line)");
 
   ClientOptions o;
@@ -266,18 +293,23 @@ int main(int argc, char** argv) {
                      "Use a virtual link instead of TUN: LOCAL_PATH,PEER_PATH of UNIX datagram sockets "
                      "(no root needed; the peer dpmd uses the same paths swapped)");
   client->add_option("--mtu", o.mtu, "Link MTU in bytes; TCP's MSS follows it")
-      ->check(CLI::Range(576, 65535))
+      ->check(dpm::apps::WholeNumber(576, 65535))
       ->capture_default_str();
   client->add_option("--address", o.address, "The stack's IPv4 address and prefix")->capture_default_str();
   client->add_option("--gateway", o.gateway, "Next hop for addresses outside the prefix ('' for none)")
       ->capture_default_str();
   client->add_option("--host-address", o.host_address,
                      "Give the kernel's side of the TUN/TAP device this address/prefix (e.g. 10.77.1.1/24)");
-  client->add_option("--api-socket", o.api_socket, "UNIX socket where libdpm programs reach this instance")
+  client->add_option("--api-socket", o.api_socket,
+                     "Where libdpm programs reach this instance: @NAME, an abstract UNIX socket of this network "
+                     "namespace (the default is what programs of this namespace reach), or a file path in an "
+                     "existing directory")
       ->capture_default_str();
+  client->add_option("--api-group", o.api_group,
+                     "Group (name or number) whose members may use the API besides this user and root");
   client->add_option("--pcap", o.pcap, "Record every packet on the link to this pcap file (tshark reads it)");
   client->add_option("--pcap-snaplen", o.pcap_snaplen, "Bytes kept of each captured packet (like tcpdump -s)")
-      ->check(CLI::Range(64, 65535))
+      ->check(dpm::apps::WholeNumber(64, 65535))
       ->capture_default_str();
   client->add_option("--dpm-gateway", o.dpm_gateway,
                      "Run the DPM driver: the DPM server's private address[:port] (port 1080 by default); "
@@ -285,10 +317,10 @@ int main(int argc, char** argv) {
   client->add_option("--private-network", o.private_network, "Destinations inside it need no DPM setup")
       ->capture_default_str();
   client->add_option("--dpm-lifetime", o.dpm_lifetime, "DPM mapping lifetime asked for, seconds (renewed at half)")
-      ->check(CLI::Range(1, 86400))
+      ->check(dpm::apps::WholeNumber(1, 86400))
       ->capture_default_str();
   client->add_option("--max-sockets", o.max_sockets, "Most dpm sockets served at once (more get ENOBUFS)")
-      ->check(CLI::Range(1, 10000000))
+      ->check(dpm::apps::WholeNumber(1, 10000000))
       ->capture_default_str();
   client->add_option("--address-pool", o.address_pool,
                      "Static pool of per-socket addresses (DPM_TUPLE_STATIC): A.B.C.D, A.B.C.D-E.F.G.H or "
@@ -303,23 +335,33 @@ int main(int argc, char** argv) {
                    "each socket gets a lease of its own, renews it, releases it at close");
   client->add_option("--dhcp-timeout", o.dhcp_timeout_s,
                      "Seconds to wait for a lease before dpm_socket() fails with ETIMEDOUT")
-      ->check(CLI::Range(1.0, 600.0))
+      ->check(dpm::apps::Decimal(1.0, 600.0))
       ->capture_default_str();
 
   dpmd::GatewayOptions gw;
   dpmd::AddGatewayOptions(app, gw);
 
-  std::string status_socket = DPM_DEFAULT_DAEMON_PATH;
+  std::string status_socket;
   bool status_json = false;
   CLI::App* status = app.add_subcommand("status", "Print a running instance's link, counters and sockets");
-  status->add_option("--api-socket", status_socket, "The instance's API socket")->capture_default_str();
+  status->add_option("--api-socket", status_socket,
+                     absl::StrCat("The instance's API socket (default: ", dpm::api::kDefaultClientSocket, ", else ",
+                                  dpm::api::kDefaultGatewaySocket, ", in this network namespace)"));
   status->add_flag("--json", status_json, "Print JSON instead of a table");
 
+  if (const std::string config = dpmd::ConfigPathFromArgs(argc, argv); !config.empty()) {
+    if (absl::Status keys = dpmd::CheckConfigKeys(config, app); !keys.ok()) {
+      std::fprintf(stderr, "dpmd: %s\n", std::string(keys.message()).c_str());
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "dpmd: %s (see dpmd --help)\n", e.what());

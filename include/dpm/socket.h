@@ -33,8 +33,11 @@
 extern "C" {
 #endif
 
-/** Where the daemon listens when neither dpm_set_daemon_path() nor DPM_SOCKET says. */
-#define DPM_DEFAULT_DAEMON_PATH "/run/dpm/dpmd.sock"
+/** Where the daemon listens when neither dpm_set_daemon_path() nor DPM_SOCKET says: the
+ * abstract UNIX socket name "dpm/dpmd" ("@" marks an abstract name; unix(7)). Abstract names
+ * belong to a network namespace, so a program reaches the `dpmd client` of its own network
+ * namespace. Any other value is a file path. */
+#define DPM_DEFAULT_DAEMON_PATH "@dpm/dpmd"
 
 /** The `tuple` argument of dpm_socket() (seed 004, "Modified socket function": which network
  * address the socket gets; docs/api.md "Addresses per socket").
@@ -81,10 +84,15 @@ enum dpm_tuple {
  * length not sizeof(int), or a DPM_TUPLE_COMMON socket, whose address others share). */
 #define DPM_ADDRESS_DSCP 2
 
-/** Sets the daemon's UNIX socket path for calls made after this one, in every thread
- * (copied; NULL resets to DPM_SOCKET or the default). Calls already in flight finish against
- * the daemon they started with. */
+/** Sets the daemon's API socket for calls made after this one, in every thread: a file path,
+ * or "@name" for an abstract name (copied; NULL resets to DPM_SOCKET or the default). Calls
+ * already in flight finish against the daemon they started with. */
 void dpm_set_daemon_path(const char *path);
+
+/** Copies the API socket calls use now (set, DPM_SOCKET, or the default; "@name" for an
+ * abstract name) into `buf`, NUL-terminated and cut to `size` bytes. Returns its full length
+ * in bytes, without the NUL, like snprintf — so error messages can name the socket tried. */
+size_t dpm_daemon_path(char *buf, size_t size);
 
 /** Creates a socket in the dpm stack. domain: AF_INET, or AF_INET_TUPLE; type: SOCK_STREAM or SOCK_DGRAM,
  * optionally or-ed with SOCK_NONBLOCK and SOCK_CLOEXEC; protocol: 0 or the matching

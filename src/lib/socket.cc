@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "api/protocol.h"
+#include "api/unix_address.h"
 
 namespace {
 
@@ -51,17 +53,14 @@ int ConnectControl() {
   // Inherited across fork (the parent's), or opened for a daemon path since replaced.
   if (t_control.fd >= 0) ::close(t_control.fd);
   t_control.fd = -1;
-  std::string path = DaemonPath();
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
+  absl::StatusOr<dpm::api::UnixAddress> where = dpm::api::ParseUnixAddress(DaemonPath());
+  if (!where.ok()) {
     errno = ENETDOWN;
     return -1;
   }
-  std::memcpy(addr.sun_path, path.c_str(), path.size());
   int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  if (::connect(fd, where->sockaddr_ptr(), where->length) != 0) {
     ::close(fd);
     errno = ENETDOWN;  // no daemon at that path
     return -1;
@@ -219,6 +218,16 @@ void dpm_set_daemon_path(const char* path) {
   std::lock_guard<std::mutex> lock(g_path_mu);
   g_path = path != nullptr ? path : "";
   g_path_generation.fetch_add(1, std::memory_order_acq_rel);
+}
+
+size_t dpm_daemon_path(char* buf, size_t size) {
+  const std::string path = DaemonPath();
+  if (buf != nullptr && size > 0) {
+    const size_t n = std::min(path.size(), size - 1);
+    std::memcpy(buf, path.data(), n);
+    buf[n] = '\0';
+  }
+  return path.size();
 }
 
 int dpm_socket(int domain, int type, int protocol, int tuple) {

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "api/protocol.h"
+#include "api/unix_address.h"
 #include "dpm/dpm_driver.h"
 #include "dpm/socket.h"
 #include "lwip/ip_addr.h"
@@ -33,6 +34,7 @@
 #include "lwip/stats.h"
 #include "lwip/tcp.h"
 #include "lwip/udp.h"
+#include "stack/api_access.h"
 #include "stack/dhcp_leases.h"
 #include "stack/lwip_port.h"
 
@@ -45,6 +47,23 @@ namespace {
 
 constexpr size_t kAppChunk = 65535;  // bytes per read from a program's pair (tcp_write takes u16_t)
 constexpr size_t kMaxStatusRows = 1000;  // sockets listed by a status reply (it must fit one message)
+
+// `text` as the inside of a JSON string (RFC 8259 §7): quotes, backslashes and control
+// characters escaped (a link or socket name may hold any byte a user gave).
+std::string JsonEscape(absl::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(c));
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
 constexpr int kPairBuffer = 1024 * 1024;  // bytes of kernel buffer on the daemon's end
 
 // Sends one message with an optional descriptor. Returns bytes sent or -errno.
@@ -153,8 +172,11 @@ class Socket;
 // ---------------------------------------------------------------------------------------
 class SocketService::Impl {
  public:
-  Impl(boost::asio::io_context& io, Stack& stack, SocketServiceConfig config, int listen_fd)
-      : io_(io), stack_(stack), config_(std::move(config)), listener_(io, listen_fd) {}
+  Impl(boost::asio::io_context& io, Stack& stack, SocketServiceConfig config, int listen_fd, bool abstract)
+      : io_(io), stack_(stack), config_(std::move(config)), listener_(io, listen_fd), abstract_(abstract) {
+    access_.owner = ::geteuid();
+    access_.group = config_.api_group;
+  }
   ~Impl();
 
   void StartAccept();
@@ -184,6 +206,8 @@ class SocketService::Impl {
   Stack& stack_;
   SocketServiceConfig config_;
   stream_descriptor listener_;
+  bool abstract_;  // an abstract socket name: nothing to remove from the file system
+  ApiAccessPolicy access_;
   uint64_t next_id_ = 1;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Socket>> sockets_;
   std::optional<AddressPool> pool_;                      // set when config_.address_pool is
@@ -234,7 +258,10 @@ class SocketService::Impl {
 // answer must wait (TCP connect) stops reading until the answer is sent.
 class ControlConn : public std::enable_shared_from_this<ControlConn> {
  public:
-  ControlConn(SocketService::Impl& service, int fd) : service_(service), sd_(service.io_, fd) {}
+  /// `refused`: the peer's credentials do not allow it (stack/api_access.h): every request
+  /// is answered EACCES.
+  ControlConn(SocketService::Impl& service, int fd, bool refused)
+      : service_(service), sd_(service.io_, fd), refused_(refused) {}
   ~ControlConn() { service_.control_connections_--; }
 
   void Start() { WaitRead(); }
@@ -290,6 +317,10 @@ class ControlConn : public std::enable_shared_from_this<ControlConn> {
     auto bytes = absl::MakeConstSpan(buf, static_cast<size_t>(n));
     uint16_t op = 0;
     if (n >= 4) std::memcpy(&op, buf + 2, sizeof(op));
+    if (refused_) {
+      Reply(static_cast<api::Opcode>(op), EACCES);
+      return true;
+    }
     absl::StatusOr<api::Request> request = api::ParseRequest(bytes);
     if (!request.ok()) {
       service_.counters_.bad_requests++;
@@ -303,6 +334,7 @@ class ControlConn : public std::enable_shared_from_this<ControlConn> {
   SocketService::Impl& service_;
   stream_descriptor sd_;
   bool waiting_ = false;
+  bool refused_ = false;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1421,7 +1453,7 @@ SocketService::Impl::~Impl() {
   sockets_.clear();
   for (Linger* l : lingering_) l->service = nullptr;  // lwIP may still call back: a no-op then
   if (driver_pcb_ != nullptr) udp_remove(driver_pcb_);
-  ::unlink(config_.path.c_str());
+  if (!abstract_) ::unlink(config_.path.c_str());
 }
 
 void SocketService::Impl::StartAccept() {
@@ -1431,7 +1463,16 @@ void SocketService::Impl::StartAccept() {
       int fd = ::accept4(listener_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) break;
       control_connections_++;
-      auto conn = std::make_shared<ControlConn>(*this, fd);
+      PeerCredentials peer;
+      absl::StatusOr<bool> allowed = CheckPeer(access_, fd, &peer);
+      const bool refused = !allowed.ok() || !*allowed;
+      if (refused) {
+        counters_.api_refused++;
+        std::fprintf(stderr, "dpmd: API connection refused: pid %d uid %u gid %u is neither this daemon's user nor root%s\n",
+                     static_cast<int>(peer.pid), static_cast<unsigned>(peer.uid), static_cast<unsigned>(peer.gid),
+                     access_.group ? ", nor in the API group" : ", and there is no --api-group");
+      }
+      auto conn = std::make_shared<ControlConn>(*this, fd, refused);
       conn->Start();
     }
     StartAccept();
@@ -1898,7 +1939,8 @@ std::string SocketService::Impl::Status(bool json) const {
                                         addr & 255, stack_.config().prefix);
   std::string out;
   if (json) {
-    absl::StrAppend(&out, "{\"link\":{\"name\":\"", link.name(), "\",\"mtu\":", link.mtu(), ",\"address\":\"", address,
+    absl::StrAppend(&out, "{\"version\":\"", DPM_VERSION, "\",\"role\":\"", config_.role, "\",\"api\":\"",
+                    JsonEscape(config_.path), "\",\"link\":{\"name\":\"", JsonEscape(link.name()), "\",\"mtu\":", link.mtu(), ",\"address\":\"", address,
                     "\",\"rx_packets\":", lc.rx_packets, ",\"rx_bytes\":", lc.rx_bytes,
                     ",\"tx_packets\":", lc.tx_packets, ",\"tx_bytes\":", lc.tx_bytes,
                     ",\"tx_dropped\":", lc.tx_dropped, "},\"drops\":{");
@@ -1912,7 +1954,7 @@ std::string SocketService::Impl::Status(bool json) const {
                     ",\"lwip_icmp\":", lwip_stats.icmp.drop, ",\"udp_rx_dropped\":", counters_.udp_rx_dropped,
                     ",\"udp_tx_malformed\":", counters_.udp_tx_malformed,
                     ",\"udp_dpm_dropped\":", counters_.udp_dpm_dropped,
-                    ",\"accept_overflow\":", counters_.accept_overflow, ",\"bad_requests\":", counters_.bad_requests,
+                    ",\"accept_overflow\":", counters_.accept_overflow, ",\"bad_requests\":", counters_.bad_requests, ",\"api_refused\":", counters_.api_refused,
                     ",\"address_exhausted\":", counters_.address_exhausted,
                     ",\"udp_tx_no_address\":", counters_.udp_tx_no_address,
                     "},\"tcp_pcbs\":{\"active\":", active, ",\"time_wait\":", time_wait, ",\"listen\":", listen,
@@ -1947,40 +1989,53 @@ std::string SocketService::Impl::Status(bool json) const {
     absl::StrAppend(&out, "}\n");
     return out;
   }
-  absl::StrAppend(&out, "link     ", link.name(), "  mtu ", link.mtu(), "  address ", address, "\n");
+  // Client-only lines (sockets, per-socket addresses, the DPM driver) are left out of a
+  // gateway's report, whose own part (config_.extra_status) follows.
+  const bool client = config_.role == "client";
+  absl::StrAppend(&out, "dpmd     ", DPM_VERSION, " ", config_.role, "; api ", config_.path, "\n");
+  absl::StrAppend(&out, "link     ", link.name(), "  mtu ", link.mtu(), " bytes  address ", address, "\n");
   absl::StrAppend(&out, "traffic  rx ", lc.rx_packets, " packets ", lc.rx_bytes, " bytes; tx ", lc.tx_packets,
-                  " packets ", lc.tx_bytes, " bytes; tx dropped ", lc.tx_dropped, "\n");
+                  " packets ", lc.tx_bytes, " bytes; tx dropped ", lc.tx_dropped, " packets\n");
   if (pool_) {
     absl::StrAppend(&out, "addresses per socket: pool ", pool_->size(), ", in use ", address_holders_.size(),
                     " (closing ", lingering_.size(), "), available ", pool_->available(),
-                    ", refused (exhausted) ", counters_.address_exhausted, ", DSCP-marked packets ", stack_.dscp_marked(),
-                    "; taken at ", config_.address_at_socket ? "socket()" : "bind/connect", "\n");
+                    ", refused (exhausted) ", counters_.address_exhausted, " sockets, DSCP-marked ",
+                    stack_.dscp_marked(), " packets; taken at ",
+                    config_.address_at_socket ? "socket()" : "bind/connect", "\n");
   }
   if (dhcp_) {
     const DhcpLeaseCounters d = dhcp_->counters();
     absl::StrAppend(&out, "dhcp     leases ", dhcp_->held(), " (clients ", dhcp_->size(), "); bound ", d.bound,
                     ", renewed ", d.renewed, ", released ", d.released, ", timed out ", d.timed_out, ", expired ",
                     d.expired, ", NAKs ", d.naks, ", sockets closed by lease loss ", counters_.addresses_lost,
-                    "; dropped: malformed ", d.malformed, ", unrouted ", d.unrouted, ", refused ", d.ignored, "\n");
+                    "; datagrams dropped: malformed ", d.malformed, ", unrouted ", d.unrouted, ", refused ", d.ignored,
+                    "\n");
   }
-  absl::StrAppend(&out, "drops   ");
+  absl::StrAppend(&out, "drops    packets:");
   for (size_t i = 1; i < sc.ip_drops.size(); ++i) {
     absl::StrAppend(&out, " ", wire::IpCheckName(static_cast<wire::IpCheck>(i)), "=", sc.ip_drops[i]);
   }
   absl::StrAppend(&out, " lwip_ip=", lwip_stats.ip.drop, " lwip_ip_chksum=", lwip_stats.ip.chkerr,
                   " lwip_tcp=", lwip_stats.tcp.drop, " lwip_tcp_chksum=", lwip_stats.tcp.chkerr,
                   " lwip_udp=", lwip_stats.udp.drop, " lwip_udp_chksum=", lwip_stats.udp.chkerr,
-                  " lwip_icmp=", lwip_stats.icmp.drop, " udp_rx_dropped=", counters_.udp_rx_dropped,
-                  " udp_tx_malformed=", counters_.udp_tx_malformed,
-                  " udp_dpm_dropped=", counters_.udp_dpm_dropped, " accept_overflow=", counters_.accept_overflow,
-                  " bad_requests=", counters_.bad_requests, "\n");
-  absl::StrAppend(&out, "tcp pcbs active ", active, "  time-wait ", time_wait, "  listen ", listen,
-                  "; control connections ", control_connections_, "; sockets ", list.size(), " (opened ",
-                  counters_.sockets_opened, ", closed ", counters_.sockets_closed, ")\n");
-  absl::StrAppend(&out, absl::StrFormat("%-6s %-5s %-11s %-22s %-22s %10s %10s\n", "ID", "PROTO", "STATE", "LOCAL",
-                                        "PEER", "TO-APP", "FROM-APP"));
-  for (size_t i = 0; i < list.size() && i < kMaxStatusRows; ++i) absl::StrAppend(&out, list[i]->Describe(false), "\n");
-  if (list.size() > kMaxStatusRows) absl::StrAppend(&out, "... and ", list.size() - kMaxStatusRows, " more\n");
+                  " lwip_icmp=", lwip_stats.icmp.drop);
+  if (client) {
+    absl::StrAppend(&out, "; datagrams: udp_rx_dropped=", counters_.udp_rx_dropped,
+                    " udp_tx_malformed=", counters_.udp_tx_malformed, " udp_dpm_dropped=", counters_.udp_dpm_dropped,
+                    "; connections: accept_overflow=", counters_.accept_overflow);
+  }
+  absl::StrAppend(&out, "\napi      control connections ", control_connections_, "; requests refused as malformed ",
+                  counters_.bad_requests, "; connections refused by credentials ", counters_.api_refused, "\n");
+  if (client) {
+    absl::StrAppend(&out, "tcp pcbs active ", active, "  time-wait ", time_wait, "  listen ", listen, "; sockets ",
+                    list.size(), " (opened ", counters_.sockets_opened, ", closed ", counters_.sockets_closed, ")\n");
+    absl::StrAppend(&out, absl::StrFormat("%-6s %-5s %-11s %-22s %-22s %10s %10s\n", "ID", "PROTO", "STATE", "LOCAL",
+                                          "PEER", "TO-APP-B", "FROM-APP-B"));
+    for (size_t i = 0; i < list.size() && i < kMaxStatusRows; ++i) {
+      absl::StrAppend(&out, list[i]->Describe(false), "\n");
+    }
+    if (list.size() > kMaxStatusRows) absl::StrAppend(&out, "... and ", list.size() - kMaxStatusRows, " more\n");
+  }
   if (driver_) {
     absl::StrAppend(&out, "dpm driver  grants ", driver_->session_count(), "; setups ", dpm_setups_, ", failed ",
                     dpm_failures_, "; gateway restarts seen ", driver_->gateway_restarts(), "; ignored replies ",
@@ -1991,13 +2046,71 @@ std::string SocketService::Impl::Status(bool json) const {
 }
 
 // ---------------------------------------------------------------------------------------
+namespace {
+
+absl::StatusOr<int> BindAndListen(const api::UnixAddress& where) {
+  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  if (::bind(fd, where.sockaddr_ptr(), where.length) != 0 || ::listen(fd, 1024) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EADDRINUSE) {
+      return absl::AlreadyExistsError(absl::StrCat("API socket ", where.text,
+                                                   " is in use by a running dpmd in this network namespace "
+                                                   "(give another with --api-socket)"));
+    }
+    return absl::InternalError(absl::StrCat("listen on ", where.text, ": ", std::strerror(err)));
+  }
+  return fd;
+}
+
+// An abstract name is freed by the kernel when its socket closes: a name in use is a live
+// daemon (of this network namespace).
+absl::StatusOr<int> ListenAbstract(const api::UnixAddress& where) { return BindAndListen(where); }
+
+// A file path: its directory must exist (the daemon creates no directories on a user's
+// behalf). A live daemon answers a connect; a stale socket file from a dead one refuses it
+// and is replaced. Anything else at the path (a file, another program's socket) is left alone.
+absl::StatusOr<int> ListenOnPath(const api::UnixAddress& where, std::optional<gid_t> group) {
+  const std::string& path = where.text;
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("API socket directory ", dir, " does not exist (create it, or use an abstract name like @dpm/x)"));
+  }
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("API socket path ", path, " exists and is not a socket"));
+  }
+  int probe = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  bool live = probe >= 0 && (::connect(probe, where.sockaddr_ptr(), where.length) == 0 ||
+                             (errno != ECONNREFUSED && errno != ENOENT));
+  if (probe >= 0) ::close(probe);
+  if (live) return absl::AlreadyExistsError(absl::StrCat("API socket ", path, " is in use by a running dpmd"));
+  ::unlink(path.c_str());
+  // The socket file is made with the right mode (no moment in which others may connect).
+  const mode_t old_mask = ::umask(group ? 0117 : 0177);
+  absl::StatusOr<int> fd = BindAndListen(where);
+  ::umask(old_mask);
+  if (!fd.ok()) return fd;
+  // Owner only, or owner and the API group (the daemon checks credentials as well).
+  if (group && ::chown(path.c_str(), static_cast<uid_t>(-1), *group) != 0) {
+    const int err = errno;
+    ::close(*fd);
+    ::unlink(path.c_str());
+    return absl::FailedPreconditionError(absl::StrCat("chown ", path, " to group ", *group, ": ", std::strerror(err)));
+  }
+  ::chmod(path.c_str(), group ? 0660 : 0600);
+  return fd;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<SocketService>> SocketService::Create(boost::asio::io_context& io, Stack& stack,
                                                                      const SocketServiceConfig& config) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (config.path.empty() || config.path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("API socket path '", config.path, "' must be 1..107 bytes"));
-  }
+  absl::StatusOr<api::UnixAddress> where = api::ParseUnixAddress(config.path);
+  if (!where.ok()) return where.status();
   std::optional<AddressPool> pool;
   if (!config.address_pool.empty()) {
     absl::StatusOr<AddressPool> p = AddressPool::Create(config.address_pool);
@@ -2010,28 +2123,10 @@ absl::StatusOr<std::unique_ptr<SocketService>> SocketService::Create(boost::asio
     }
     pool = std::move(*p);
   }
-  std::memcpy(addr.sun_path, config.path.c_str(), config.path.size());
-  // A live daemon answers a connect; a stale socket file from a dead one refuses it and is
-  // replaced. Anything else at the path (a file, another program's socket) is left alone.
-  struct stat st {};
-  if (::lstat(config.path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat("API socket path ", config.path, " exists and is not a socket"));
-  }
-  int probe = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  bool live = probe >= 0 && (::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 ||
-                             (errno != ECONNREFUSED && errno != ENOENT));
-  if (probe >= 0) ::close(probe);
-  if (live) return absl::AlreadyExistsError(absl::StrCat("API socket ", config.path, " is in use by a running dpmd"));
-  ::unlink(config.path.c_str());
-  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 1024) != 0) {
-    int err = errno;
-    ::close(fd);
-    return absl::InternalError(absl::StrCat("listen on ", config.path, ": ", std::strerror(err)));
-  }
-  ::chmod(config.path.c_str(), 0666);  // any local program may use the stack, like a socket()
-  auto impl = std::make_unique<Impl>(io, stack, config, fd);
+  absl::StatusOr<int> listening = where->abstract ? ListenAbstract(*where) : ListenOnPath(*where, config.api_group);
+  if (!listening.ok()) return listening.status();
+  const int fd = *listening;
+  auto impl = std::make_unique<Impl>(io, stack, config, fd, where->abstract);
   impl->pool_ = std::move(pool);
   if (config.dhcp) {
     absl::StatusOr<std::unique_ptr<DhcpLeases>> leases =

@@ -44,8 +44,15 @@ struct DpmDriverSettings {
 };
 
 struct SocketServiceConfig {
-  std::string path;            // UNIX socket path the API listens on
+  /// Where the API listens: "@name", an abstract UNIX socket of this network namespace, or a
+  /// file path whose directory must exist (api/unix_address.h).
+  std::string path;
+  /// Who may connect besides the daemon's user and root (stack/api_access.h). A file-path
+  /// socket gets mode 0600, or 0660 owned by this group.
+  std::optional<gid_t> api_group;
   size_t max_sockets = 65536;  // dpm sockets served at once; more give ENOBUFS
+  /// What `dpmd status` calls this instance: "client" or "gateway".
+  std::string role = "client";
   /// More to report in `dpmd status` (the gateway's session table): text, or JSON members
   /// ("\"name\":value,...") appended inside the status object.
   std::function<std::string(bool json)> extra_status;
@@ -78,13 +85,15 @@ struct SocketServiceCounters {
   uint64_t addresses_lingered = 0;  // closes whose address waited for the TCP closing handshake
   uint64_t addresses_lost = 0;      // sockets closed because their lease ended (docs/design.md §7)
   uint64_t udp_tx_no_address = 0;  // datagrams not sent: the socket's address could not be taken
+  uint64_t api_refused = 0;        // control connections refused by their credentials (EACCES)
 };
 
 class SocketService {
  public:
   /// Binds and listens on config.path (a stale socket file is replaced). Errors:
   /// AlreadyExists ("address in use": a live daemon answers there), InvalidArgument (path
-  /// too long), Internal.
+  /// or name too long), FailedPrecondition (the path's directory does not exist, or the path
+  /// is something other than a socket), Internal.
   static absl::StatusOr<std::unique_ptr<SocketService>> Create(boost::asio::io_context& io,
                                                                Stack& stack,
                                                                const SocketServiceConfig& config);

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 
 namespace dpm::tun {
@@ -58,6 +59,23 @@ absl::Status Configure(const std::string& ifname, const TunOptions& o) {
 
 }  // namespace
 
+absl::Status ValidateInterfaceName(std::string_view name) {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("'", absl::CHexEscape(absl::string_view(name.data(), name.size())), "' ", why));
+  };
+  if (name.empty() || name.size() >= IFNAMSIZ) return bad(absl::StrCat("must be 1..", IFNAMSIZ - 1, " characters"));
+  if (name == "." || name == "..") return bad("is not an interface name");
+  for (const char c : name) {
+    // The kernel's dev_valid_name refuses '/', ':' and white space; '%' would be taken as a
+    // name template ("dpm%d"); anything outside printable ASCII would be unreadable in `ip
+    // link` and logs.
+    if (c == '/' || c == ':' || c == '%' || c <= ' ' || c > '~') {
+      return bad("may hold only printable ASCII without white space, '/', ':' or '%'");
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<TunLink>> TunLink::Open(const TunOptions& o) {
   const bool tap = o.mode == TunMode::kTap;
   const char* kind = tap ? "tap" : "tun";
@@ -65,8 +83,8 @@ absl::StatusOr<std::unique_ptr<TunLink>> TunLink::Open(const TunOptions& o) {
     // The virtio-net offload path (wire/offload.h) parses IP packets, not frames.
     return absl::InvalidArgumentError("offload is for TUN devices only: a TAP link has no offload");
   }
-  if (o.name.empty() || o.name.size() >= IFNAMSIZ) {
-    return absl::InvalidArgumentError(absl::StrCat(kind, " device name '", o.name, "' must be 1..15 characters"));
+  if (absl::Status valid = ValidateInterfaceName(o.name); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("bad ", kind, " device name: ", valid.message()));
   }
   if (o.mtu < 68 || o.mtu > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("MTU ", o.mtu, " is outside 68..65535"));
@@ -86,7 +104,7 @@ absl::StatusOr<std::unique_ptr<TunLink>> TunLink::Open(const TunOptions& o) {
     int err = errno;
     ::close(fd);
     if (err == EBUSY) return absl::AlreadyExistsError(absl::StrCat(kind, " device ", o.name, " is busy (held by another process)"));
-    if (err == EINVAL) {
+    if (err == EINVAL && ::if_nametoindex(o.name.c_str()) != 0) {
       return absl::InvalidArgumentError(absl::StrCat(o.name, " exists and is not a ", tap ? "TAP" : "TUN", " device"));
     }
     return Errno(absl::StrCat("attach ", kind, " device ", o.name), err);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "tun/link.h"
 
@@ -28,6 +29,11 @@ struct TunOptions {
   /// to 64 KiB with partial checksums. Only for readers that use ReadOffloaded. TUN mode only.
   bool offload = false;
 };
+
+/// OK when `name` is an interface name the kernel takes as it is (1..15 printable ASCII
+/// characters, none of them white space, '/', ':' or '%', and not "." or ".."; the rules of
+/// the kernel's dev_valid_name, as iproute2 checks them). Errors: InvalidArgument saying why.
+absl::Status ValidateInterfaceName(std::string_view name);
 
 class TunLink : public Link {
  public:

@@ -6,7 +6,7 @@ const char* IpCheckName(IpCheck c) {
   switch (c) {
     case IpCheck::kOk: return "ok";
     case IpCheck::kTooShort: return "too_short";
-    case IpCheck::kBadVersion: return "bad_version";
+    case IpCheck::kBadVersion: return "not_ipv4";
     case IpCheck::kBadHeaderLength: return "bad_header_length";
     case IpCheck::kBadTotalLength: return "bad_total_length";
     case IpCheck::kOversize: return "oversize";

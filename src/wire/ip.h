@@ -22,7 +22,8 @@ enum class IpCheck : uint8_t {
   kCount
 };
 
-/// Names for counters and logs: "too_short", "bad_version", ...
+/// Names for counters and logs: "too_short", "not_ipv4" (kBadVersion: IPv6 packets, such as the
+/// router solicitations a kernel sends on a new link, count here on an IPv4-only stack), ...
 const char* IpCheckName(IpCheck c);
 
 /// Checks the fixed part of an IPv4 header in `packet` (network byte order). Trailing bytes

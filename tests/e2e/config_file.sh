@@ -40,4 +40,23 @@ err=$("$DPMD" --config "$TMP/bad.toml" client 2>&1 >/dev/null) || rc=$?
 e2e_check "a bad MTU in the file exits non-zero ($rc)" test "$rc" -ne 0
 e2e_expect_eq "with one line on stderr" 1 "$(printf '%s\n' "$err" | grep -c .)"
 e2e_check "that names the option: '$err'" grep -q -- "mtu" <<<"$err"
+# A misspelled key is an error naming the key and its line, not a setting left at its default.
+cat >"$TMP/typo.toml" <<CONF
+[client]
+virtual = "$TMP/e.link,$TMP/f.link"
+# the next key is misspelled
+adress = "10.77.9.5/24"
+CONF
+rc=0
+err=$("$DPMD" client --config "$TMP/typo.toml" 2>&1 >/dev/null) || rc=$?
+e2e_expect_eq "a misspelled key exits 2" 2 "$rc"
+e2e_expect_eq "  with one line on stderr" 1 "$(printf '%s\n' "$err" | grep -c .)"
+e2e_check "  naming the key, its line and the option meant: '$err'" \
+  grep -q "typo.toml:4: unknown key 'adress' in \[client\] (did you mean 'address'?)" <<<"$err"
+# A command's option outside its section would be ignored by the parser: refused too.
+printf 'address = "10.77.9.5/24"\n' >"$TMP/nosection.toml"
+rc=0
+err=$("$DPMD" client --config "$TMP/nosection.toml" 2>&1 >/dev/null) || rc=$?
+e2e_expect_eq "a key outside its section exits 2" 2 "$rc"
+e2e_check "  and says where it belongs: '$err'" grep -q "put it under \[client\]" <<<"$err"
 e2e_finish

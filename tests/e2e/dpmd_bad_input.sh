@@ -69,6 +69,49 @@ expect_one_line "gateway: bad --pool" "pool.*10\.1\.2\.300" \
   "$DPMD" gateway --inside-virtual "$TMP/gi.link,$TMP/gp.link" --outside-virtual "$TMP/go.link,$TMP/gq.link" \
   --pool 10.1.2.300 --api-socket "$TMP/gw.sock"
 expect_one_line "status with no daemon" 'nonexistent' "$DPMD" status --api-socket "$TMP/nonexistent.sock"
+# Interface names the kernel would refuse are refused for what they are, not as "exists and
+# is not a TUN device" (checked before any device is touched, so no root is needed). As root
+# these run in a throwaway network namespace, so that a regression cannot make a device in
+# the root namespace.
+sandbox=()
+[ "$(id -u)" = 0 ] && sandbox=(unshare --net)
+for name in 'weird name!' 'a/b' 'ü%$' 'tun:0' '..' 'sixteen-chars-xx'; do
+  expect_one_line "--tun '$name'" "bad tun device name" \
+    "${sandbox[@]}" "$DPMD" client --tun "$name" --address 10.77.9.3/24 --api-socket "$TMP/n.sock"
+done
+expect_one_line "--mtu abc" "'abc' is not a whole number" \
+  "$DPMD" client --virtual "$TMP/c.link,$TMP/d.link" --mtu abc --api-socket "$TMP/c.sock"
+expect_one_line "--address without a prefix" "prefix length.*10\.77\.9\.3/24" \
+  "$DPMD" client --virtual "$TMP/c.link,$TMP/d.link" --address 10.77.9.3 --api-socket "$TMP/c.sock"
+expect_one_line "--host-address without a prefix" "host-address.*prefix length" \
+  "${sandbox[@]}" "$DPMD" client --tun dpmx --address 10.77.9.3/24 --host-address 10.77.9.1 --api-socket "$TMP/c.sock"
+# Only dpmd's own default needs no directory; an explicit path's directory must exist.
+expect_one_line "--api-socket in a missing directory" "$TMP/nonexistent/dir does not exist" \
+  "$DPMD" client --virtual "$TMP/c.link,$TMP/d.link" --address 10.77.9.3/24 --api-socket "$TMP/nonexistent/dir/d.sock"
+e2e_check "no directory was created for it" test ! -e "$TMP/nonexistent"
+expect_one_line "--api-group that does not exist" "no group 'no-such-group-dpm'" \
+  "$DPMD" client --virtual "$TMP/c.link,$TMP/d.link" --address 10.77.9.3/24 --api-socket "$TMP/c.sock" \
+  --api-group no-such-group-dpm
+# dpm-cat: usage errors exit 2 with its name; no daemon names the socket it tried.
+for port in 99999 http 0; do
+  rc=0
+  err=$("$DPMCAT" --socket "$API_A" 198.51.100.10 "$port" </dev/null 2>&1 >/dev/null) || rc=$?
+  e2e_expect_eq "dpm-cat port '$port' is a usage error" 2 "$rc"
+  e2e_check "  and says so: '$err'" grep -q "^dpm-cat: bad port '$port'" <<<"$err"
+done
+rc=0
+err=$("$DPMCAT" --bogus 2>&1 >/dev/null) || rc=$?
+e2e_expect_eq "dpm-cat unknown flag exits 2" 2 "$rc"
+e2e_check "  with its name: '$err'" grep -q "^dpm-cat: " <<<"$err"
+rc=0
+err=$("$DPMCAT" --socket "$TMP/none.sock" 198.51.100.10 80 </dev/null 2>&1 >/dev/null) || rc=$?
+e2e_check "dpm-cat with no daemon fails ($rc)" test "$rc" -ne 0
+e2e_check "  naming the socket it tried: '$err'" grep -q "no dpmd answers at $TMP/none.sock" <<<"$err"
+err=$(env -u DPM_SOCKET "$DPMCAT" 198.51.100.10 80 </dev/null 2>&1 >/dev/null || true)
+e2e_check "  the default socket when none is given: '$err'" grep -q "no dpmd answers at @dpm/dpmd" <<<"$err"
+e2e_check "dpmd --version" bash -c "'$DPMD' --version | grep -Eq '^dpmd [0-9]+\.[0-9]+\.[0-9]+$'"
+e2e_check "dpm-cat --version" bash -c "'$DPMCAT' --version | grep -Eq '^dpm-cat [0-9]+\.[0-9]+\.[0-9]+$'"
+e2e_expect_eq "dpmd status shows the version" "$("$DPMD" --version | cut -d' ' -f2)" "$(e2e_json "$API_A" 's["version"]')"
 e2e_check "the live instances are still running" kill -0 "$DPMD_A" "$DPMD_B"
 e2e_expect_eq "A's API still answers" True "$(e2e_json "$API_A" 'True')"
 
@@ -76,7 +119,7 @@ echo "--- malformed packets into A's link ---"
 if ! "$PY" -c 'import scapy' 2>/dev/null; then
   echo "  SKIP: Scapy is missing from $PY (python3-scapy); malformed-packet checks not run"
 else
-  counters="too_short bad_version bad_header_length bad_total_length oversize lwip_ip_chksum lwip_tcp_chksum lwip_udp_chksum"
+  counters="too_short not_ipv4 bad_header_length bad_total_length oversize lwip_ip_chksum lwip_tcp_chksum lwip_udp_chksum"
   declare -A before
   for c in $counters; do before[$c]=$(e2e_json "$API_A" "s['drops']['$c']"); done
   "$PY" "$E2E_DIR/malformed.py" "$TMP/a.link" 10.77.9.1 10.77.9.2 1500 | sed 's/^/  sent: /'

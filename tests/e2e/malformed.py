@@ -35,7 +35,7 @@ def packets(dst, src, mtu):
 
     return [
         ("too_short", b"\x45\x00\x00\x05\x00"),
-        ("bad_version", bytes(IPv6(src="fd00::2", dst="fd00::1") / UDP(sport=1, dport=7))),
+        ("not_ipv4", bytes(IPv6(src="fd00::2", dst="fd00::1") / UDP(sport=1, dport=7))),
         ("bad_header_length", bytes(ihl3)),
         ("bad_total_length", bytes(long_total)),
         ("lwip_ip_chksum", bad_ip_sum),

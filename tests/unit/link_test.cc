@@ -190,6 +190,22 @@ TEST_F(VirtualLinkTest, WriteWhenThePeerHasGoneFailsAndIsCounted) {
   EXPECT_EQ(a_->counters().tx_dropped, 1u);
 }
 
+TEST(InterfaceName, TakesWhatTheKernelTakesAsItIs) {
+  for (const char* name : {"dpm0", "gw-in", "tap_1", "a", "fifteen-chars-x", "x.y"}) {
+    EXPECT_TRUE(ValidateInterfaceName(name).ok()) << name;
+  }
+}
+
+TEST(InterfaceName, RefusesWhatTheKernelRefusesOrWouldRename) {
+  for (const char* name : {"", "sixteen-chars-xx", ".", "..", "a/b", "a b", "weird name!", "tun:0", "dpm%d",
+                           "\xc3\xbc%$", "tab\there", "nl\n"}) {
+    absl::Status s = ValidateInterfaceName(name);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << name;
+  }
+  EXPECT_NE(ValidateInterfaceName("a/b").message().find("'/'"), std::string::npos);
+  EXPECT_NE(ValidateInterfaceName("sixteen-chars-xx").message().find("1..15"), std::string::npos);
+}
+
 TEST(VirtualLink, WriteBeforeThePeerExistsFailsAndIsCounted) {
   TempDir dir;
   auto a = VirtualLink::Open(dir.File("a"), dir.File("absent"), 1500);

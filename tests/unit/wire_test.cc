@@ -183,7 +183,7 @@ TEST(WireCheckIpv4, BadTotalLength) {
 TEST(WireCheckIpv4, EveryReasonHasAName) {
   EXPECT_STREQ(IpCheckName(IpCheck::kOk), "ok");
   EXPECT_STREQ(IpCheckName(IpCheck::kTooShort), "too_short");
-  EXPECT_STREQ(IpCheckName(IpCheck::kBadVersion), "bad_version");
+  EXPECT_STREQ(IpCheckName(IpCheck::kBadVersion), "not_ipv4");
   EXPECT_STREQ(IpCheckName(IpCheck::kBadHeaderLength), "bad_header_length");
   EXPECT_STREQ(IpCheckName(IpCheck::kBadTotalLength), "bad_total_length");
   EXPECT_STREQ(IpCheckName(IpCheck::kOversize), "oversize");
