@@ -45,7 +45,7 @@ dpm_topology() {
 dpm_start_gateway() {
   local pool=$1 log=$TMP/gw.log
   [ -e "$log" ] && mv "$log" "$TMP/gw-$(date +%s%N).log"
-  GW_API=$TMP/gw.sock
+  GW_API=${DPM_GW_API:-$TMP/gw.sock}  # DPM_GW_API=@dpm/gateway: the gateway's default
   # shellcheck disable=SC2086
   e2e_bg "$LAN" "$DPMD" gateway --inside-tun gwin --inside-host-address 10.77.0.254/16 --outside-tun gwout \
     --address 10.77.0.1/16 --inside-network 10.77.0.0/16 --pool "$pool" --api-socket "$GW_API" \
