@@ -1,4 +1,4 @@
-// address_sockets — sockets with addresses of their own (seed 004; issue 4, items 4 and 9),
+// address_sockets — sockets with addresses of their own (docs/design.md §7),
 // for bench/address_sockets.sh and tests/e2e/many_addresses.sh.
 //
 //   address_sockets --api-socket PATH churn SECONDS [--tuple static|common]

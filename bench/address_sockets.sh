@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sockets with addresses of their own (seed 004; issue 4, item 9). Targets: at least 5,000
+# Sockets with addresses of their own (docs/design.md §7). Targets: at least 5,000
 # new-address sockets per second from the static pool; at most 4 KiB resident per idle
 # address at 10,000 addresses.
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Gateway throughput (issue 3, item 8): one iperf3 TCP stream from a plain host on the private
+# Gateway throughput: one iperf3 TCP stream from a plain host on the private
 # side to a server outside, through
 #   (a) dpm:    IN ──TUN gwin── dpmd gateway (NAT engine fast path) ──TUN gwout── OUT
 #   (b) fwd:    IN ──TUN tunA── tun_forwarder (bare read/write, no NAT) ──TUN tunB── OUT

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# dpmd's resident memory with N idle TCP connections (issue 2, item 9; target ≤ 20 KiB each).
+# dpmd's resident memory with N idle TCP connections (target ≤ 20 KiB each).
 #
 #   S (198.51.100.10) ══ veth ══ H (198.51.100.1, forwards) ── TUN dpm0 ── dpmd (10.77.1.2)
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Helpers for the benchmark scripts (SPEC.md §3 safety rules).
+# Helpers for the benchmark scripts (the safety rules of docs/design.md §5).
 #
 # Every run builds its own network namespaces with unique names (dpmb-<pid>-<rand>-*) and
 # removes them, and every process it started, when the run ends and on exit — even on

@@ -1,4 +1,4 @@
-// The NAT engine alone (issue 3, item 8; no I/O, no root): resident memory per session,
+// The NAT engine alone (no I/O, no root): resident memory per session,
 // per-packet lookup + rewrite time, and DPM setups per second, at 10^3, 10^5 and 10^6
 // sessions. Each size runs in a child process of its own, so one measurement's heap does not
 // pollute the next one's VmRSS.
@@ -317,7 +317,7 @@ int main(int argc, char** argv) {
                 r.setup_p99_us, r.out_uniform_ns, r.in_uniform_ns, r.out_batch_ns, r.in_batch_ns, r.out_hot_ns,
                 r.in_hot_ns, static_cast<unsigned long long>(r.failures));
   }
-  // The issue's targets (issue 3, "Done when"), from the largest and smallest sizes measured.
+  // The targets (bench/README.md §5), from the largest and smallest sizes measured.
   for (const std::string& kind : kinds) {
     const Row* small = nullptr;
     const Row* large = nullptr;

@@ -1,4 +1,4 @@
-// The live setup exchange (issue 3, item 8; bench/setup_latency.sh): a kernel-socket client
+// The live setup exchange (bench/setup_latency.sh): a kernel-socket client
 // that sends the DPM driver's PCP PEER requests (as src/dpm/dpm_driver.cc encodes them) to a
 // running `dpmd gateway` and checks every reply, plus the same-path references the script
 // compares them with: a NAT-PMP public address request (the gateway's UDP path and DPM server

@@ -1,4 +1,4 @@
-// The DPM setup exchange alone (issue 3, item 8; no I/O, no root): PCP PEER requests as the
+// The DPM setup exchange alone (no I/O, no root): PCP PEER requests as the
 // DPM driver sends them (dpm_driver.cc: EncodePeer), fed through DpmServer::Handle — the PCP
 // codec, the NAT engine's session table and the port allocator, and the reply's encoding —
 // with an injected clock. Target: >= 100,000 setup exchanges per second on one core.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The live DPM setup exchange (issue 3, item 8): PCP PEER requests from a client namespace to a
+# The live DPM setup exchange: PCP PEER requests from a client namespace to a
 # real `dpmd gateway` over its inside TUN link, against a bare round trip over the very same
 # path in the same run, and a kernel UDP echo (no lwIP) as an extra reference:
 #

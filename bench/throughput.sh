@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One TCP stream through dpm, through a bare TUN-to-TUN forwarder, and through the kernel
-# over veth — at each MTU, in the same run — and a table of Gbit/s and ratios (issue 2,
-# item 9). Topologies: bench/README.md. Run as root:
+# over veth — at each MTU, in the same run — and a table of Gbit/s and ratios.
+# Topologies: bench/README.md. Run as root:
 #
 #   sudo bench/throughput.sh
 #
