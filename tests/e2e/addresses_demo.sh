@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The addresses-per-socket demo (README command 1, after the DPM demo; issue 4 item 7).
+# The addresses-per-socket demo (README command 1, after the DPM demo).
 # One program (examples/two_addresses.c) opens two sockets at once, each with an address of
 # its own from dpmd's static pool — one through dpm_socket's tuple, one through the
 # AF_INET_TUPLE family — each marked with its own DSCP, and fetches from a real nginx, whose
@@ -16,7 +16,7 @@ e2e_topology
 [ -x "$BUILD/two_addresses" ] || e2e_fail "no $BUILD/two_addresses (build first)"
 
 echo
-echo "dpm demo: several network addresses per socket (seed 004)"
+echo "dpm demo: several network addresses per socket (docs/design.md §7)"
 echo "------------------------------------------------------------------------"
 echo "host: dpmd client 10.77.1.2 on TUN ad0, static pool 10.77.1.100-10.77.1.109"
 echo "wan:  nginx 198.51.100.10:80, logging each request's source address"

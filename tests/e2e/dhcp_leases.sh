@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# e2e.dhcp_leases (root): per-socket addresses leased from a real DHCP server (seed 004;
-# issue 4, item 3). dpmd 10.77.3.2/24 on TAP dh0 in "host" with --dhcp; dnsmasq serves
+# e2e.dhcp_leases (root): per-socket addresses leased from a real DHCP server (RFC 2131;
+# docs/design.md §7). dpmd 10.77.3.2/24 on TAP dh0 in "host" with --dhcp; dnsmasq serves
 # 10.77.3.100-10.77.3.150 on the kernel's side of the TAP (10.77.3.1), lease 2 min (dnsmasq's
 # minimum), T1 10 s, T2 15 s; a real nginx in "wan" logs each request's source address.
 # Asserts, in order:

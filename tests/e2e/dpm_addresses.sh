@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# e2e.dpm_addresses (root): per-socket addresses with DPM (seed 004 with seeds 000/001; issue
-# 4, item 6). DPM client 1 (10.77.1.2 on TUN c1, behind `dpmd gateway`) has a static pool
+# e2e.dpm_addresses (root): per-socket addresses with DPM (docs/design.md §6,
+# §7). DPM client 1 (10.77.1.2 on TUN c1, behind `dpmd gateway`) has a static pool
 # 10.77.1.100-10.77.1.101; two of its sockets, each with an address of its own, fetch from
 # nginx outside at once. Asserts: the gateway holds one DPM session per socket address — the
 # internal endpoints are 10.77.1.100 and 10.77.1.101, not the client's common address (the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The DPM demo (README command 1, through scripts/demo.sh; issue 3 item 6). Builds a private
+# The DPM demo (README command 1, through scripts/demo.sh). Builds a private
 # network ("lan": a `dpmd gateway`, two DPM clients on TUN devices, a plain Linux host) and an
 # outside one ("wan": real nginx and iperf3), then shows, step by step:
 #   1. a DPM client fetching a file from nginx with dpm-cat, and nginx's access log seeing the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # e2e.dpm_gateway (root): DPM clients and a plain Linux host reach real servers through
-# `dpmd gateway` (issue 3, item 6). Asserts: a DPM client's fetch arrives intact, and nginx sees
+# `dpmd gateway` (docs/design.md §6). Asserts: a DPM client's fetch arrives intact, and nginx sees
 # the registered address and port that dpm_getsockname reported (claims 6, 11); two clients
 # share one fixed external port towards different servers (claims 8-10, RFC 7857 §3) and a
 # third use of it towards the same server fails with EADDRINUSE (CANNOT_PROVIDE_EXTERNAL); a

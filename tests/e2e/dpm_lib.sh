@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The DPM test network (SPEC.md §3, issue 3): namespaces made for the run and removed after.
+# The DPM test network (docs/design.md §5): namespaces made for the run and removed after.
 #
 #   wan    real servers: nginx on 198.51.100.10:80 and 198.51.100.11:80, iperf3 on .10:5201;
 #          route to the registered pool 203.0.113.0/24 through the gateway's outside TUN "gwout"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The gateway restarts under a live session (issue 3 item 4; RFC 6887 §8.5): the DPM driver sees
+# The gateway restarts under a live session (RFC 6887 §8.5): the DPM driver sees
 # the epoch go back in the next reply (here a renewal: the gateway grants at most 4 s, so the
 # driver renews every 2 s), asks again for every grant it holds, suggesting the same registered
 # endpoint, and the session carries on through the new gateway with the same external port.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# UDP through the DPM driver (issue 3 item 4, seeds 000/001): a libdpm datagram socket that
+# UDP through the DPM driver (the DPM patent, ¶33): a libdpm datagram socket that
 # connects or sends to an outside address gets its setup exchange first, aims its datagrams
 # at the gateway endpoint, sees replies from the true peer, and gives the grant back on close.
 # A real UDP echo server in "wan" logs the source address and port it saw.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Shared helpers for end-to-end tests and the demo (SPEC.md §3).
+# Shared helpers for end-to-end tests and the demo (docs/design.md §5).
 #
 # Every run builds its own network namespaces with unique names (dpm-<test>-<pid>-<rand>-*)
 # and removes them, and every process it started, on exit — even on failure or Ctrl-C.

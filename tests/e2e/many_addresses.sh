@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # e2e.many_addresses (root): 10,000 sockets of one instance, each with an address of its own,
-# all open at once, each completing a TCP exchange with a real server (issue 4, items 4 and 8).
+# all open at once, each completing a TCP exchange with a real server (docs/design.md §7).
 #
 #   HOST: dpmd 10.77.1.2 on TUN ma0, static pool 10.77.64.1-10.77.103.16 (10,000 addresses,
 #         routed to the TUN) ── forwards ── WAN: nginx 198.51.100.10:80

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# e2e.socket_addresses (root): per-socket addresses from the static pool (seed 004; issue 4,
-# items 1-2). dpmd on TUN in "host" with --address-pool of two addresses; a real nginx in
+# e2e.socket_addresses (root): per-socket addresses from the static pool (docs/design.md
+# §7). dpmd on TUN in "host" with --address-pool of two addresses; a real nginx in
 # "wan" logs each request's source address. Asserts: two sockets held open at once have two
 # different pool addresses, each what dpm_getsockname reported and what nginx saw, neither
 # the instance's common address; a third socket asking for one gets EADDRNOTAVAIL (never a

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# e2e.tap_link (root): dpmd on a TAP device (--link tap: Ethernet frames, lwIP's ARP; issue 4,
-# the link that DHCP leases will need) with per-socket addresses from the static pool.
+# e2e.tap_link (root): dpmd on a TAP device (--link tap: Ethernet frames, lwIP's ARP;
+# the link that DHCP leases need) with per-socket addresses from the static pool.
 # dpmd 10.77.2.2/24 on TAP tp0 in "host", whose kernel side is 10.77.2.1/24; a real nginx in
 # "wan" (routed through "host") logs each request's source address. Asserts: the kernel
 # reaches dpmd by ARP (ping; `ip neigh` shows dpmd's default MAC 02:64:0a:4d:02:02); a socket

@@ -1,4 +1,4 @@
-// src/stack/address_pool: the static pool of per-socket addresses (seed 004; issue 4, item 2):
+// src/stack/address_pool: the static pool of per-socket addresses (docs/design.md §7):
 // ranges, O(1) allocation and release in FIFO order, exhaustion, bad configuration.
 #include "stack/address_pool.h"
 

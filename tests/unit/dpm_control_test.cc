@@ -1,5 +1,5 @@
 // The DPM setup exchange end to end in memory: the driver's datagrams go to the server and
-// the server's replies back, with a manual clock (seeds 000/001 claims 1-11, 20-23; RFC 6887).
+// the server's replies back, with a manual clock (the DPM patent, claims 1-11, 20-23; RFC 6887).
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -101,7 +101,7 @@ TEST(DpmControl, ReplaceablePortIsGrantedARegisteredEndpointAndAGatewayEndpoint)
   EXPECT_EQ(h.engine.session_count(), 1u);
 }
 
-// Seed 004 with DPM (issue 4 item 6): a host whose sockets have addresses of their own gets
+// Per-socket addresses with DPM (design §7): a host whose sockets have addresses of their own gets
 // one mapping per address — each request carries, and comes from, the socket's address.
 TEST(DpmControl, SocketsWithAddressesOfTheirOwnGetAMappingPerAddress) {
   Harness h;
@@ -262,7 +262,7 @@ TEST(DpmControl, RequestWhoseClientAddressIsNotItsSourceGetsAddressMismatchAndNo
   EXPECT_EQ(h.engine.session_count(), 0u);
 }
 
-// SPEC.md §1.1 / issue 3: a malformed or truncated request gets the PCP error reply, never a
+// RFC 6887 §8.3, design §6: a malformed or truncated request gets the PCP error reply, never a
 // larger reply than the request, and creates no state. (A cut that happens to end exactly
 // before the options is a complete request without them and is served normally.)
 TEST(DpmControl, EveryCutOfAPeerRequestGetsNoStateAndNoLargerReply) {

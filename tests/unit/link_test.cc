@@ -516,7 +516,7 @@ TEST(Pcap, PacketTheLinkRefusedIsNotRecorded) {
   EXPECT_TRUE(records.empty());
 }
 
-// tshark (SPEC.md: "read state with ordinary tools") reads the capture and decodes each packet.
+// tshark (users read state with ordinary tools) reads the capture and decodes each packet.
 TEST(Pcap, TsharkReadsTheCapture) {
   if (::access("/usr/bin/tshark", X_OK) != 0) GTEST_SKIP() << "/usr/bin/tshark not installed";
   TempDir dir;

@@ -1,4 +1,4 @@
-// src/dpm/nat_engine: NAPT (RFC 4787, 5382, 5508, 7857), DPM sessions (seeds 000/001) and
+// src/dpm/nat_engine: NAPT (RFC 4787, 5382, 5508, 7857), DPM sessions (the DPM patent) and
 // expiry, driven with a manual clock and packets built here. After every translation the
 // packet must carry exactly the checksums a full recomputation gives.
 #include "dpm/nat_engine.h"
@@ -916,7 +916,7 @@ TEST_F(NatTest, QuotaAndSessionLimitForPlainHosts) {
   }
 }
 
-// ---- DPM sessions (seeds 000/001) ----------------------------------------------------------------
+// ---- DPM sessions (the DPM patent) ---------------------------------------------------------------
 
 DpmRequest Dpm(Endpoint internal, Endpoint remote, bool fixed, uint32_t lifetime = 3600, Endpoint suggested = {}) {
   return DpmRequest{Protocol::kUdp, internal, remote, suggested, fixed, lifetime};

@@ -385,7 +385,7 @@ TEST_F(StackTest, PacketForAnotherAddressIsNotAnswered) {
   EXPECT_EQ(link_->outbound_size(), 0u);
 }
 
-// Per-socket addresses (seed 004) through lwIP's accept hook (third_party/lwip/patches/0001):
+// Per-socket addresses (design §7) through lwIP's accept hook (third_party/lwip/patches/0001):
 // an extra address is ours exactly while something holds it.
 TEST_F(StackTest, PerSocketAddressIsAcceptedOnlyWhileHeld) {
   CreateStack(1500);
@@ -406,7 +406,7 @@ TEST_F(StackTest, PerSocketAddressIsAcceptedOnlyWhileHeld) {
   EXPECT_EQ(AcceptedAddressCount(), 0u);
 }
 
-// QoS per address (issue 4 item 5): packets from a marked address leave with its DSCP, the
+// QoS per address (docs/design.md §7): packets from a marked address leave with its DSCP, the
 // ECN bits kept and the header checksum right; other addresses' packets are untouched.
 TEST_F(StackTest, AddressDscpMarksPacketsFromThatAddressOnlyAndKeepsEcn) {
   CreateStack(1500);
