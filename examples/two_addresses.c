@@ -1,5 +1,5 @@
-/* two_addresses — one program, two sockets, two network addresses of their own (seed 004;
- * docs/api.md "Addresses per socket"). Each socket takes a new address from the dpmd
+/* two_addresses — one program, two sockets, two network addresses of their own (docs/design.md
+ * §7, docs/api.md "Addresses per socket"). Each socket takes a new address from the dpmd
  * instance's static pool — the first through the tuple argument, the second through the
  * AF_INET_TUPLE family — marks its packets with its own DSCP, fetches PATH from an HTTP
  * server, and prints the address the server saw it come from (dpm_getsockname) and the

@@ -34,7 +34,7 @@ struct Options {
   double wait_seconds = 2.0;
   long count = 0;
   int dscp = -1;                 // DPM_ADDRESS_DSCP, -1: not set
-  std::string tuple = "common";  // seed 004: which address the socket gets
+  std::string tuple = "common";  // docs/design.md §7: which address the socket gets
 };
 
 Options g;
@@ -248,7 +248,7 @@ int main(int argc, char** argv) {
   app.add_option("-c,--count", g.count, "UDP: exit after this many datagrams arrive");
   app.add_option("-t,--tuple", g.tuple,
                  "The socket's address: the instance's common one, a new one of its own from the static pool, "
-                 "or a leased one (dpm_socket's tuple, seed 004); new: family AF_INET_TUPLE (a new address "
+                 "or a leased one (dpm_socket's tuple); new: family AF_INET_TUPLE (a new address "
                  "from the instance's default source)")
       ->check(CLI::IsMember({"common", "static", "dynamic", "new"}))
       ->capture_default_str();

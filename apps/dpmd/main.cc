@@ -1,4 +1,4 @@
-// dpmd — one dpm stack instance (SPEC.md §2). `dpmd client` runs lwIP on a TUN or TAP device
+// dpmd — one dpm stack instance (design §4.2). `dpmd client` runs lwIP on a TUN or TAP device
 // or a virtual link and serves the modified socket API; `dpmd status` asks a running instance for
 // its links, counters and sockets.
 #include <arpa/inet.h>
@@ -86,9 +86,9 @@ struct ClientOptions {
   std::string dpm_gateway;  // the DPM server's address[:port]; empty: no DPM driver
   std::string private_network = "10.77.0.0/16";
   uint32_t dpm_lifetime = 600;
-  std::vector<std::string> address_pool;  // seed 004: static per-socket addresses
+  std::vector<std::string> address_pool;  // static per-socket addresses (design §7)
   std::string address_at = "socket";       // when a socket takes its address: socket | bind
-  bool dhcp = false;                       // seed 004: per-socket DHCP leases (TAP)
+  bool dhcp = false;                       // per-socket DHCP leases (TAP, design §7)
   double dhcp_timeout_s = 16;              // no lease after this: dpm_socket gives ETIMEDOUT
 };
 

@@ -20,8 +20,9 @@
  * Byte order: addresses and ports are in network byte order inside struct sockaddr, as with
  * the kernel API.
  *
- * Source: seed 004 (the modified socket function, bind, connect, getsockname and close), and
- * SPEC.md §2 ("the modified socket API returns ordinary file descriptors").
+ * Source: the per-socket-address patent (its modified socket, bind, connect, getsockname and
+ * close functions; docs/design.md §7), and docs/design.md §4.4 (the modified socket API
+ * returns ordinary file descriptors).
  */
 #ifndef DPM_SOCKET_H
 #define DPM_SOCKET_H
@@ -39,7 +40,7 @@ extern "C" {
  * namespace. Any other value is a file path. */
 #define DPM_DEFAULT_DAEMON_PATH "@dpm/dpmd"
 
-/** The `tuple` argument of dpm_socket() (seed 004, "Modified socket function": which network
+/** The `tuple` argument of dpm_socket() (the patent's modified socket function: which network
  * address the socket gets; docs/api.md "Addresses per socket").
  * DPM_TUPLE_STATIC: an address of the socket's own from the instance's static pool
  * (`dpmd client --address-pool`), taken at dpm_socket() or at the first bind/connect/listen/
@@ -52,32 +53,32 @@ extern "C" {
  * or EADDRNOTAVAIL when the instance has no --dhcp; renewed while the socket
  * lives, released (DHCPRELEASE) by the last close. A lease that ends under the socket
  * (expired, or refused by a DHCPNAK) closes it: the program reads end-of-file and finds
- * ETIMEDOUT or EADDRNOTAVAIL in SO_ERROR (seed: "automatically close at the end of a lease
- * time"). An unknown tuple is EINVAL. */
+ * ETIMEDOUT or EADDRNOTAVAIL in SO_ERROR (the patent: a lease's end closes its
+ * socket). An unknown tuple is EINVAL. */
 enum dpm_tuple {
   DPM_TUPLE_COMMON = 0,  /**< the instance's common address (default) */
   DPM_TUPLE_STATIC = 1,  /**< a new address of its own from the static pool */
   DPM_TUPLE_DYNAMIC = 2, /**< a new address of its own, leased by DHCP */
 };
 
-/** The seed's second form of the modified socket function (seed 004: "a value such as
- * AF_INET_TUPLE for the format argument may indicate to the kernel that it should assign a
- * new IP address to this socket"): dpm_socket(AF_INET_TUPLE, type, protocol, 0) is an IPv4
- * socket with a new address of its own — from the static pool when the instance has one,
- * else a DHCP lease. A tuple of DPM_TUPLE_STATIC or DPM_TUPLE_DYNAMIC picks the source
- * explicitly. Only dpm_socket() takes it: sockets' addresses are AF_INET (getsockname, bind,
- * connect). Not a kernel address family (Linux uses values below 64). */
+/** The per-socket-address patent's second form of the modified socket function (a new
+ * address family value that asks for a new IP address for the socket):
+ * dpm_socket(AF_INET_TUPLE, type, protocol, 0) is an IPv4 socket with a new address of its
+ * own — from the static pool when the instance has one, else a DHCP lease. A tuple of
+ * DPM_TUPLE_STATIC or DPM_TUPLE_DYNAMIC picks the source explicitly. Only dpm_socket() takes
+ * it: sockets' addresses are AF_INET (getsockname, bind, connect). Not a kernel address
+ * family (Linux uses values below 64). */
 #define AF_INET_TUPLE 0x4454
 
 /** Socket option level of dpm's own options (dpm_setsockopt / dpm_getsockopt). */
 #define DPM_SOL 0x4450
 /** DPM_SOL option (int, 0 or 1): the socket's port is not replaceable — the DPM server must
- * keep it as the registered port (seed 001, claims 1-4). A port bound explicitly with
+ * keep it as the registered port (the DPM patent, claims 1-4). A port bound explicitly with
  * dpm_bind() is not replaceable anyway; an ephemeral one is, unless this is set. */
 #define DPM_PORT_FIXED 1
 /** DPM_SOL option (int, 0..63, or -1 to clear): the DSCP (RFC 2474 §3) of the socket's own
  * address — every IPv4 packet from that address leaves with it in the upper six bits of the
- * TOS byte, ECN bits kept (seed 004's motivation: a quality of service per call). It belongs
+ * TOS byte, ECN bits kept (the patent's aim: a quality of service per call). It belongs
  * to the address, so a listener's accepted connections share it, and it overrides IP_TOS's
  * DSCP bits. Set before a deferred address is taken, it applies when the address is.
  * dpm_getsockopt gives the current value (-1: none). Errors: EINVAL (value outside -1..63,
@@ -106,7 +107,7 @@ int dpm_socket(int domain, int type, int protocol, int tuple);
 
 /** Binds to a local address of the stack (INADDR_ANY or the instance's address; for a socket
  * with an address of its own, INADDR_ANY or that address, which bind takes if it was
- * deferred — seed 004, "Modified bind function") and port (0 = ephemeral). Errors: EBADF,
+ * deferred — the patent's modified bind function) and port (0 = ephemeral). Errors: EBADF,
  * ENOTSOCK (not a dpm socket), EINVAL (already bound, bad length), EAFNOSUPPORT,
  * EADDRNOTAVAIL (not an address of this socket / stack; pool exhausted), EADDRINUSE. */
 int dpm_bind(int fd, const struct sockaddr *addr, socklen_t addrlen);

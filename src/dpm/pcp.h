@@ -80,12 +80,12 @@ const char* OpcodeName(Opcode opcode);
 inline constexpr uint8_t kThirdParty = 1;     // §13.1: 16-byte internal address; MAP, PEER
 inline constexpr uint8_t kPreferFailure = 2;  // §13.2: no data; MAP only
 inline constexpr uint8_t kFilter = 3;         // §13.3: 20 bytes; MAP only, may repeat
-/// DPM: the internal port is NOT replaceable (seed claims 1-4); no data; MAP and PEER
+/// DPM: the internal port is NOT replaceable (the DPM patent, claims 1-4); no data; MAP and PEER
 /// requests. A PCP server that does not know it answers UNSUPP_OPTION, so a driver never
 /// believes a fixed port was kept by a server that ignored the flag.
 inline constexpr uint8_t kDpmPortFixed = 96;
 /// DPM: in a MAP/PEER response, the gateway's private address and port the DPM driver must
-/// aim the session's packets at (claim 5, seed ¶33): 16-byte address, 2-byte port, 2 reserved.
+/// aim the session's packets at (claim 5, ¶33): 16-byte address, 2-byte port, 2 reserved.
 inline constexpr uint8_t kDpmSessionEndpoint = 224;
 
 inline constexpr uint16_t kThirdPartyLength = 16;

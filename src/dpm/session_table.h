@@ -15,7 +15,7 @@
 //              outside: (protocol, external, remote) — what a packet from outside carries;
 //              DPM:     (protocol, internal, remote) for DPM sessions, to renew them.
 //
-// Memory (the target is <= 128 bytes per session at 10^6 sessions): records live in
+// Memory (the target is <= 128 bytes per session at 10^6 sessions): records live in
 // chunked slabs addressed by 32-bit indices (32-byte sessions, 24-byte mappings; no pointer,
 // no per-record allocation, and growth never copies old records), and big blocks in huge
 // pages (AllocateTableMemory). The indexes (HashIndex) store only the 4-byte index and a
@@ -109,7 +109,7 @@ const char* TcpStateName(TcpState state);
 
 /// Session flags.
 inline constexpr uint8_t kSessionLive = 0x01;
-inline constexpr uint8_t kSessionDpm = 0x02;      // set up by RequestDpm (seed claim 1)
+inline constexpr uint8_t kSessionDpm = 0x02;      // set up by RequestDpm (DPM patent, claim 1)
 inline constexpr uint8_t kSessionFixed = 0x04;    // DPM: the port was not replaceable
 inline constexpr uint8_t kSessionHairpin = 0x08;  // the remote is one of our external endpoints
 

@@ -37,7 +37,7 @@ namespace dpm::stack {
 /// start with a setup exchange with the DPM server at `server_address`.
 struct DpmDriverSettings {
   uint32_t server_address = 0;           // the gateway's private address, host byte order
-  uint16_t server_port = 1080;           // the seed's well-known port (PCP's 5351 also works)
+  uint16_t server_port = 1080;           // the DPM patent's port (PCP's 5351 also works)
   uint32_t private_network = 0;          // host byte order
   int private_prefix = 16;
   uint32_t lifetime_s = 600;             // asked for; renewed at half of what is granted

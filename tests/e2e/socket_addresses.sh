@@ -9,7 +9,7 @@
 # it; a common-address socket still uses 10.77.1.2; with --address-at bind the address is
 # taken at connect; bind to an address not the socket's own is EADDRNOTAVAIL. DSCP per
 # address (item 5): every packet of a socket's address carries the DSCP it set
-# (DPM_ADDRESS_DSCP), others none (dpmd's --pcap read by tshark). AF_INET_TUPLE (the seed's
+# (DPM_ADDRESS_DSCP), others none (dpmd's --pcap read by tshark). AF_INET_TUPLE (the patent's
 # second form) gets a pool address too.
 source "$(dirname "$0")/lib.sh"
 e2e_require_root socket_addresses
