@@ -142,7 +142,7 @@ std::vector<uint8_t> DpmServer::HandlePcp(uint64_t now_ms, nat::Endpoint client,
     pcp::PeerBody peer = *q.peer;
     static_cast<pcp::MapBody&>(peer) = assigned;
     r.peer = peer;
-    // Seed claim 5 / ¶33: where the driver aims the session's packets.
+    // DPM patent, claim 5 / ¶33: where the driver aims the session's packets.
     r.dpm_session_endpoint =
         std::make_pair(pcp::Address::FromIpv4(grant.gateway_endpoint.address), grant.gateway_endpoint.port);
   } else {

@@ -562,7 +562,7 @@ class TcpSocket : public Socket {
     if (remote.ipv4_host() == 0 || remote.port_be == 0) return remote.port_be == 0 ? ECONNREFUSED : ENETUNREACH;
     if (int e = TakeOwnAddress()) return e;
     if (service_.DpmApplies(remote)) {
-      // Seed claims 1-5: agree on the registered address and port with the DPM server first;
+      // DPM patent, claims 1-5: agree on the registered address and port with the DPM server first;
       // the handshake starts when the grant names the gateway endpoint to aim at.
       if (!bound_) {
         err_t e = tcp_bind(pcb_, AnyOrOwn(), 0);  // the session's first (ephemeral) port
@@ -1136,7 +1136,7 @@ class UdpSocket : public Socket {
     if (remote.family != AF_INET) return EAFNOSUPPORT;
     if (int e = TakeOwnAddress()) return e;
     if (service_.DpmApplies(remote)) {
-      // Seed claims 1-5 for a datagram session: the setup exchange first; connect() answers
+      // DPM patent, claims 1-5, for a datagram session: the setup exchange first; connect() answers
       // when the grant names the gateway endpoint, and the pcb is connected to that endpoint.
       DpmPeer* peer = FindOrBeginPeer(remote);
       if (peer == nullptr) return ENOBUFS;
