@@ -325,15 +325,16 @@ std::string Gateway::Status(bool json) const {
     absl::StrAppend(&out, "]}");
     return out;
   }
-  absl::StrAppend(&out, "gateway  epoch ", server_.Epoch(now), "s; forwarded out ", counters_.forwarded_out, ", in ",
-                  counters_.forwarded_in, ", hairpinned ", counters_.hairpinned, ", to gateway ", counters_.to_gateway,
-                  ", outside-to-gateway dropped ", counters_.outside_to_gateway, "; icmp errors sent ",
-                  counters_.icmp_errors_sent, ", rate-limited ", counters_.icmp_errors_limited, "\noffload  inside ",
-                  OffloadText(stack_->link()), "; outside ", OffloadText(*outside_), "\nnat drops");
+  absl::StrAppend(&out, "gateway  epoch ", server_.Epoch(now), " s; packets forwarded out ", counters_.forwarded_out,
+                  ", in ", counters_.forwarded_in, ", hairpinned ", counters_.hairpinned, ", to gateway ",
+                  counters_.to_gateway, ", outside-to-gateway dropped ", counters_.outside_to_gateway,
+                  "; icmp errors sent ", counters_.icmp_errors_sent, ", rate-limited ", counters_.icmp_errors_limited,
+                  "\noffload  inside ", OffloadText(stack_->link()), "; outside ", OffloadText(*outside_),
+                  "\nnat drops (packets)");
   for (size_t i = 1; i < drops.size(); ++i) {
     absl::StrAppend(&out, " ", nat::DropReasonName(static_cast<nat::DropReason>(i)), "=", drops[i]);
   }
-  absl::StrAppend(&out, "\npcp results");
+  absl::StrAppend(&out, "\npcp results (replies)");
   const auto& results = server_.counters().pcp_results;
   for (size_t i = 0; i < results.size(); ++i) {
     if (results[i]) absl::StrAppend(&out, " ", pcp::ResultName(static_cast<pcp::ResultCode>(i)), "=", results[i]);
