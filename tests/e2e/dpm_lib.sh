@@ -43,19 +43,27 @@ dpm_topology() {
 # its outside TUN into wan and routes through it; sets GW_API and GW_PID. Also used to start
 # it again after dpm_stop_gateway (its TUN devices go with the process).
 dpm_start_gateway() {
-  local pool=$1 log=$TMP/gw.log
+  dpm_run_gateway "$LAN" "$1" --inside-host-address 10.77.0.254/16
+  ip -n "$LAN" route add default dev gwin
+}
+
+# dpm_run_gateway NS POOL ARGS... : starts `dpmd gateway` in NS with inside TUN gwin and
+# outside TUN gwout (more flags: ARGS, then $DPM_GW_ARGS), moves gwout into $WAN and routes the
+# pool through it; sets GW_API and GW_PID. Routes towards gwin are the caller's.
+dpm_run_gateway() {
+  local ns=$1 pool=$2 log=$TMP/gw.log
+  shift 2
   [ -e "$log" ] && mv "$log" "$TMP/gw-$(date +%s%N).log"
   GW_API=${DPM_GW_API:-$TMP/gw.sock}  # DPM_GW_API=@dpm/gateway: the gateway's default
   # shellcheck disable=SC2086
-  e2e_bg "$LAN" "$DPMD" gateway --inside-tun gwin --inside-host-address 10.77.0.254/16 --outside-tun gwout \
+  e2e_bg "$ns" "$DPMD" gateway --inside-tun gwin --outside-tun gwout "$@" \
     --address 10.77.0.1/16 --inside-network 10.77.0.0/16 --pool "$pool" --api-socket "$GW_API" \
     --pcap-inside "$TMP/gw-inside.pcap" --pcap-snaplen 256 ${DPM_GW_ARGS:-} >"$log" 2>&1
   GW_PID=$LAST_PID
   e2e_wait_for 10 grep -q "gateway ready" "$log" || { cat "$log" >&2; e2e_fail "dpmd gateway did not start"; }
-  ip -n "$LAN" link set gwout netns "$WAN"
+  ip -n "$ns" link set gwout netns "$WAN"
   ip -n "$WAN" link set gwout up
   ip -n "$WAN" route add 203.0.113.0/24 dev gwout
-  ip -n "$LAN" route add default dev gwin
 }
 
 # dpm_stop_gateway : stops it; its TUN devices and routes disappear with it.
