@@ -1433,8 +1433,7 @@ std::variant<DpmGrant, GrantError> NatEngine::RequestDpm(uint64_t now_ms, const 
   size_t candidates[2];
   size_t n = 0;
   if (std::optional<size_t> suggested = ports_->IndexOf(r.suggested_external.address)) candidates[n++] = *suggested;
-  const size_t paired =
-      host.pool_index != kNoPool ? host.pool_index : (ports_->pool_size() ? ports_->PairedIndex(r.internal.address) : 0);
+  const size_t paired = PairedPool(host, r.internal.address);
   if (ports_->pool_size() > 0 && (n == 0 || candidates[0] != paired)) candidates[n++] = paired;
 
   for (size_t c = 0; c < n; ++c) {
@@ -1571,8 +1570,7 @@ std::variant<DpmGrant, GrantError> NatEngine::RequestMap(uint64_t now_ms, const 
   size_t candidates[2];
   size_t n = 0;
   if (std::optional<size_t> suggested = ports_->IndexOf(suggested_external.address)) candidates[n++] = *suggested;
-  const size_t paired =
-      host.pool_index != kNoPool ? host.pool_index : (ports_->pool_size() ? ports_->PairedIndex(internal.address) : 0);
+  const size_t paired = PairedPool(host, internal.address);
   if (ports_->pool_size() > 0 && (n == 0 || candidates[0] != paired)) candidates[n++] = paired;
   for (size_t c = 0; c < n; ++c) {
     const size_t pool = candidates[c];
@@ -1601,12 +1599,15 @@ std::variant<DpmGrant, GrantError> NatEngine::RequestMap(uint64_t now_ms, const 
   return GrantError::kNoResources;
 }
 
+size_t NatEngine::PairedPool(const Host& host, uint32_t internal_address) const {
+  if (host.pool_index != kNoPool) return host.pool_index;
+  return ports_->pool_size() ? ports_->PairedIndex(internal_address) : 0;
+}
+
 uint32_t NatEngine::ExternalAddressFor(uint32_t internal_address) const {
   if (ports_->pool_size() == 0) return 0;
   auto it = hosts_.find(internal_address);
-  const size_t pool = it != hosts_.end() && it->second.pool_index != kNoPool ? it->second.pool_index
-                                                                            : ports_->PairedIndex(internal_address);
-  return ports_->address(pool);
+  return ports_->address(PairedPool(it != hosts_.end() ? it->second : Host{kNoPool, 0}, internal_address));
 }
 
 // ---- Listing -----------------------------------------------------------------------------

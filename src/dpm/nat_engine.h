@@ -423,6 +423,8 @@ class NatEngine {
   uint32_t LiveMapping(uint32_t mapping, uint64_t now_ms);
   Host* FindHost(uint32_t internal_address);
   Host& HostFor(uint32_t internal_address);  // makes one (count 0, unpaired) if needed
+  // The pool index `host`'s mappings use (RFC 4787 REQ-2), or the one it will be paired with.
+  size_t PairedPool(const Host& host, uint32_t internal_address) const;
   void ReleaseHostIfUnused(uint32_t internal_address);
   std::optional<uint16_t> ChooseGatewayPort(Protocol protocol, Endpoint internal, uint16_t preferred);
 

@@ -2048,6 +2048,8 @@ std::string SocketService::Impl::Status(bool json) const {
 // ---------------------------------------------------------------------------------------
 namespace {
 
+// Binds and listens. An abstract name needs nothing else: the kernel frees it when its socket
+// closes, so a name in use is a live daemon of this network namespace (EADDRINUSE).
 absl::StatusOr<int> BindAndListen(const api::UnixAddress& where) {
   int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
@@ -2063,10 +2065,6 @@ absl::StatusOr<int> BindAndListen(const api::UnixAddress& where) {
   }
   return fd;
 }
-
-// An abstract name is freed by the kernel when its socket closes: a name in use is a live
-// daemon (of this network namespace).
-absl::StatusOr<int> ListenAbstract(const api::UnixAddress& where) { return BindAndListen(where); }
 
 // A file path: its directory must exist (the daemon creates no directories on a user's
 // behalf). A live daemon answers a connect; a stale socket file from a dead one refuses it
@@ -2123,7 +2121,7 @@ absl::StatusOr<std::unique_ptr<SocketService>> SocketService::Create(boost::asio
     }
     pool = std::move(*p);
   }
-  absl::StatusOr<int> listening = where->abstract ? ListenAbstract(*where) : ListenOnPath(*where, config.api_group);
+  absl::StatusOr<int> listening = where->abstract ? BindAndListen(*where) : ListenOnPath(*where, config.api_group);
   if (!listening.ok()) return listening.status();
   const int fd = *listening;
   auto impl = std::make_unique<Impl>(io, stack, config, fd, where->abstract);
