@@ -15,6 +15,7 @@
 #include "lwip/init.h"
 #include "lwip/ip_addr.h"
 #include "lwip/sys.h"
+#include "stack/clock.h"
 #include "stack/isn.h"
 
 namespace dpm::stack {
@@ -22,12 +23,19 @@ namespace {
 
 std::atomic<bool> g_core_claimed{false};
 pthread_t g_core_thread;
+const Clock* g_clock = nullptr;  // the Stack's; core thread only
+// Added to the clock's time so that lwIP's time never jumps when the clock is changed: lwIP
+// keeps its cyclic timeouts as absolute sys_now() values from lwip_init() on.
+int64_t g_offset_us = 0;
 
-uint64_t SteadyMicros() {
+uint64_t RawMicros(const Clock* clock) {
+  if (clock != nullptr) return clock->NowUs();
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())
                                    .count());
 }
+
+uint64_t NowMicros() { return RawMicros(g_clock) + static_cast<uint64_t>(g_offset_us); }
 
 // Per-socket addresses (design §7): address (host order) -> sockets holding it. Core thread only.
 absl::flat_hash_map<uint32_t, uint32_t>& ExtraAddresses() {
@@ -41,6 +49,12 @@ const IsnGenerator& Isn() {
 }
 
 }  // namespace
+
+void SetLwipClock(const Clock* clock) {
+  const uint64_t before = NowMicros();
+  g_clock = clock;
+  g_offset_us = static_cast<int64_t>(before - RawMicros(clock));
+}
 
 void ClaimLwipCore() {
   g_core_thread = pthread_self();
@@ -80,7 +94,7 @@ int dpm_lwip_accept_address(const struct netif* /*netif*/, const ip4_addr_t* des
 }
 
 u32_t sys_now(void) {
-  return static_cast<u32_t>(dpm::stack::SteadyMicros() / 1000);
+  return static_cast<u32_t>(dpm::stack::NowMicros() / 1000);
 }
 
 void dpm_lwip_assert_core_locked(void) {
@@ -96,7 +110,7 @@ u32_t dpm_lwip_tcp_isn(const ip_addr_t* local_ip, u16_t local_port, const ip_add
   // IPv4 only in this build (LWIP_IPV6 0): addresses are 4 bytes in network byte order.
   const auto* l = reinterpret_cast<const uint8_t*>(&ip_2_ip4(local_ip)->addr);
   const auto* r = reinterpret_cast<const uint8_t*>(&ip_2_ip4(remote_ip)->addr);
-  return dpm::stack::Isn().Generate(l, r, 4, local_port, remote_port, dpm::stack::SteadyMicros());
+  return dpm::stack::Isn().Generate(l, r, 4, local_port, remote_port, dpm::stack::NowMicros());
 }
 
 }  // extern "C"

@@ -9,6 +9,13 @@
 
 namespace dpm::stack {
 
+class Clock;
+
+/// The clock lwIP reads (sys_now, in milliseconds) and the RFC 6528 ISN timer (microseconds):
+/// the Stack's, set while it exists. nullptr (no stack): the steady clock. lwIP's time goes on
+/// from where it was (an offset is kept), so its pending timeouts keep their meaning.
+void SetLwipClock(const Clock* clock);
+
 /// Makes the calling thread the lwIP core thread: lwIP raw API calls from any other thread
 /// abort with a message (docs/design.md §4.2: other threads only post to the io_context).
 void ClaimLwipCore();

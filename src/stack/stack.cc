@@ -28,7 +28,7 @@ std::atomic<bool> g_stack_exists{false};
 constexpr int kMaxGather = 64;  // pbuf chain parts written with one writev
 constexpr int kReadBatch = 1024;  // packets read per wake-up before yielding to other work
 // RFC 5227 §1.1: ANNOUNCE_NUM 2 announcements, ANNOUNCE_INTERVAL 2 s apart.
-constexpr auto kAnnounceInterval = std::chrono::seconds(2);
+constexpr uint64_t kAnnounceIntervalMs = 2000;
 // lwIP keeps ETH_PAD_SIZE bytes in front of every Ethernet frame (lwipopts.h).
 constexpr size_t kEthPad = ETH_PAD_SIZE;
 
@@ -36,7 +36,7 @@ constexpr size_t kEthPad = ETH_PAD_SIZE;
 
 absl::StatusOr<std::unique_ptr<Stack>> Stack::Create(boost::asio::io_context& io,
                                                      std::unique_ptr<tun::Link> link,
-                                                     const StackConfig& config) {
+                                                     const StackConfig& config, Clock* clock) {
   if (config.address == 0) return absl::InvalidArgumentError("stack address must be set");
   if (config.prefix < 1 || config.prefix > 32) return absl::InvalidArgumentError("prefix must be 1..32");
   StackConfig effective = config;
@@ -51,19 +51,22 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Create(boost::asio::io_context& io
   }
   InitLwipOnce();
   ClaimLwipCore();
-  auto stack = std::unique_ptr<Stack>(new Stack(io, std::move(link), effective));
+  auto stack = std::unique_ptr<Stack>(new Stack(io, std::move(link), effective, clock));
   stack->WaitReadable();
   stack->ArmTimer();
   return stack;
 }
 
-Stack::Stack(boost::asio::io_context& io, std::unique_ptr<tun::Link> link, const StackConfig& config)
+Stack::Stack(boost::asio::io_context& io, std::unique_ptr<tun::Link> link, const StackConfig& config, Clock* clock)
     : io_(io),
+      own_clock_(clock == nullptr ? std::make_unique<SteadyClock>(io) : nullptr),
+      clock_(clock == nullptr ? own_clock_.get() : clock),
       link_(std::move(link)),
       config_(config),
       link_fd_(io, link_->fd()),
-      timer_(io),
-      announce_timer_(io) {
+      timer_(clock_->NewTimer()),
+      announce_timer_(clock_->NewTimer()) {
+  SetLwipClock(clock_);
   ip4_addr_t addr, mask, gw;
   ip4_addr_set_u32(&addr, htonl(config.address));
   ip4_addr_set_u32(&mask, htonl(config.prefix == 32 ? 0xffffffffu : ~(0xffffffffu >> config.prefix)));
@@ -76,12 +79,13 @@ Stack::Stack(boost::asio::io_context& io, std::unique_ptr<tun::Link> link, const
 }
 
 Stack::~Stack() {
-  timer_.cancel();
-  announce_timer_.cancel();
+  timer_->Cancel();
+  announce_timer_->Cancel();
   link_fd_.release();  // the link owns its descriptor
   netif_set_down(&netif_);
   netif_remove(&netif_);
   if (spare_ != nullptr) pbuf_free(spare_);
+  SetLwipClock(nullptr);
   g_stack_exists.store(false);
 }
 
@@ -269,7 +273,7 @@ void Stack::AnnounceAddress(uint32_t address) {
   if (!link_->ethernet()) return;
   SendAnnouncement(address);
   const bool idle = announce_due_.empty();
-  announce_due_.emplace_back(std::chrono::steady_clock::now() + kAnnounceInterval, address);
+  announce_due_.emplace_back(clock_->NowMs() + kAnnounceIntervalMs, address);
   if (idle) ArmAnnounceTimer();
 }
 
@@ -283,10 +287,8 @@ void Stack::SendAnnouncement(uint32_t address) {
 }
 
 void Stack::ArmAnnounceTimer() {
-  announce_timer_.expires_at(announce_due_.front().first);
-  announce_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
-    const auto now = std::chrono::steady_clock::now();
+  announce_timer_->Start(announce_due_.front().first, [this] {
+    const uint64_t now = clock_->NowMs();
     while (!announce_due_.empty() && announce_due_.front().first <= now) {
       const uint32_t address = announce_due_.front().second;
       announce_due_.pop_front();
@@ -346,14 +348,9 @@ void Stack::MarkDscp(uint8_t* ip, size_t length) {
 void Stack::ArmTimer() {
   u32_t ms = sys_timeouts_sleeptime();
   if (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE) return;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  if (timer_armed_ && deadline >= timer_deadline_) return;
-  timer_armed_ = true;
-  timer_deadline_ = deadline;
-  timer_.expires_at(deadline);  // cancels an earlier wait, whose handler sees operation_aborted
-  timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
-    timer_armed_ = false;
+  const uint64_t deadline = clock_->NowMs() + ms;
+  if (timer_->pending() && deadline >= timer_->deadline_ms()) return;
+  timer_->Start(deadline, [this] {  // replaces an earlier, later wait
     sys_check_timeouts();
     ArmTimer();
   });

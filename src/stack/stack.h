@@ -1,7 +1,7 @@
 // The lwIP glue: one lwIP instance per process, driven by a Boost.Asio io_context
 // (docs/design.md §4.2). Reads the link's descriptor until it is drained on each wake-up, hands IPv4
 // packets that pass the first checks to lwIP, sends what lwIP outputs through the link, and
-// runs lwIP's timers from sys_timeouts_sleeptime() on a steady_timer.
+// runs lwIP's timers from sys_timeouts_sleeptime() on a Timer of its Clock (stack/clock.h).
 //
 // Two kinds of link: an L3 link (TUN, virtual, memory) carries IP packets and the netif sets
 // `output` itself; an Ethernet link (TAP, tun::Link::ethernet()) carries frames, and the
@@ -22,11 +22,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "lwip/netif.h"
+#include "stack/clock.h"
 #include "tun/link.h"
 #include "wire/ethernet.h"
 #include "wire/ip.h"
@@ -59,9 +59,12 @@ class Stack {
   /// Creates the process's lwIP instance on `link`. Only one Stack may exist at a time
   /// (lwIP keeps global state): a second gives FailedPrecondition. Errors: InvalidArgument
   /// (address 0, prefix outside 1..32, a multicast MAC on an Ethernet link).
+  /// `clock`: the time of lwIP (sys_now, its timers, the RFC 6528 ISN timer) and of
+  /// everything built on this stack (clock()); it must outlive the stack. nullptr: a
+  /// SteadyClock of the stack's own on `io`.
   static absl::StatusOr<std::unique_ptr<Stack>> Create(boost::asio::io_context& io,
                                                        std::unique_ptr<tun::Link> link,
-                                                       const StackConfig& config);
+                                                       const StackConfig& config, Clock* clock = nullptr);
   ~Stack();
   Stack(const Stack&) = delete;
   Stack& operator=(const Stack&) = delete;
@@ -98,6 +101,9 @@ class Stack {
   /// added a timeout, so the timer is re-armed if the next deadline moved earlier.
   void AfterCoreWork();
 
+  /// The clock this stack and what runs on it read (SocketService, DhcpLeases, Gateway).
+  Clock& clock() const { return *clock_; }
+  boost::asio::io_context& io() const { return io_; }
   const tun::Link& link() const { return *link_; }
   const StackConfig& config() const { return config_; }
   const StackCounters& counters() const { return counters_; }
@@ -120,7 +126,7 @@ class Stack {
   uint64_t dscp_marked() const { return dscp_marked_; }
 
  private:
-  Stack(boost::asio::io_context& io, std::unique_ptr<tun::Link> link, const StackConfig& config);
+  Stack(boost::asio::io_context& io, std::unique_ptr<tun::Link> link, const StackConfig& config, Clock* clock);
   void WaitReadable();
   void OnReadable();
   void ArmTimer();
@@ -135,21 +141,21 @@ class Stack {
   void ArmAnnounceTimer();
 
   boost::asio::io_context& io_;
+  std::unique_ptr<Clock> own_clock_;  // when none was given
+  Clock* clock_;
   std::unique_ptr<tun::Link> link_;
   StackConfig config_;
   netif netif_{};
   boost::asio::posix::stream_descriptor link_fd_;
-  boost::asio::steady_timer timer_;
-  bool timer_armed_ = false;
-  std::chrono::steady_clock::time_point timer_deadline_;
+  std::unique_ptr<Timer> timer_;  // lwIP's timeouts (sys_timeouts_sleeptime)
   void Deliver(pbuf* p);
   void DeliverOffloaded(absl::Span<uint8_t> packet, const wire::Offload& offload);
   std::vector<uint8_t> read_buffer_;     // with offload: reads land here (64 KiB)
   std::vector<uint8_t> segment_buffer_;  // with offload: one segment for lwIP
   pbuf* spare_ = nullptr;  // a buffer for the next read, reused when a packet is dropped
   // Second RFC 5227 announcements due, oldest first (all 2 s after the first: in time order).
-  std::deque<std::pair<std::chrono::steady_clock::time_point, uint32_t>> announce_due_;
-  boost::asio::steady_timer announce_timer_;
+  std::deque<std::pair<uint64_t, uint32_t>> announce_due_;  // deadline (clock ms), address
+  std::unique_ptr<Timer> announce_timer_;
   InputFilter input_filter_;
   StackCounters counters_;
   // Marks the IPv4 header at `ip` (`length` bytes available) if its source has a DSCP.
