@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "apps/cli_number.h"
+#include "os/entropy.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gateway/gateway.h"
@@ -201,14 +202,7 @@ int RunGateway(const GatewayOptions& o) {
   if (absl::Status valid = dpm::nat::ValidateNatConfig(config.nat); !valid.ok()) {
     Die(absl::StrCat("bad gateway configuration: ", valid.message()));
   }
-  uint64_t seed = 0;
-  std::array<uint8_t, 8> random{};
-  FILE* f = std::fopen("/dev/urandom", "rb");
-  if (f != nullptr) {
-    if (std::fread(random.data(), 1, random.size(), f) == random.size()) std::memcpy(&seed, random.data(), 8);
-    std::fclose(f);
-  }
-  config.nat.seed = seed;
+  config.nat.seed = dpm::os::RandomU64();  // RFC 6056: unpredictable external ports
 
   auto inside = OpenLink("inside", o.inside_tun, o.inside_virtual, o.attach, !o.no_offload, o.mtu, o.inside_host_address, o.pcap_inside,
                          o.pcap_snaplen);

@@ -79,7 +79,7 @@ struct NatConfig {
   uint64_t tcp_established_ms = 7440000;      // RFC 5382 REQ-5: >= 2 h 4 min
   uint64_t tcp_transitory_ms = 240000;        // RFC 5382 REQ-5: >= 4 min
   uint64_t icmp_timeout_ms = 60000;           // RFC 5508 REQ-2: >= 60 s
-  uint64_t seed = 0;                          // RFC 6056 port randomisation; 0: from system entropy
+  uint64_t seed = 0;                          // RFC 6056 port randomisation: pass os::RandomU64()
   /// Ports never used as a DPM gateway endpoint port: the gateway's own services on its
   /// private address (the DPM server on 1080, PCP/NAT-PMP on 5350-5351).
   std::vector<uint16_t> gateway_reserved_ports = {1080, 5350, 5351};

@@ -13,7 +13,6 @@ constexpr uint64_t kAllPorts = ~0ull;
 constexpr uint32_t kLowPortMax = 1023;  // RFC 4787 REQ-3a: 0-1023 stays in 0-1023
 
 absl::BitGen MakeGenerator(uint64_t seed) {
-  if (seed == 0) return absl::BitGen();
   std::seed_seq sequence{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)};
   return absl::BitGen(sequence);
 }

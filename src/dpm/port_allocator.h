@@ -31,8 +31,9 @@ namespace dpm::nat {
 
 class PortAllocator {
  public:
-  /// `seed` 0: seeded from the system's entropy (production); anything else: a fixed,
-  /// reproducible sequence (tests).
+  /// `seed`: the generator's whole state comes from it, so equal seeds give equal port
+  /// sequences (tests). The core reads no entropy itself: production passes
+  /// os::RandomU64() (RFC 6056 §3: external ports must not be predictable).
   PortAllocator(const std::vector<uint32_t>& pool, uint16_t port_min, uint16_t port_max, uint64_t seed);
 
   size_t pool_size() const { return addresses_.size(); }

@@ -1,7 +1,6 @@
 #include "stack/dhcp_leases.h"
 
 #include <arpa/inet.h>
-#include <sys/random.h>
 
 #include <boost/asio/post.hpp>
 #include <cerrno>
@@ -10,17 +9,11 @@
 #include "absl/strings/str_format.h"
 #include "lwip/ip_addr.h"
 #include "lwip/pbuf.h"
+#include "os/entropy.h"
 #include "stack/stack.h"
 
 namespace dpm::stack {
 namespace {
-
-uint32_t SeedFromOs() {
-  uint32_t seed = 0;
-  while (::getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) {
-  }
-  return seed;
-}
 
 // A client's counters of what it refused (DhcpClientCounters).
 uint64_t Refused(const dhcp::DhcpClientCounters& c) {
@@ -33,7 +26,7 @@ uint64_t Refused(const dhcp::DhcpClientCounters& c) {
 absl::StatusOr<std::unique_ptr<DhcpLeases>> DhcpLeases::Create(boost::asio::io_context& io, Stack& stack,
                                                                const Config& config) {
   if (!stack.ethernet()) {
-    return absl::FailedPreconditionError("DHCP leases need an Ethernet link (dpmd client --tap)");
+    return absl::FailedPreconditionError("DHCP leases need an Ethernet link (dpmd client --link tap)");
   }
   udp_pcb* pcb = udp_new();
   if (pcb == nullptr) return absl::UnavailableError("dhcp: no memory for a UDP pcb");
@@ -60,7 +53,7 @@ absl::StatusOr<std::unique_ptr<DhcpLeases>> DhcpLeases::Create(boost::asio::io_c
 }
 
 DhcpLeases::DhcpLeases(boost::asio::io_context& io, Stack& stack, const Config& config, udp_pcb* pcb)
-    : io_(io), stack_(stack), config_(config), pcb_(pcb), timer_(io), random_(SeedFromOs()) {}
+    : io_(io), stack_(stack), config_(config), pcb_(pcb), timer_(io), random_(os::RandomU32()) {}
 
 DhcpLeases::~DhcpLeases() {
   timer_.cancel();

@@ -2,20 +2,17 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <sys/random.h>
 
 #include <cstring>
 #include <cstdlib>
+
+#include "os/entropy.h"
 
 namespace dpm::stack {
 
 std::array<uint8_t, 32> IsnGenerator::RandomKey() {
   std::array<uint8_t, 32> key{};
-  size_t got = 0;
-  while (got < key.size()) {
-    ssize_t n = ::getrandom(key.data() + got, key.size() - got, 0);
-    if (n > 0) got += static_cast<size_t>(n);
-  }
+  os::FillRandom(key.data(), key.size());
   return key;
 }
 

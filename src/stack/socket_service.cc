@@ -5,7 +5,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -34,6 +33,7 @@
 #include "lwip/stats.h"
 #include "lwip/tcp.h"
 #include "lwip/udp.h"
+#include "os/entropy.h"
 #include "stack/api_access.h"
 #include "stack/dhcp_leases.h"
 #include "stack/lwip_port.h"
@@ -149,13 +149,6 @@ int ErrnoForPcp(pcp::ResultCode r) {
     case pcp::ResultCode::kExcessiveRemotePeers: return ENOBUFS;
     default: return EPROTO;                                           // malformed/unsupported version
   }
-}
-
-uint64_t RandomCookie() {
-  uint64_t c = 0;
-  while (::getrandom(&c, sizeof(c), 0) != sizeof(c)) {
-  }
-  return c;
 }
 
 bool ReadInt(const std::vector<uint8_t>& v, int* out) {
@@ -344,7 +337,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
   enum class State { kOpen, kConnecting, kConnected, kListening, kClosed };
 
   Socket(SocketService::Impl& service, int near_fd, bool tcp)
-      : service_(service), sd_(service.io_, near_fd), tcp_(tcp), cookie_(RandomCookie()) {}
+      : service_(service), sd_(service.io_, near_fd), tcp_(tcp), cookie_(os::RandomU64()) {}
   virtual ~Socket() = default;
 
   uint64_t id() const { return id_; }
@@ -1512,7 +1505,7 @@ void SocketService::Impl::StartDriver() {
   dc.server_port = config_.dpm->server_port;
   dc.client_address = stack_.config().address;
   dc.lifetime_s = config_.dpm->lifetime_s;
-  driver_ = std::make_unique<driver::Driver>(dc, RandomCookie());
+  driver_ = std::make_unique<driver::Driver>(dc, os::RandomU64());
   driver_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
   driver_pcb_ = udp_new();
   udp_bind(driver_pcb_, IP4_ADDR_ANY, 0);

@@ -66,7 +66,7 @@ struct SocketServiceConfig {
   /// first bind/connect/listen/send.
   bool address_at_socket = true;
   /// Seed 004, dynamic addresses (DPM_TUPLE_DYNAMIC): each such socket leases its address
-  /// from a DHCP server on the link (an Ethernet link: dpmd client --tap --dhcp). Off: such
+  /// from a DHCP server on the link (an Ethernet link: dpmd client --link tap --dhcp). Off: such
   /// sockets fail with EADDRNOTAVAIL.
   bool dhcp = false;
   /// No lease within this time: dpm_socket() fails with ETIMEDOUT (milliseconds).
