@@ -14,7 +14,6 @@
 namespace dpm::gateway {
 namespace {
 
-constexpr size_t kMaxStatusRows = 1000;
 constexpr size_t kSweepBatch = 65536;  // entries examined per sweep tick (bounded work)
 
 uint64_t SteadyMs() {
@@ -23,57 +22,14 @@ uint64_t SteadyMs() {
                                    .count());
 }
 
-std::string Ip(uint32_t a) {
-  return absl::StrFormat("%d.%d.%d.%d", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
-}
-std::string Ep(const nat::Endpoint& e) { return absl::StrCat(Ip(e.address), ":", e.port); }
-// "198.51.100.0/24 port 53", "198.51.100.10/32 any port".
-std::string FilterText(const nat::RemoteFilter& f) {
-  return absl::StrCat(Ip(f.address), "/", f.prefix, f.port ? absl::StrCat(" port ", f.port) : " any port");
-}
-std::string FiltersJson(absl::Span<const nat::RemoteFilter> filters) {
-  std::string out = "[";
-  for (size_t i = 0; i < filters.size(); ++i) {
-    absl::StrAppend(&out, i ? "," : "", "{\"remote\":\"", Ip(filters[i].address), "/", filters[i].prefix,
-                    "\",\"port\":", filters[i].port, "}");
-  }
-  return out + "]";
-}
-// A DPM mapping has no one internal endpoint (its sessions have theirs).
-std::string MappingInternal(const nat::NatEngine::MappingInfo& m) { return m.dpm ? "-" : Ep(m.internal); }
-
-const char* ProtoName(nat::Protocol p) {
-  switch (p) {
-    case nat::Protocol::kTcp: return "tcp";
-    case nat::Protocol::kUdp: return "udp";
-    case nat::Protocol::kIcmp: return "icmp";
-  }
-  return "?";
-}
-
-// Offload state and counters of a link, for the status.
-std::string OffloadJson(const tun::Link& link) {
-  const tun::LinkCounters& c = link.counters();
-  return absl::StrCat("{\"enabled\":", link.offload() ? "true" : "false", ",\"rx_super_packets\":", c.rx_segmentation,
-                      ",\"tx_super_packets\":", c.tx_segmentation, ",\"tx_segmented_in_software\":",
-                      c.tx_segmented_in_software, ",\"checksums_in_software\":", c.checksums_in_software, "}");
-}
-std::string OffloadText(const tun::Link& link) {
-  const tun::LinkCounters& c = link.counters();
-  if (!link.offload()) return "off";
-  return absl::StrCat("on (super-packets rx ", c.rx_segmentation, ", tx ", c.tx_segmentation, ")");
+absl::Status WriteTo(tun::Link& link, absl::Span<const uint8_t> packet, const wire::Offload& offload) {
+  iovec v{const_cast<uint8_t*>(packet.data()), packet.size()};
+  return link.WriteOffloaded(absl::MakeConstSpan(&v, 1), offload);
 }
 
 }  // namespace
 
 uint64_t Gateway::NowMs() const { return SteadyMs(); }
-
-namespace {
-absl::Status WriteTo(tun::Link& link, absl::Span<const uint8_t> packet, const wire::Offload& offload) {
-  iovec v{const_cast<uint8_t*>(packet.data()), packet.size()};
-  return link.WriteOffloaded(absl::MakeConstSpan(&v, 1), offload);
-}
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(boost::asio::io_context& io,
                                                          std::unique_ptr<tun::Link> inside,
@@ -278,95 +234,21 @@ void Gateway::ArmSweep() {
   });
 }
 
-std::string Gateway::Status(bool json) const {
+GatewayStatus Gateway::CollectStatus() const {
   const uint64_t now = NowMs();
-  std::string out;
-  size_t rows = 0;
-  const auto& drops = engine_.drops();
-  if (json) {
-    absl::StrAppend(&out, "\"gateway\":{\"epoch\":", server_.Epoch(now), ",\"forwarded_out\":", counters_.forwarded_out,
-                    ",\"forwarded_in\":", counters_.forwarded_in, ",\"hairpinned\":", counters_.hairpinned,
-                    ",\"to_gateway\":", counters_.to_gateway, ",\"outside_to_gateway\":", counters_.outside_to_gateway,
-                    ",\"write_errors\":", counters_.write_errors,
-                    ",\"icmp_errors_sent\":", counters_.icmp_errors_sent,
-                    ",\"icmp_errors_limited\":", counters_.icmp_errors_limited, ",\"offload\":{\"inside\":",
-                    OffloadJson(stack_->link()), ",\"outside\":", OffloadJson(*outside_),
-                    ",\"finished_in_software\":", counters_.offload_finished,
-                    ",\"malformed\":", counters_.offload_malformed, "},\"nat_drops\":{");
-    for (size_t i = 1; i < drops.size(); ++i) {
-      absl::StrAppend(&out, i > 1 ? "," : "", "\"", nat::DropReasonName(static_cast<nat::DropReason>(i)), "\":", drops[i]);
-    }
-    absl::StrAppend(&out, "},\"pcp_results\":{");
-    const auto& results = server_.counters().pcp_results;
-    for (size_t i = 0; i < results.size(); ++i) {
-      absl::StrAppend(&out, i ? "," : "", "\"", pcp::ResultName(static_cast<pcp::ResultCode>(i)), "\":", results[i]);
-    }
-    absl::StrAppend(&out, "},\"natpmp_requests\":", server_.counters().natpmp_requests,
-                    ",\"session_count\":", engine_.session_count(), ",\"sessions\":[");
-    engine_.ForEachSession(now, [&](const nat::NatEngine::SessionInfo& s) {
-      if (rows >= kMaxStatusRows) return;
-      absl::StrAppend(&out, rows++ ? "," : "",
-                      absl::StrFormat(R"({"proto":"%s","internal":"%s","external":"%s","remote":"%s","gateway_endpoint":"%s","state":"%s","idle_ms":%d,"dpm":%s})",
-                                      ProtoName(s.protocol), Ep(s.internal), Ep(s.external), Ep(s.remote),
-                                      Ep(s.gateway_endpoint), s.state, s.idle_ms, s.dpm ? "true" : "false"));
-    });
-    absl::StrAppend(&out, "],\"mapping_count\":", engine_.mapping_count(), ",\"mappings\":[");
-    rows = 0;
-    engine_.ForEachMapping(now, [&](const nat::NatEngine::MappingInfo& m) {
-      if (rows >= kMaxStatusRows) return;
-      absl::StrAppend(&out, rows++ ? "," : "",
-                      absl::StrFormat(R"({"proto":"%s","internal":"%s","external":"%s","made_by":"%s","explicit":%s,)"
-                                      R"("lifetime_left_s":%s,"sessions":%d,"fixed":%s,"filters":%s})",
-                                      ProtoName(m.protocol), MappingInternal(m), Ep(m.external),
-                                      nat::MappingOriginName(m.origin), m.lifetime_left_ms ? "true" : "false",
-                                      m.lifetime_left_ms ? absl::StrCat(*m.lifetime_left_ms / 1000) : "null",
-                                      m.sessions, m.fixed ? "true" : "false", FiltersJson(m.filters)));
-    });
-    absl::StrAppend(&out, "]}");
-    return out;
-  }
-  absl::StrAppend(&out, "gateway  epoch ", server_.Epoch(now), " s; packets forwarded out ", counters_.forwarded_out,
-                  ", in ", counters_.forwarded_in, ", hairpinned ", counters_.hairpinned, ", to gateway ",
-                  counters_.to_gateway, ", outside-to-gateway dropped ", counters_.outside_to_gateway,
-                  "; icmp errors sent ", counters_.icmp_errors_sent, ", rate-limited ", counters_.icmp_errors_limited,
-                  "\noffload  inside ", OffloadText(stack_->link()), "; outside ", OffloadText(*outside_),
-                  "\nnat drops (packets)");
-  for (size_t i = 1; i < drops.size(); ++i) {
-    absl::StrAppend(&out, " ", nat::DropReasonName(static_cast<nat::DropReason>(i)), "=", drops[i]);
-  }
-  absl::StrAppend(&out, "\npcp results (replies)");
-  const auto& results = server_.counters().pcp_results;
-  for (size_t i = 0; i < results.size(); ++i) {
-    if (results[i]) absl::StrAppend(&out, " ", pcp::ResultName(static_cast<pcp::ResultCode>(i)), "=", results[i]);
-  }
-  absl::StrAppend(&out, "; nat-pmp requests ", server_.counters().natpmp_requests, "\nsessions ",
-                  engine_.session_count(), "\n");
-  absl::StrAppend(&out, absl::StrFormat("%-5s %-21s %-21s %-21s %-21s %-12s %8s %s\n", "PROTO", "INTERNAL", "EXTERNAL",
-                                        "REMOTE", "GATEWAY-ENDPOINT", "STATE", "IDLE-S", "KIND"));
-  engine_.ForEachSession(now, [&](const nat::NatEngine::SessionInfo& s) {
-    if (rows++ >= kMaxStatusRows) return;
-    absl::StrAppend(&out, absl::StrFormat("%-5s %-21s %-21s %-21s %-21s %-12s %8d %s\n", ProtoName(s.protocol),
-                                          Ep(s.internal), Ep(s.external), Ep(s.remote), Ep(s.gateway_endpoint), s.state,
-                                          s.idle_ms / 1000, s.dpm ? "dpm" : "napt"));
-  });
-  if (rows > kMaxStatusRows) absl::StrAppend(&out, "... and ", rows - kMaxStatusRows, " more\n");
-  // Mappings: the explicit ones a PCP or NAT-PMP client made show here before any connection
-  // uses them (RFC 6887 §11, RFC 6886 §3.3), with their filters (RFC 6887 §13.3).
-  absl::StrAppend(&out, "mappings ", engine_.mapping_count(), "\n",
-                  absl::StrFormat("%-5s %-21s %-21s %-8s %11s %8s %s\n", "PROTO", "INTERNAL", "EXTERNAL", "MADE-BY",
-                                  "LIFETIME-S", "SESSIONS", "FILTERS"));
-  rows = 0;
-  engine_.ForEachMapping(now, [&](const nat::NatEngine::MappingInfo& m) {
-    if (rows++ >= kMaxStatusRows) return;
-    std::string filters = m.filters.empty() ? (m.dpm ? "dpm sessions' remotes only" : "any remote") : "";
-    for (size_t i = 0; i < m.filters.size(); ++i) absl::StrAppend(&filters, i ? ", " : "", FilterText(m.filters[i]));
-    absl::StrAppend(&out, absl::StrFormat("%-5s %-21s %-21s %-8s %11s %8d %s\n", ProtoName(m.protocol),
-                                          MappingInternal(m), Ep(m.external), nat::MappingOriginName(m.origin),
-                                          m.lifetime_left_ms ? absl::StrCat(*m.lifetime_left_ms / 1000) : "-",
-                                          m.sessions, filters));
-  });
-  if (rows > kMaxStatusRows) absl::StrAppend(&out, "... and ", rows - kMaxStatusRows, " more\n");
-  return out;
+  GatewayStatus s;
+  s.epoch_s = server_.Epoch(now);
+  s.counters = counters_;
+  s.inside = GatewayStatus::Offload::From(stack_->link());
+  s.outside = GatewayStatus::Offload::From(*outside_);
+  s.nat_drops = engine_.drops();
+  s.pcp_results = server_.counters().pcp_results;
+  s.natpmp_requests = server_.counters().natpmp_requests;
+  s.session_count = engine_.session_count();
+  s.mapping_count = engine_.mapping_count();
+  engine_.ForEachSession(now, [&](const nat::NatEngine::SessionInfo& info) { s.AddSession(info); });
+  engine_.ForEachMapping(now, [&](const nat::NatEngine::MappingInfo& info) { s.AddMapping(info); });
+  return s;
 }
 
 }  // namespace dpm::gateway

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "dpm/dpm_server.h"
 #include "dpm/nat_engine.h"
+#include "gateway/gateway_status.h"
 #include "stack/link_pump.h"
 #include "stack/stack.h"
 #include "tun/link.h"
@@ -24,16 +25,6 @@ namespace dpm::gateway {
 struct GatewayConfig {
   stack::StackConfig inside;  // the gateway's private address (the DPM server's) and prefix
   nat::NatConfig nat;         // pools, prefixes, timers, quotas
-};
-
-struct GatewayCounters {
-  uint64_t forwarded_out = 0, forwarded_in = 0, hairpinned = 0, to_gateway = 0;
-  uint64_t outside_to_gateway = 0;  // addressed to the gateway from outside: dropped
-  uint64_t write_errors = 0;
-  uint64_t icmp_errors_sent = 0;     // ICMP time exceeded for TTL drops (RFC 1812 §5.3.1)
-  uint64_t icmp_errors_limited = 0;  // not sent: over the rate limit (RFC 1812 §4.3.2.8)
-  uint64_t offload_finished = 0;     // offloaded packets finished in software (NormalizeOffload)
-  uint64_t offload_malformed = 0;    // offloaded packets that could not be, dropped
 };
 
 class Gateway {
@@ -47,9 +38,10 @@ class Gateway {
   ~Gateway();
 
   stack::Stack& stack() { return *stack_; }
-  /// Sessions (internal, external, remote endpoints, protocol, state, idle time), drop
-  /// counters by reason and DPM server results: a table, or JSON members for `dpmd status`.
-  std::string Status(bool json) const;
+  /// The gateway's part of `dpmd status`: sessions (internal, external, remote endpoints,
+  /// protocol, state, idle time), mappings, drop counters by reason and DPM server results.
+  /// On the core thread.
+  GatewayStatus CollectStatus() const;
 
  private:
   Gateway(boost::asio::io_context& io, std::unique_ptr<tun::Link> outside, const GatewayConfig& config);
