@@ -355,8 +355,12 @@ TEST_P(PacketHooksTest, InboundRewriteIsWhatLwipSees) {
   EXPECT_EQ(redirect.seen, 1);
 }
 
-TEST_P(PacketHooksTest, ArpPassesTheHooksBy) {
-  if (!ethernet()) GTEST_SKIP() << "ARP is on Ethernet links only";
+// ARP is on Ethernet links only.
+class PacketHooksEthernetTest : public PacketHooksTest {};
+INSTANTIATE_TEST_SUITE_P(StackHooks, PacketHooksEthernetTest, ::testing::Values(true),
+                         [](const ::testing::TestParamInfo<bool>&) { return "Tap"; });
+
+TEST_P(PacketHooksEthernetTest, ArpPassesTheHooksBy) {
   std::vector<std::string> calls;
   NamedHook in("in", &calls);
   RecordingOutbound out;
