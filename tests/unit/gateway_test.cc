@@ -72,6 +72,19 @@ std::vector<uint8_t> TcpSyn(uint32_t src, uint16_t sport, uint32_t dst, uint16_t
   return Ipv4(src, dst, kTcp, t);
 }
 
+// Bytes [offset, offset + length) of `packet`'s payload as an IPv4 fragment (RFC 791 §3.2):
+// the header copied, fragment offset and MF set, total length and header checksum redone.
+std::vector<uint8_t> Fragment(const std::vector<uint8_t>& packet, size_t offset, size_t length, bool more) {
+  std::vector<uint8_t> f(packet.begin(), packet.begin() + 20);
+  f.insert(f.end(), packet.begin() + 20 + static_cast<ptrdiff_t>(offset),
+           packet.begin() + 20 + static_cast<ptrdiff_t>(offset + length));
+  wire::StoreBe16(&f[2], static_cast<uint16_t>(f.size()));
+  wire::StoreBe16(&f[6], static_cast<uint16_t>((more ? wire::ipv4::kFlagMoreFragments : 0) | (offset / 8)));
+  wire::StoreBe16(&f[10], 0);
+  wire::StoreBe16(&f[10], wire::InternetChecksum(absl::MakeConstSpan(f).subspan(0, 20)));
+  return f;
+}
+
 // What a packet on a link says.
 struct Seen {
   uint32_t src = 0, dst = 0;
@@ -240,6 +253,33 @@ TEST_F(GatewayTest, ABatchFromOutsideIsTranslatedInOrder) {
   }
   EXPECT_EQ(gateway_->counters().forwarded_in, 40u);
   EXPECT_EQ(Drops(nat::DropReason::kNoMapping), 1u);
+}
+
+// RFC 4787 REQ-14: a later fragment that comes first is held; its first fragment, later in
+// the same batch, releases it, and it goes inside just before that first fragment, both
+// translated — as when each packet is translated alone.
+TEST_F(GatewayTest, AFragmentReleasedInsideABatchGoesInJustBeforeItsFirstFragment) {
+  Seen out;
+  ASSERT_TRUE(Through(inside_, outside_, Udp(kHost, 40000, kRemote, 53, {0}), &out));
+  const std::vector<uint8_t> datagram = Udp(kRemote, 53, kPool, out.sport, std::vector<uint8_t>(24, 0xab));
+  outside_->InjectInbound(Fragment(datagram, 16, 16, /*more=*/false));  // held
+  outside_->InjectInbound(Fragment(datagram, 0, 16, /*more=*/true));    // UDP header + 8 bytes
+  outside_->InjectInbound(Udp(kRemote, 53, kPool, out.sport, {7}));     // after them
+  Poll();
+  std::vector<std::vector<uint8_t>> in(3);
+  for (auto& p : in) ASSERT_TRUE(inside_->TakeOutbound(&p));
+  EXPECT_EQ(inside_->outbound_size(), 0u);
+  for (const auto& p : in) {
+    EXPECT_EQ(wire::LoadBe32(&p[16]), kHost) << "translated";
+    EXPECT_EQ(wire::InternetChecksum(absl::MakeConstSpan(p).subspan(0, 20)), 0) << "IPv4 header checksum";
+  }
+  EXPECT_EQ(wire::LoadBe16(&in[0][6]) & wire::ipv4::kFragmentOffsetMask, 2) << "the released fragment first";
+  EXPECT_EQ(wire::LoadBe16(&in[1][6]), wire::ipv4::kFlagMoreFragments) << "then its first fragment";
+  EXPECT_EQ(wire::LoadBe16(&in[1][22]), 40000) << "the first fragment's UDP header translated";
+  Seen last;
+  ASSERT_TRUE(Read(in[2], &last));
+  EXPECT_EQ(last.payload, (std::vector<uint8_t>{7}));
+  EXPECT_EQ(gateway_->counters().forwarded_in, 3u);
 }
 
 TEST_F(GatewayTest, TtlExceededFromOutsideGetsAnIcmpTimeExceededBackOutside) {
