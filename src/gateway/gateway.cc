@@ -2,7 +2,7 @@
 
 #include <arpa/inet.h>
 
-#include <chrono>
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -16,11 +16,7 @@ namespace {
 
 constexpr size_t kSweepBatch = 65536;  // entries examined per sweep tick (bounded work)
 
-uint64_t SteadyMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
+constexpr uint64_t kSweepIntervalMs = 1000;
 
 absl::Status WriteTo(tun::Link& link, absl::Span<const uint8_t> packet, const wire::Offload& offload) {
   iovec v{const_cast<uint8_t*>(packet.data()), packet.size()};
@@ -29,21 +25,22 @@ absl::Status WriteTo(tun::Link& link, absl::Span<const uint8_t> packet, const wi
 
 }  // namespace
 
-uint64_t Gateway::NowMs() const { return SteadyMs(); }
+uint64_t Gateway::NowMs() const { return stack_->clock().NowMs(); }
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(boost::asio::io_context& io,
                                                          std::unique_ptr<tun::Link> inside,
                                                          std::unique_ptr<tun::Link> outside,
-                                                         const GatewayConfig& config) {
+                                                         const GatewayConfig& config, stack::Clock* clock) {
   if (config.nat.external_addresses.empty()) return absl::InvalidArgumentError("the registered address pool is empty");
-  auto gw = std::unique_ptr<Gateway>(new Gateway(io, std::move(outside), config));
-  auto stack = stack::Stack::Create(io, std::move(inside), config.inside);
+  auto stack = stack::Stack::Create(io, std::move(inside), config.inside, clock);
   if (!stack.ok()) return stack.status();
-  gw->stack_ = std::move(*stack);
+  auto gw = std::unique_ptr<Gateway>(new Gateway(std::move(*stack), std::move(outside), config));
   Gateway* self = gw.get();
-  gw->stack_->set_input_filter([self](absl::Span<uint8_t> p, wire::Offload& o) { return self->FromInside(p, o); });
+  gw->inside_hook_ = gw->stack_->AddInboundHook(stack::hook_order::kNatFastPath, self);
   gw->pump_ = std::make_unique<stack::LinkPump>(
-      io, *gw->outside_, [self](absl::Span<uint8_t> p, const wire::Offload& o) { self->FromOutside(p, o); });
+      io, *gw->outside_, [self](absl::Span<const absl::Span<uint8_t>> packets, absl::Span<wire::Offload> offloads) {
+        self->FromOutsideBatch(packets, offloads);
+      });
   gw->pump_->Start();
   gw->StartServer(pcp::kDpmPort);
   gw->StartServer(pcp::kServerPort);
@@ -52,12 +49,16 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(boost::asio::io_context
   return gw;
 }
 
-Gateway::Gateway(boost::asio::io_context& io, std::unique_ptr<tun::Link> outside, const GatewayConfig& config)
-    : io_(io), config_(config), outside_(std::move(outside)), engine_(config.nat),
-      server_(engine_, SteadyMs()), sweep_timer_(io) {}
+Gateway::Gateway(std::unique_ptr<stack::Stack> stack, std::unique_ptr<tun::Link> outside, const GatewayConfig& config)
+    : config_(config), outside_(std::move(outside)), stack_(std::move(stack)), engine_(config.nat),
+      server_(engine_, stack_->clock().NowMs()), sweep_timer_(stack_->clock().NewTimer()) {
+  pending_packets_.reserve(stack::LinkPump::kMaxBatch);
+  pending_offloads_.reserve(stack::LinkPump::kMaxBatch);
+}
 
 Gateway::~Gateway() {
-  sweep_timer_.cancel();
+  sweep_timer_.reset();  // before the stack, whose clock it may be on
+  inside_hook_.reset();
   for (void* p : udp_pcbs_) udp_remove(static_cast<udp_pcb*>(p));
   pump_.reset();
   stack_.reset();
@@ -84,6 +85,10 @@ bool Gateway::NormalizeOffload(absl::Span<uint8_t> packet, wire::Offload& offloa
   counters_.offload_finished++;
   offload = wire::Offload{};
   return true;
+}
+
+stack::HookAction Gateway::OnInbound(absl::Span<uint8_t> packet, wire::Offload& offload) {
+  return FromInside(packet, offload) ? stack::HookAction::kTake : stack::HookAction::kPass;
 }
 
 bool Gateway::FromInside(absl::Span<uint8_t> packet, wire::Offload& offload) {
@@ -134,20 +139,85 @@ bool Gateway::FromInside(absl::Span<uint8_t> packet, wire::Offload& offload) {
   return true;
 }
 
+void Gateway::FromOutsideBatch(absl::Span<const absl::Span<uint8_t>> packets, absl::Span<wire::Offload> offloads) {
+  for (size_t i = 0; i < packets.size(); ++i) {
+    wire::Offload& offload = offloads[i];
+    // A super-packet the engine cannot take is cut into segments: what came before it in
+    // the batch goes first, so the packets keep their order.
+    if (NormalizeOffload(packets[i], offload, [this](absl::Span<uint8_t> segment) {
+          FlushOutside();
+          FromOutside(segment, {});
+        })) {
+      pending_packets_.push_back(packets[i]);
+      pending_offloads_.push_back(offload);
+    }
+  }
+  FlushOutside();
+}
+
+void Gateway::TranslateFromOutside(uint64_t now, absl::Span<const absl::Span<uint8_t>> packets,
+                                   absl::Span<const wire::Offload> offloads, absl::Span<nat::Result> results) {
+  // The engine's batch form takes no partial-checksum flags yet, so a batch with a partial
+  // checksum in it goes packet by packet. With FromOutsideBatch(now, packets,
+  // partial_checksum, results) this becomes that one call, the flags from `offloads`.
+  const bool partial = std::any_of(offloads.begin(), offloads.end(), [](const wire::Offload& o) {
+    return o.partial_checksum;
+  });
+  if (!partial) {
+    engine_.FromOutsideBatch(now, packets, results);
+    return;
+  }
+  for (size_t i = 0; i < packets.size(); ++i) results[i] = engine_.FromOutside(now, packets[i], offloads[i].partial_checksum);
+}
+
+void Gateway::FlushOutside() {
+  const size_t n = pending_packets_.size();
+  if (n == 0) return;
+  results_.resize(n);
+  TranslateFromOutside(NowMs(), pending_packets_, pending_offloads_, absl::MakeSpan(results_));
+  // Fragments released by packets of the batch are sent just before the packet that released
+  // them, as the single path does (the engine hands them over oldest first).
+  released_.clear();
+  if (engine_.released_fragment_count() > 0) {
+    engine_.TakeReleasedFragments([this](nat::Verdict v, absl::Span<uint8_t> f) {
+      released_.emplace_back(v, std::vector<uint8_t>(f.begin(), f.end()));
+    });
+  }
+  size_t next_released = 0;
+  for (size_t i = 0; i < n; ++i) {
+    for (uint32_t k = 0; k < results_[i].released && next_released < released_.size(); ++k, ++next_released) {
+      HandleReleasedFromOutside(released_[next_released].first, absl::MakeSpan(released_[next_released].second));
+    }
+    HandleFromOutside(pending_packets_[i], pending_offloads_[i], results_[i]);
+  }
+  for (; next_released < released_.size(); ++next_released) {  // a count that saturated
+    HandleReleasedFromOutside(released_[next_released].first, absl::MakeSpan(released_[next_released].second));
+  }
+  pending_packets_.clear();
+  pending_offloads_.clear();
+}
+
 void Gateway::FromOutside(absl::Span<uint8_t> packet, wire::Offload offload) {
   if (!NormalizeOffload(packet, offload, [this](absl::Span<uint8_t> segment) { FromOutside(segment, {}); })) return;
   nat::Result r = engine_.FromOutside(NowMs(), packet, offload.partial_checksum);
   if (r.released > 0) {
-    engine_.TakeReleasedFragments([this](nat::Verdict v, absl::Span<uint8_t> f) {
-      if (v != nat::Verdict::kForwardInside) {
-        counters_.outside_to_gateway++;
-      } else if (stack_->SendPacket(f).ok()) {
-        counters_.forwarded_in++;
-      } else {
-        counters_.write_errors++;
-      }
-    });
+    engine_.TakeReleasedFragments(
+        [this](nat::Verdict v, absl::Span<uint8_t> f) { HandleReleasedFromOutside(v, f); });
   }
+  HandleFromOutside(packet, offload, r);
+}
+
+void Gateway::HandleReleasedFromOutside(nat::Verdict verdict, absl::Span<uint8_t> fragment) {
+  if (verdict != nat::Verdict::kForwardInside) {
+    counters_.outside_to_gateway++;
+  } else if (stack_->SendPacket(fragment).ok()) {
+    counters_.forwarded_in++;
+  } else {
+    counters_.write_errors++;
+  }
+}
+
+void Gateway::HandleFromOutside(absl::Span<uint8_t> packet, const wire::Offload& offload, const nat::Result& r) {
   switch (r.verdict) {
     case nat::Verdict::kForwardInside:
       if (stack_->SendPacket(packet, offload).ok()) {
@@ -226,9 +296,7 @@ void Gateway::StartServer(uint16_t port) {
 }
 
 void Gateway::ArmSweep() {
-  sweep_timer_.expires_after(std::chrono::seconds(1));
-  sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
+  sweep_timer_->Start(NowMs() + kSweepIntervalMs, [this] {
     engine_.Sweep(NowMs(), kSweepBatch);
     ArmSweep();
   });
