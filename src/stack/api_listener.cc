@@ -81,9 +81,11 @@ absl::StatusOr<int> ListenOnPath(const api::UnixAddress& where, std::optional<gi
 // ---- ControlConn -------------------------------------------------------------------------
 
 ControlConn::ControlConn(ApiListener& listener, int fd, bool refused)
-    : listener_(listener), sd_(listener.io_, fd), refused_(refused) {}
+    : listener_(listener), open_count_(listener.control_connections_), sd_(listener.io_, fd), refused_(refused) {
+  (*open_count_)++;
+}
 
-ControlConn::~ControlConn() { listener_.control_connections_--; }
+ControlConn::~ControlConn() { (*open_count_)--; }
 
 void ControlConn::Reply(api::Opcode op, int error, std::vector<uint8_t> body, int pass_fd) {
   std::vector<uint8_t> bytes = api::EncodeReply(api::Reply{op, error, std::move(body)});
@@ -184,7 +186,6 @@ void ApiListener::Start() {
     for (;;) {
       int fd = ::accept4(listener_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) break;
-      control_connections_++;
       PeerCredentials peer;
       absl::StatusOr<bool> allowed = CheckPeer(access_, fd, &peer);
       const bool refused = !allowed.ok() || !*allowed;

@@ -57,6 +57,7 @@ class ControlConn : public std::enable_shared_from_this<ControlConn> {
   bool ServeOne();
 
   ApiListener& listener_;
+  std::shared_ptr<size_t> open_count_;  // the listener's control_connections(); may outlive it
   boost::asio::posix::stream_descriptor sd_;
   bool waiting_ = false;
   bool refused_ = false;
@@ -85,7 +86,7 @@ class ApiListener {
   /// Starts accepting connections.
   void Start();
   /// Control connections open now.
-  size_t control_connections() const { return control_connections_; }
+  size_t control_connections() const { return *control_connections_; }
 
  private:
   friend class ControlConn;
@@ -100,7 +101,8 @@ class ApiListener {
   SocketServiceCounters& counters_;
   RequestHandler handler_;
   boost::asio::posix::stream_descriptor listener_;
-  size_t control_connections_ = 0;
+  // Shared with the connections, which an io_context may destroy after the listener.
+  std::shared_ptr<size_t> control_connections_ = std::make_shared<size_t>(0);
 };
 
 }  // namespace dpm::stack
