@@ -92,16 +92,6 @@ struct ClientOptions {
   double dhcp_timeout_s = 16;              // no lease after this: dpm_socket gives ETIMEDOUT
 };
 
-// `dpmd status` lines for an Ethernet (TAP) link (stack/ethernet_status.h): text, or the
-// members of its JSON object (without the braces), until the socket service takes parts.
-std::string EthernetStatus(const dpm::stack::Stack& s, bool json) {
-  dpm::stack::StatusReport report;
-  report.Add<dpm::stack::EthernetStatus>(dpm::stack::EthernetStatus::From(s));
-  if (!json) return report.Text();
-  std::string members = report.Json();
-  return members.substr(1, members.size() - 3);
-}
-
 int RunClient(const ClientOptions& o) {
   uint32_t address = 0, gateway = 0;
   int prefix = 24, ignored = 0;
@@ -179,7 +169,9 @@ int RunClient(const ClientOptions& o) {
   api.dhcp_timeout_ms = static_cast<uint64_t>(o.dhcp_timeout_s * 1000);
   if ((*stack)->ethernet()) {
     const dpm::stack::Stack* s = stack->get();
-    api.extra_status = [s](bool json) { return EthernetStatus(*s, json); };
+    api.add_status_parts = [s](dpm::stack::StatusReport& report) {
+      report.Add<dpm::stack::EthernetStatus>(dpm::stack::EthernetStatus::From(*s));
+    };
   }
   if (!o.dpm_gateway.empty()) {
     dpm::stack::DpmDriverSettings d;

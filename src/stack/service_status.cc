@@ -8,73 +8,90 @@
 namespace dpm::stack {
 namespace {
 
-std::string RowJson(const SocketRow& r) {
-  return absl::StrFormat(
-      R"({"id":%d,"proto":"%s","state":"%s","local":"%s","peer":"%s","queued_to_app":%d,"queued_from_app":%d})", r.id,
-      r.proto, r.state, r.local.ToString(), r.peer.ToString(), r.queued_to_app, r.queued_from_app);
-}
-
 std::string RowText(const SocketRow& r) {
   return absl::StrFormat("%-6d %-5s %-11s %-22s %-22s %10d %10d", r.id, r.proto, r.state, r.local.ToString(),
                          r.peer.ToString(), r.queued_to_app, r.queued_from_app);
 }
 
-std::string RenderJson(const SocketServiceStatus& s, const std::string& address) {
-  const SocketServiceCounters& c = s.counters;
-  std::string out;
-  absl::StrAppend(&out, "{\"version\":\"", DPM_VERSION, "\",\"role\":\"", s.role, "\",\"api\":\"",
-                  JsonEscape(s.api_path), "\",\"link\":{\"name\":\"", JsonEscape(s.link_name), "\",\"mtu\":", s.link_mtu,
-                  ",\"address\":\"", address, "\",\"rx_packets\":", s.rx_packets, ",\"rx_bytes\":", s.rx_bytes,
-                  ",\"tx_packets\":", s.tx_packets, ",\"tx_bytes\":", s.tx_bytes, ",\"tx_dropped\":", s.tx_dropped,
-                  "},\"drops\":{");
-  for (size_t i = 1; i < s.ip_drops.size(); ++i) {
-    absl::StrAppend(&out, i > 1 ? "," : "", "\"", wire::IpCheckName(static_cast<wire::IpCheck>(i)), "\":",
-                    s.ip_drops[i]);
-  }
-  absl::StrAppend(&out, ",\"lwip_ip\":", s.lwip_ip_drop, ",\"lwip_ip_chksum\":", s.lwip_ip_chkerr,
-                  ",\"lwip_tcp\":", s.lwip_tcp_drop, ",\"lwip_tcp_chksum\":", s.lwip_tcp_chkerr,
-                  ",\"lwip_udp\":", s.lwip_udp_drop, ",\"lwip_udp_chksum\":", s.lwip_udp_chkerr,
-                  ",\"lwip_icmp\":", s.lwip_icmp_drop, ",\"udp_rx_dropped\":", c.udp_rx_dropped,
-                  ",\"udp_tx_malformed\":", c.udp_tx_malformed, ",\"udp_dpm_dropped\":", c.udp_dpm_dropped,
-                  ",\"accept_overflow\":", c.accept_overflow, ",\"bad_requests\":", c.bad_requests,
-                  ",\"api_refused\":", c.api_refused, ",\"address_exhausted\":", c.address_exhausted,
-                  ",\"udp_tx_no_address\":", c.udp_tx_no_address, "},\"tcp_pcbs\":{\"active\":", s.tcp_active,
-                  ",\"time_wait\":", s.tcp_time_wait, ",\"listen\":", s.tcp_listen,
-                  "},\"control_connections\":", s.control_connections, ",\"sockets_opened\":", c.sockets_opened,
-                  ",\"sockets_closed\":", c.sockets_closed, ",\"addresses\":{\"pool\":", s.pool_size,
-                  ",\"available\":", s.pool_available, ",\"in_use\":", s.addresses_in_use,
-                  ",\"taken\":", c.addresses_taken, ",\"released\":", c.addresses_released,
-                  ",\"lingering\":", s.addresses_lingering, ",\"lingered\":", c.addresses_lingered,
-                  ",\"dscp_marked\":", s.dscp_marked, ",\"lost\":", c.addresses_lost, ",\"at\":\"",
-                  s.address_at_socket ? "socket" : "bind", "\"}");
-  if (s.dhcp) {
-    const DhcpStatus& d = *s.dhcp;
-    absl::StrAppend(&out, ",\"dhcp\":{\"clients\":", d.clients, ",\"leases\":", d.leases,
-                    ",\"requested\":", d.requested, ",\"bound\":", d.bound, ",\"renewed\":", d.renewed,
-                    ",\"timed_out\":", d.timed_out, ",\"expired\":", d.expired, ",\"naks\":", d.naks,
-                    ",\"released\":", d.released, ",\"malformed\":", d.malformed, ",\"unrouted\":", d.unrouted,
-                    ",\"ignored\":", d.ignored, ",\"send_errors\":", d.send_errors, "}");
-  }
-  absl::StrAppend(&out, ",\"sockets\":[");
-  for (size_t i = 0; i < s.sockets.size(); ++i) absl::StrAppend(&out, i ? "," : "", RowJson(s.sockets[i]));
-  absl::StrAppend(&out, "],\"socket_count\":", s.socket_count, ",\"sockets_listed\":", s.sockets.size());
-  if (s.dpm_driver) {
-    const DpmDriverStatus& d = *s.dpm_driver;
-    absl::StrAppend(&out, ",\"dpm_driver\":{\"grants\":", d.grants, ",\"setups\":", d.setups,
-                    ",\"failures\":", d.failures, ",\"gateway_restarts\":", d.gateway_restarts,
-                    ",\"ignored_replies\":", d.ignored_replies, "}");
-  }
-  if (s.has_extra) absl::StrAppend(&out, ",", s.extra);
-  absl::StrAppend(&out, "}\n");
-  return out;
+// "10.0.0.2/24": the stack's address (host byte order) and prefix.
+std::string AddressText(const SocketServiceStatus& s) {
+  const uint32_t a = s.address;
+  return absl::StrFormat("%d.%d.%d.%d/%d", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255, s.prefix);
 }
 
-std::string RenderText(const SocketServiceStatus& s, const std::string& address) {
+}  // namespace
+
+void SocketServiceStatus::AddJson(StatusJson& report) const {
+  const SocketServiceCounters& c = counters;
+  StatusJson drops = StatusJson::object();
+  for (size_t i = 1; i < ip_drops.size(); ++i) drops[wire::IpCheckName(static_cast<wire::IpCheck>(i))] = ip_drops[i];
+  drops["lwip_ip"] = lwip_ip_drop;
+  drops["lwip_ip_chksum"] = lwip_ip_chkerr;
+  drops["lwip_tcp"] = lwip_tcp_drop;
+  drops["lwip_tcp_chksum"] = lwip_tcp_chkerr;
+  drops["lwip_udp"] = lwip_udp_drop;
+  drops["lwip_udp_chksum"] = lwip_udp_chkerr;
+  drops["lwip_icmp"] = lwip_icmp_drop;
+  drops["udp_rx_dropped"] = c.udp_rx_dropped;
+  drops["udp_tx_malformed"] = c.udp_tx_malformed;
+  drops["udp_dpm_dropped"] = c.udp_dpm_dropped;
+  drops["accept_overflow"] = c.accept_overflow;
+  drops["bad_requests"] = c.bad_requests;
+  drops["api_refused"] = c.api_refused;
+  drops["address_exhausted"] = c.address_exhausted;
+  drops["udp_tx_no_address"] = c.udp_tx_no_address;
+  report["version"] = DPM_VERSION;
+  report["role"] = role;
+  report["api"] = api_path;
+  report["link"] = {{"name", link_name}, {"mtu", link_mtu}, {"address", AddressText(*this)},
+                    {"rx_packets", rx_packets}, {"rx_bytes", rx_bytes}, {"tx_packets", tx_packets},
+                    {"tx_bytes", tx_bytes}, {"tx_dropped", tx_dropped}};
+  report["drops"] = std::move(drops);
+  report["tcp_pcbs"] = {{"active", tcp_active}, {"time_wait", tcp_time_wait}, {"listen", tcp_listen}};
+  report["control_connections"] = control_connections;
+  report["sockets_opened"] = c.sockets_opened;
+  report["sockets_closed"] = c.sockets_closed;
+  report["addresses"] = {{"pool", pool_size},
+                         {"available", pool_available},
+                         {"in_use", addresses_in_use},
+                         {"taken", c.addresses_taken},
+                         {"released", c.addresses_released},
+                         {"lingering", addresses_lingering},
+                         {"lingered", c.addresses_lingered},
+                         {"dscp_marked", dscp_marked},
+                         {"lost", c.addresses_lost},
+                         {"at", address_at_socket ? "socket" : "bind"}};
+  if (dhcp) {
+    const DhcpStatus& d = *dhcp;
+    report["dhcp"] = {{"clients", d.clients},     {"leases", d.leases},       {"requested", d.requested},
+                      {"bound", d.bound},         {"renewed", d.renewed},     {"timed_out", d.timed_out},
+                      {"expired", d.expired},     {"naks", d.naks},           {"released", d.released},
+                      {"malformed", d.malformed}, {"unrouted", d.unrouted},   {"ignored", d.ignored},
+                      {"send_errors", d.send_errors}};
+  }
+  StatusJson rows = StatusJson::array();
+  for (const SocketRow& r : sockets) {
+    rows.push_back({{"id", r.id}, {"proto", r.proto}, {"state", r.state}, {"local", r.local.ToString()},
+                    {"peer", r.peer.ToString()}, {"queued_to_app", r.queued_to_app},
+                    {"queued_from_app", r.queued_from_app}});
+  }
+  report["sockets"] = std::move(rows);
+  report["socket_count"] = socket_count;
+  report["sockets_listed"] = sockets.size();
+  if (dpm_driver) {
+    const DpmDriverStatus& d = *dpm_driver;
+    report["dpm_driver"] = {{"grants", d.grants}, {"setups", d.setups}, {"failures", d.failures},
+                            {"gateway_restarts", d.gateway_restarts}, {"ignored_replies", d.ignored_replies}};
+  }
+}
+
+void SocketServiceStatus::AppendText(std::string& out) const {
+  const SocketServiceStatus& s = *this;
   const SocketServiceCounters& c = s.counters;
+  const std::string address = AddressText(s);
   // Client-only lines (sockets, per-socket addresses, the DPM driver) are left out of a
-  // gateway's report, whose own part (extra) follows.
+  // gateway's report, whose own part follows.
   const bool client = s.role == "client";
-  std::string out;
   absl::StrAppend(&out, "dpmd     ", DPM_VERSION, " ", s.role, "; api ", s.api_path, "\n");
   absl::StrAppend(&out, "link     ", s.link_name, "  mtu ", s.link_mtu, " bytes  address ", address, "\n");
   absl::StrAppend(&out, "traffic  rx ", s.rx_packets, " packets ", s.rx_bytes, " bytes; tx ", s.tx_packets,
@@ -123,32 +140,6 @@ std::string RenderText(const SocketServiceStatus& s, const std::string& address)
     absl::StrAppend(&out, "dpm driver  grants ", d.grants, "; setups ", d.setups, ", failed ", d.failures,
                     "; gateway restarts seen ", d.gateway_restarts, "; ignored replies ", d.ignored_replies, "\n");
   }
-  if (s.has_extra) absl::StrAppend(&out, s.extra);
-  return out;
-}
-
-}  // namespace
-
-std::string JsonEscape(absl::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(c));
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
-std::string RenderStatus(const SocketServiceStatus& status, bool json) {
-  const uint32_t a = status.address;
-  const std::string address =
-      absl::StrFormat("%d.%d.%d.%d/%d", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255, status.prefix);
-  return json ? RenderJson(status, address) : RenderText(status, address);
 }
 
 }  // namespace dpm::stack

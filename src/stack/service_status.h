@@ -1,8 +1,7 @@
 // What `dpmd status` reports about a client or gateway instance's socket service, as a plain
 // value (SocketServiceStatus) collected from the parts — link, stack, address ownership, DHCP
-// leases, the DPM driver, the socket registry — and its two renderings: the text table and the
-// JSON object (`dpmd status --json`). Collecting and rendering are apart so that the renderer
-// is the one place that knows the output format.
+// leases, the DPM driver, the socket registry — and rendered as one part of a StatusReport
+// (stack/status_report.h): the text table, or members of the JSON object (`dpmd status --json`).
 #ifndef DPM_STACK_SERVICE_STATUS_H_
 #define DPM_STACK_SERVICE_STATUS_H_
 
@@ -12,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "api/protocol.h"
+#include "stack/status_report.h"
 #include "wire/ip.h"
 
 namespace dpm::stack {
@@ -57,8 +56,8 @@ struct DpmDriverStatus {
   uint64_t setups = 0, failures = 0, gateway_restarts = 0, ignored_replies = 0;
 };
 
-/// Everything Status(json) prints.
-struct SocketServiceStatus {
+/// The socket service's part of a status report.
+struct SocketServiceStatus : StatusPart {
   std::string role;  // "client" or "gateway"; a gateway's text leaves out the client lines
   std::string api_path;
   // The link and the stack's address (host byte order) and prefix length.
@@ -83,21 +82,19 @@ struct SocketServiceStatus {
   std::vector<SocketRow> sockets;        // by id, at most kMaxStatusRows
   size_t socket_count = 0;               // all sockets, listed or not
   std::optional<DpmDriverStatus> dpm_driver;  // set when the DPM driver runs
-  /// SocketServiceConfig::extra_status's part, in the format asked for (text, or JSON
-  /// members "\"name\":value,..."); empty when there is none.
-  std::string extra;
-  bool has_extra = false;
+
+  /// The lines "dpmd", "link", "traffic", "addresses per socket" (with a pool), "dhcp" (with
+  /// --dhcp), "drops", "api", and for a client the TCP pcbs, the socket table and the "dpm
+  /// driver" line. A gateway's report leaves the client lines out.
+  void AppendText(std::string& out) const override;
+  /// The members "version", "role", "api", "link", "drops", "tcp_pcbs", "control_connections",
+  /// "sockets_opened", "sockets_closed", "addresses", "dhcp" (with --dhcp), "sockets",
+  /// "socket_count", "sockets_listed", "dpm_driver" (with the DPM driver).
+  void AddJson(StatusJson& report) const override;
 };
 
 /// Sockets listed by a status reply at most (it must fit one API message).
 inline constexpr size_t kMaxStatusRows = 1000;
-
-/// The text report (json false) or the JSON object followed by a newline (json true).
-std::string RenderStatus(const SocketServiceStatus& status, bool json);
-
-/// `text` as the inside of a JSON string (RFC 8259 §7): quotes, backslashes and control
-/// characters escaped (a link or socket name may hold any byte a user gave).
-std::string JsonEscape(absl::string_view text);
 
 }  // namespace dpm::stack
 

@@ -43,7 +43,7 @@ class SocketService::Impl final : public SocketHost {
   bool Full() const override { return registry_->Full(); }
 
   SocketServiceStatus Collect() const;
-  // Collect() plus SocketServiceConfig::extra_status, rendered.
+  // Collect() and the parts of SocketServiceConfig::add_status_parts, rendered.
   std::string Status(bool json) const;
 
   boost::asio::io_context& io_;
@@ -127,12 +127,10 @@ SocketServiceStatus SocketService::Impl::Collect() const {
 }
 
 std::string SocketService::Impl::Status(bool json) const {
-  SocketServiceStatus status = Collect();
-  if (config_.extra_status) {
-    status.extra = config_.extra_status(json);
-    status.has_extra = true;
-  }
-  return RenderStatus(status, json);
+  StatusReport report;
+  report.Add<SocketServiceStatus>(Collect());
+  if (config_.add_status_parts) config_.add_status_parts(report);
+  return report.Render(json);
 }
 
 absl::StatusOr<std::unique_ptr<SocketService>> SocketService::Create(boost::asio::io_context& io, Stack& stack,

@@ -61,9 +61,9 @@ struct SocketServiceConfig {
   size_t max_sockets = 65536;  // dpm sockets served at once; more give ENOBUFS
   /// What `dpmd status` calls this instance: "client" or "gateway".
   std::string role = "client";
-  /// More to report in `dpmd status` (the gateway's session table): text, or JSON members
-  /// ("\"name\":value,...") appended inside the status object.
-  std::function<std::string(bool json)> extra_status;
+  /// More parts of `dpmd status`, added after the service's own (the gateway's tables, the
+  /// Ethernet link's counters); called on the core thread for each status request.
+  std::function<void(StatusReport& report)> add_status_parts;
   /// Set: run the DPM driver for this instance's sockets.
   std::optional<DpmDriverSettings> dpm;
   /// Seed 004: the static pool of per-socket addresses (DPM_TUPLE_STATIC); empty: none, and
@@ -96,7 +96,7 @@ class SocketService {
   size_t socket_count() const;
   /// The status report `dpmd status` prints: link, counters, sockets (text or JSON).
   std::string Status(bool json) const;
-  /// The same as a value (what Status renders; SocketServiceConfig::extra_status left out).
+  /// The same as a value (the service's own part of what Status renders; add_status_parts left out).
   SocketServiceStatus CollectStatus() const;
 
   class Impl;
