@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
 
 namespace bench {
 

@@ -14,7 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "dpm/dpm_server.h"
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
 #include "stack/link_pump.h"
 #include "stack/stack.h"
 #include "tun/link.h"

@@ -1,7 +1,7 @@
-// src/dpm/nat_engine: NAPT (RFC 4787, 5382, 5508, 7857), DPM sessions (the DPM patent) and
+// src/nat/nat_engine: NAPT (RFC 4787, 5382, 5508, 7857), DPM sessions (the DPM patent) and
 // expiry, driven with a manual clock and packets built here. After every translation the
 // packet must carry exactly the checksums a full recomputation gives.
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "dpm/port_allocator.h"
-#include "dpm/session_table.h"
+#include "nat/port_allocator.h"
+#include "nat/session_table.h"
 #include "gtest/gtest.h"
 #include "wire/checksum.h"
 #include "wire/ipv4.h"

@@ -26,8 +26,8 @@
 // checksums are not verified — that would cost a pass over every payload, and the incremental
 // update (RFC 1624) keeps a wrong checksum wrong, so the end host still drops a corrupted
 // segment. Every rewrite updates the IP, TCP, UDP and ICMP checksums incrementally.
-#ifndef DPM_DPM_NAT_ENGINE_H_
-#define DPM_DPM_NAT_ENGINE_H_
+#ifndef DPM_NAT_NAT_ENGINE_H_
+#define DPM_NAT_NAT_ENGINE_H_
 
 #include <array>
 #include <cstddef>
@@ -42,11 +42,11 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/types/span.h"
-#include "dpm/session_table.h"
+#include "nat/session_table.h"
 
 namespace dpm::nat {
 
-// Protocol, Endpoint: dpm/session_table.h.
+// Protocol, Endpoint: nat/session_table.h.
 
 class PortAllocator;
 }  // namespace dpm::nat
@@ -484,4 +484,4 @@ class NatEngine {
 
 }  // namespace dpm::nat
 
-#endif  // DPM_DPM_NAT_ENGINE_H_
+#endif  // DPM_NAT_NAT_ENGINE_H_

@@ -27,8 +27,8 @@
 // Latency: the data path is single-threaded, so no index operation may take time in
 // proportion to the table. HashIndex has no tombstones (erasing never leads to a rehash) and
 // grows incrementally (docs/nat.md "Growing without stalls").
-#ifndef DPM_DPM_SESSION_TABLE_H_
-#define DPM_DPM_SESSION_TABLE_H_
+#ifndef DPM_NAT_SESSION_TABLE_H_
+#define DPM_NAT_SESSION_TABLE_H_
 
 #include <algorithm>
 #include <bit>
@@ -540,4 +540,4 @@ class SessionTable {
 
 }  // namespace dpm::nat
 
-#endif  // DPM_DPM_SESSION_TABLE_H_
+#endif  // DPM_NAT_SESSION_TABLE_H_

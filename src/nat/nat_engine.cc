@@ -1,11 +1,11 @@
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
 
 #include <algorithm>
 #include <initializer_list>
 
 #include "absl/base/attributes.h"
 #include "absl/strings/str_cat.h"
-#include "dpm/port_allocator.h"
+#include "nat/port_allocator.h"
 #include "wire/checksum.h"
 #include "wire/ipv4.h"
 

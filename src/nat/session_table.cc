@@ -1,4 +1,4 @@
-#include "dpm/session_table.h"
+#include "nat/session_table.h"
 
 #include <sys/mman.h>
 
