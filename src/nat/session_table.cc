@@ -253,20 +253,6 @@ const char* ProtocolName(Protocol protocol) {
   return "unknown";
 }
 
-const char* TcpStateName(TcpState state) {
-  switch (state) {
-    case TcpState::kClosed: return "CLOSED";
-    case TcpState::kInsideInit: return "INSIDE_INIT";
-    case TcpState::kOutsideInit: return "OUTSIDE_INIT";
-    case TcpState::kEstablished: return "ESTABLISHED";
-    case TcpState::kInsideFinRcv: return "INSIDE_FIN";
-    case TcpState::kOutsideFinRcv: return "OUTSIDE_FIN";
-    case TcpState::kBothFinRcv: return "BOTH_FIN";
-    case TcpState::kTrans: return "TRANS";
-  }
-  return "unknown";
-}
-
 SessionTable::SessionTable(uint32_t gateway_inside_address) : gateway_inside_address_(gateway_inside_address) {}
 
 void SessionTable::Reserve(size_t sessions) {

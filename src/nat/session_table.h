@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "absl/hash/hash.h"
+#include "nat/tcp_tracking.h"
 
 namespace dpm::nat {
 
@@ -92,20 +93,7 @@ struct EndpointKey {
 
 inline constexpr uint32_t kNoIndex = 0xffffffffu;
 
-/// TCP session states for timers: RFC 6146 §3.5.2's machine as RFC 7857 §2.1 adapts it to
-/// NAT44 ("V6" is the inside here, "V4" the outside).
-enum class TcpState : uint8_t {
-  kClosed = 0,     // no segment seen yet (a DPM session set up before its first SYN)
-  kInsideInit,     // SYN from inside seen (V6 INIT): transitory timer
-  kOutsideInit,    // SYN from outside seen (V4 INIT): transitory timer
-  kEstablished,    // SYN seen both ways: established timer
-  kInsideFinRcv,   // FIN from inside (V6 FIN RCV): established timer
-  kOutsideFinRcv,  // FIN from outside (V4 FIN RCV): established timer
-  kBothFinRcv,     // FIN both ways: transitory timer, not refreshed
-  kTrans,          // after a RST, or picked up mid-stream: transitory timer
-};
-/// "CLOSED", "INSIDE_INIT", ..., "TRANS".
-const char* TcpStateName(TcpState state);
+// TcpState: nat/tcp_tracking.h.
 
 /// Session flags.
 inline constexpr uint8_t kSessionLive = 0x01;
