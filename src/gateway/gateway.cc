@@ -42,14 +42,8 @@ std::string FiltersJson(absl::Span<const nat::RemoteFilter> filters) {
 // A DPM mapping has no one internal endpoint (its sessions have theirs).
 std::string MappingInternal(const nat::NatEngine::MappingInfo& m) { return m.dpm ? "-" : Ep(m.internal); }
 
-const char* ProtoName(nat::Protocol p) {
-  switch (p) {
-    case nat::Protocol::kTcp: return "tcp";
-    case nat::Protocol::kUdp: return "udp";
-    case nat::Protocol::kIcmp: return "icmp";
-  }
-  return "?";
-}
+// The status names protocols as the NAT does.
+constexpr auto ProtoName = nat::ProtocolName;
 
 // Offload state and counters of a link, for the status.
 std::string OffloadJson(const tun::Link& link) {
