@@ -11,6 +11,8 @@
 
 namespace dpm::nat {
 
+class TableMemory;
+
 /// Addresses are host byte order; times in ms of the caller's clock unless named _s.
 struct NatConfig {
   std::vector<uint32_t> external_addresses;   // registered pool, e.g. 203.0.113.1..203.0.113.8
@@ -36,6 +38,9 @@ struct NatConfig {
   uint64_t tcp_transitory_ms = 240000;        // RFC 5382 REQ-5: >= 4 min
   uint64_t icmp_timeout_ms = 60000;           // RFC 5508 REQ-2: >= 60 s
   uint64_t seed = 0;                          // RFC 6056 port randomisation: pass os::RandomU64()
+  /// Where the session table's memory comes from (nat/table_memory.h); must outlive the
+  /// engine. nullptr: HeapTableMemory(). `dpmd gateway` passes a HugePageTableMemory.
+  TableMemory* table_memory = nullptr;
   /// Ports never used as a DPM gateway endpoint port: the gateway's own services on its
   /// private address (the DPM server on 1080, PCP/NAT-PMP on 5350-5351).
   std::vector<uint16_t> gateway_reserved_ports = {1080, 5350, 5351};

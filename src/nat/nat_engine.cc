@@ -6,6 +6,7 @@
 #include "nat/engine_packet.h"
 #include "nat/port_allocator.h"
 #include "nat/rewrite.h"
+#include "nat/table_memory.h"
 #include "nat/tcp_tracking.h"
 #include "wire/checksum.h"
 #include "wire/ipv4.h"
@@ -28,7 +29,8 @@ NatEngine::NatEngine(NatConfig config)
       inside_mask_(config_.inside_prefix <= 0    ? 0
                    : config_.inside_prefix >= 32 ? 0xffffffffu
                                                  : ~(0xffffffffu >> config_.inside_prefix)),
-      table_(std::make_unique<SessionTable>(config_.gateway_inside_address)),
+      table_(std::make_unique<SessionTable>(
+          config_.gateway_inside_address, config_.table_memory ? *config_.table_memory : HeapTableMemory())),
       ports_(std::make_unique<PortAllocator>(config_.external_addresses, config_.port_min, config_.port_max,
                                              config_.seed)),
       fragments_(std::make_unique<FragmentTracker>(FragmentLimits{
