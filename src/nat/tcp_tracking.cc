@@ -18,10 +18,6 @@ const char* TcpStateName(TcpState state) {
   return "unknown";
 }
 
-bool UsesEstablishedTimer(TcpState state) {
-  return state == TcpState::kEstablished || state == TcpState::kInsideFinRcv || state == TcpState::kOutsideFinRcv;
-}
-
 TcpTransition TrackTcp(TcpState state, uint8_t tcp_flags, bool from_inside) {
   const bool syn = tcp_flags & wire::tcp::kSyn;
   const bool fin = tcp_flags & wire::tcp::kFin;

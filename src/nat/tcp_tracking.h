@@ -26,8 +26,11 @@ enum class TcpState : uint8_t {
 const char* TcpStateName(TcpState state);
 
 /// Whether `state` runs the established timer (RFC 5382 REQ-5: >= 2 h 4 min) rather than the
-/// transitory one (>= 4 min): ESTABLISHED and the two one-way FIN states.
-bool UsesEstablishedTimer(TcpState state);
+/// transitory one (>= 4 min): ESTABLISHED and the two one-way FIN states. Inline: every TCP
+/// packet's session deadline asks it.
+inline bool UsesEstablishedTimer(TcpState state) {
+  return state == TcpState::kEstablished || state == TcpState::kInsideFinRcv || state == TcpState::kOutsideFinRcv;
+}
 
 /// What one translated segment does to its session.
 struct TcpTransition {
