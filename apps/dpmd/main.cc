@@ -29,12 +29,12 @@
 #include "apps/dpmd/config_check.h"
 #include "apps/dpmd/gateway_cmd.h"
 #include "dpm/socket.h"
+#include "stack/ethernet_status.h"
 #include "stack/socket_service.h"
 #include "stack/stack.h"
 #include "tun/pcap_link.h"
 #include "tun/tun_link.h"
 #include "tun/virtual_link.h"
-#include "lwip/stats.h"
 #include "wire/ethernet.h"
 
 namespace {
@@ -92,28 +92,14 @@ struct ClientOptions {
   double dhcp_timeout_s = 16;              // no lease after this: dpm_socket gives ETIMEDOUT
 };
 
-// `dpmd status` lines for an Ethernet (TAP) link: the MAC, frames dropped before lwIP by
-// reason, ARP announcements sent (RFC 5227) and lwIP's ARP counters.
+// `dpmd status` lines for an Ethernet (TAP) link (stack/ethernet_status.h): text, or the
+// members of its JSON object (without the braces), until the socket service takes parts.
 std::string EthernetStatus(const dpm::stack::Stack& s, bool json) {
-  const dpm::stack::StackCounters& c = s.counters();
-  std::string out;
-  if (json) {
-    absl::StrAppend(&out, "\"ethernet\":{\"mac\":\"", dpm::wire::FormatMac(s.mac()), "\",\"drops\":{");
-    for (size_t i = 1; i < c.frame_drops.size(); ++i) {
-      absl::StrAppend(&out, i > 1 ? "," : "", "\"", dpm::wire::FrameCheckName(static_cast<dpm::wire::FrameCheck>(i)),
-                      "\":", c.frame_drops[i]);
-    }
-    absl::StrAppend(&out, "},\"arp_announcements\":", c.arp_announcements, ",\"arp_recv\":", lwip_stats.etharp.recv,
-                    ",\"arp_xmit\":", lwip_stats.etharp.xmit, ",\"arp_drop\":", lwip_stats.etharp.drop, "}");
-    return out;
-  }
-  absl::StrAppend(&out, "ethernet mac ", dpm::wire::FormatMac(s.mac()), "; frames dropped");
-  for (size_t i = 1; i < c.frame_drops.size(); ++i) {
-    absl::StrAppend(&out, " ", dpm::wire::FrameCheckName(static_cast<dpm::wire::FrameCheck>(i)), "=", c.frame_drops[i]);
-  }
-  absl::StrAppend(&out, "; arp announcements ", c.arp_announcements, ", lwip arp recv ", lwip_stats.etharp.recv,
-                  " xmit ", lwip_stats.etharp.xmit, " drop ", lwip_stats.etharp.drop, "\n");
-  return out;
+  dpm::stack::StatusReport report;
+  report.Add<dpm::stack::EthernetStatus>(dpm::stack::EthernetStatus::From(s));
+  if (!json) return report.Text();
+  std::string members = report.Json();
+  return members.substr(1, members.size() - 3);
 }
 
 int RunClient(const ClientOptions& o) {

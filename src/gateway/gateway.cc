@@ -2,7 +2,7 @@
 
 #include <arpa/inet.h>
 
-#include <chrono>
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -14,74 +14,33 @@
 namespace dpm::gateway {
 namespace {
 
-constexpr size_t kMaxStatusRows = 1000;
 constexpr size_t kSweepBatch = 65536;  // entries examined per sweep tick (bounded work)
 
-uint64_t SteadyMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
+constexpr uint64_t kSweepIntervalMs = 1000;
 
-std::string Ip(uint32_t a) {
-  return absl::StrFormat("%d.%d.%d.%d", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
-}
-std::string Ep(const nat::Endpoint& e) { return absl::StrCat(Ip(e.address), ":", e.port); }
-// "198.51.100.0/24 port 53", "198.51.100.10/32 any port".
-std::string FilterText(const nat::RemoteFilter& f) {
-  return absl::StrCat(Ip(f.address), "/", f.prefix, f.port ? absl::StrCat(" port ", f.port) : " any port");
-}
-std::string FiltersJson(absl::Span<const nat::RemoteFilter> filters) {
-  std::string out = "[";
-  for (size_t i = 0; i < filters.size(); ++i) {
-    absl::StrAppend(&out, i ? "," : "", "{\"remote\":\"", Ip(filters[i].address), "/", filters[i].prefix,
-                    "\",\"port\":", filters[i].port, "}");
-  }
-  return out + "]";
-}
-// A DPM mapping has no one internal endpoint (its sessions have theirs).
-std::string MappingInternal(const nat::NatEngine::MappingInfo& m) { return m.dpm ? "-" : Ep(m.internal); }
-
-// The status names protocols as the NAT does.
-constexpr auto ProtoName = nat::ProtocolName;
-
-// Offload state and counters of a link, for the status.
-std::string OffloadJson(const tun::Link& link) {
-  const tun::LinkCounters& c = link.counters();
-  return absl::StrCat("{\"enabled\":", link.offload() ? "true" : "false", ",\"rx_super_packets\":", c.rx_segmentation,
-                      ",\"tx_super_packets\":", c.tx_segmentation, ",\"tx_segmented_in_software\":",
-                      c.tx_segmented_in_software, ",\"checksums_in_software\":", c.checksums_in_software, "}");
-}
-std::string OffloadText(const tun::Link& link) {
-  const tun::LinkCounters& c = link.counters();
-  if (!link.offload()) return "off";
-  return absl::StrCat("on (super-packets rx ", c.rx_segmentation, ", tx ", c.tx_segmentation, ")");
-}
-
-}  // namespace
-
-uint64_t Gateway::NowMs() const { return SteadyMs(); }
-
-namespace {
 absl::Status WriteTo(tun::Link& link, absl::Span<const uint8_t> packet, const wire::Offload& offload) {
   iovec v{const_cast<uint8_t*>(packet.data()), packet.size()};
   return link.WriteOffloaded(absl::MakeConstSpan(&v, 1), offload);
 }
+
 }  // namespace
+
+uint64_t Gateway::NowMs() const { return stack_->clock().NowMs(); }
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(boost::asio::io_context& io,
                                                          std::unique_ptr<tun::Link> inside,
                                                          std::unique_ptr<tun::Link> outside,
-                                                         const GatewayConfig& config) {
+                                                         const GatewayConfig& config, stack::Clock* clock) {
   if (config.nat.external_addresses.empty()) return absl::InvalidArgumentError("the registered address pool is empty");
-  auto gw = std::unique_ptr<Gateway>(new Gateway(io, std::move(outside), config));
-  auto stack = stack::Stack::Create(io, std::move(inside), config.inside);
+  auto stack = stack::Stack::Create(io, std::move(inside), config.inside, clock);
   if (!stack.ok()) return stack.status();
-  gw->stack_ = std::move(*stack);
+  auto gw = std::unique_ptr<Gateway>(new Gateway(std::move(*stack), std::move(outside), config));
   Gateway* self = gw.get();
-  gw->stack_->set_input_filter([self](absl::Span<uint8_t> p, wire::Offload& o) { return self->FromInside(p, o); });
+  gw->inside_hook_ = gw->stack_->AddInboundHook(stack::hook_order::kNatFastPath, self);
   gw->pump_ = std::make_unique<stack::LinkPump>(
-      io, *gw->outside_, [self](absl::Span<uint8_t> p, const wire::Offload& o) { self->FromOutside(p, o); });
+      io, *gw->outside_, [self](absl::Span<const absl::Span<uint8_t>> packets, absl::Span<wire::Offload> offloads) {
+        self->FromOutsideBatch(packets, offloads);
+      });
   gw->pump_->Start();
   gw->StartServer(pcp::kDpmPort);
   gw->StartServer(pcp::kServerPort);
@@ -90,12 +49,16 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(boost::asio::io_context
   return gw;
 }
 
-Gateway::Gateway(boost::asio::io_context& io, std::unique_ptr<tun::Link> outside, const GatewayConfig& config)
-    : io_(io), config_(config), outside_(std::move(outside)), engine_(config.nat),
-      server_(engine_, SteadyMs()), sweep_timer_(io) {}
+Gateway::Gateway(std::unique_ptr<stack::Stack> stack, std::unique_ptr<tun::Link> outside, const GatewayConfig& config)
+    : config_(config), outside_(std::move(outside)), stack_(std::move(stack)), engine_(config.nat),
+      server_(engine_, stack_->clock().NowMs()), sweep_timer_(stack_->clock().NewTimer()) {
+  pending_packets_.reserve(stack::LinkPump::kMaxBatch);
+  pending_offloads_.reserve(stack::LinkPump::kMaxBatch);
+}
 
 Gateway::~Gateway() {
-  sweep_timer_.cancel();
+  sweep_timer_.reset();  // before the stack, whose clock it may be on
+  inside_hook_.reset();
   for (void* p : udp_pcbs_) udp_remove(static_cast<udp_pcb*>(p));
   pump_.reset();
   stack_.reset();
@@ -122,6 +85,10 @@ bool Gateway::NormalizeOffload(absl::Span<uint8_t> packet, wire::Offload& offloa
   counters_.offload_finished++;
   offload = wire::Offload{};
   return true;
+}
+
+stack::HookAction Gateway::OnInbound(absl::Span<uint8_t> packet, wire::Offload& offload) {
+  return FromInside(packet, offload) ? stack::HookAction::kTake : stack::HookAction::kPass;
 }
 
 bool Gateway::FromInside(absl::Span<uint8_t> packet, wire::Offload& offload) {
@@ -172,20 +139,85 @@ bool Gateway::FromInside(absl::Span<uint8_t> packet, wire::Offload& offload) {
   return true;
 }
 
+void Gateway::FromOutsideBatch(absl::Span<const absl::Span<uint8_t>> packets, absl::Span<wire::Offload> offloads) {
+  for (size_t i = 0; i < packets.size(); ++i) {
+    wire::Offload& offload = offloads[i];
+    // A super-packet the engine cannot take is cut into segments: what came before it in
+    // the batch goes first, so the packets keep their order.
+    if (NormalizeOffload(packets[i], offload, [this](absl::Span<uint8_t> segment) {
+          FlushOutside();
+          FromOutside(segment, {});
+        })) {
+      pending_packets_.push_back(packets[i]);
+      pending_offloads_.push_back(offload);
+    }
+  }
+  FlushOutside();
+}
+
+void Gateway::TranslateFromOutside(uint64_t now, absl::Span<const absl::Span<uint8_t>> packets,
+                                   absl::Span<const wire::Offload> offloads, absl::Span<nat::Result> results) {
+  // The engine's batch form takes no partial-checksum flags yet, so a batch with a partial
+  // checksum in it goes packet by packet. With FromOutsideBatch(now, packets,
+  // partial_checksum, results) this becomes that one call, the flags from `offloads`.
+  const bool partial = std::any_of(offloads.begin(), offloads.end(), [](const wire::Offload& o) {
+    return o.partial_checksum;
+  });
+  if (!partial) {
+    engine_.FromOutsideBatch(now, packets, results);
+    return;
+  }
+  for (size_t i = 0; i < packets.size(); ++i) results[i] = engine_.FromOutside(now, packets[i], offloads[i].partial_checksum);
+}
+
+void Gateway::FlushOutside() {
+  const size_t n = pending_packets_.size();
+  if (n == 0) return;
+  results_.resize(n);
+  TranslateFromOutside(NowMs(), pending_packets_, pending_offloads_, absl::MakeSpan(results_));
+  // Fragments released by packets of the batch are sent just before the packet that released
+  // them, as the single path does (the engine hands them over oldest first).
+  released_.clear();
+  if (engine_.released_fragment_count() > 0) {
+    engine_.TakeReleasedFragments([this](nat::Verdict v, absl::Span<uint8_t> f) {
+      released_.emplace_back(v, std::vector<uint8_t>(f.begin(), f.end()));
+    });
+  }
+  size_t next_released = 0;
+  for (size_t i = 0; i < n; ++i) {
+    for (uint32_t k = 0; k < results_[i].released && next_released < released_.size(); ++k, ++next_released) {
+      HandleReleasedFromOutside(released_[next_released].first, absl::MakeSpan(released_[next_released].second));
+    }
+    HandleFromOutside(pending_packets_[i], pending_offloads_[i], results_[i]);
+  }
+  for (; next_released < released_.size(); ++next_released) {  // a count that saturated
+    HandleReleasedFromOutside(released_[next_released].first, absl::MakeSpan(released_[next_released].second));
+  }
+  pending_packets_.clear();
+  pending_offloads_.clear();
+}
+
 void Gateway::FromOutside(absl::Span<uint8_t> packet, wire::Offload offload) {
   if (!NormalizeOffload(packet, offload, [this](absl::Span<uint8_t> segment) { FromOutside(segment, {}); })) return;
   nat::Result r = engine_.FromOutside(NowMs(), packet, offload.partial_checksum);
   if (r.released > 0) {
-    engine_.TakeReleasedFragments([this](nat::Verdict v, absl::Span<uint8_t> f) {
-      if (v != nat::Verdict::kForwardInside) {
-        counters_.outside_to_gateway++;
-      } else if (stack_->SendPacket(f).ok()) {
-        counters_.forwarded_in++;
-      } else {
-        counters_.write_errors++;
-      }
-    });
+    engine_.TakeReleasedFragments(
+        [this](nat::Verdict v, absl::Span<uint8_t> f) { HandleReleasedFromOutside(v, f); });
   }
+  HandleFromOutside(packet, offload, r);
+}
+
+void Gateway::HandleReleasedFromOutside(nat::Verdict verdict, absl::Span<uint8_t> fragment) {
+  if (verdict != nat::Verdict::kForwardInside) {
+    counters_.outside_to_gateway++;
+  } else if (stack_->SendPacket(fragment).ok()) {
+    counters_.forwarded_in++;
+  } else {
+    counters_.write_errors++;
+  }
+}
+
+void Gateway::HandleFromOutside(absl::Span<uint8_t> packet, const wire::Offload& offload, const nat::Result& r) {
   switch (r.verdict) {
     case nat::Verdict::kForwardInside:
       if (stack_->SendPacket(packet, offload).ok()) {
@@ -264,103 +296,27 @@ void Gateway::StartServer(uint16_t port) {
 }
 
 void Gateway::ArmSweep() {
-  sweep_timer_.expires_after(std::chrono::seconds(1));
-  sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
+  sweep_timer_->Start(NowMs() + kSweepIntervalMs, [this] {
     engine_.Sweep(NowMs(), kSweepBatch);
     ArmSweep();
   });
 }
 
-std::string Gateway::Status(bool json) const {
+GatewayStatus Gateway::CollectStatus() const {
   const uint64_t now = NowMs();
-  std::string out;
-  size_t rows = 0;
-  const auto& drops = engine_.drops();
-  if (json) {
-    absl::StrAppend(&out, "\"gateway\":{\"epoch\":", server_.Epoch(now), ",\"forwarded_out\":", counters_.forwarded_out,
-                    ",\"forwarded_in\":", counters_.forwarded_in, ",\"hairpinned\":", counters_.hairpinned,
-                    ",\"to_gateway\":", counters_.to_gateway, ",\"outside_to_gateway\":", counters_.outside_to_gateway,
-                    ",\"write_errors\":", counters_.write_errors,
-                    ",\"icmp_errors_sent\":", counters_.icmp_errors_sent,
-                    ",\"icmp_errors_limited\":", counters_.icmp_errors_limited, ",\"offload\":{\"inside\":",
-                    OffloadJson(stack_->link()), ",\"outside\":", OffloadJson(*outside_),
-                    ",\"finished_in_software\":", counters_.offload_finished,
-                    ",\"malformed\":", counters_.offload_malformed, "},\"nat_drops\":{");
-    for (size_t i = 1; i < drops.size(); ++i) {
-      absl::StrAppend(&out, i > 1 ? "," : "", "\"", nat::DropReasonName(static_cast<nat::DropReason>(i)), "\":", drops[i]);
-    }
-    absl::StrAppend(&out, "},\"pcp_results\":{");
-    const auto& results = server_.counters().pcp_results;
-    for (size_t i = 0; i < results.size(); ++i) {
-      absl::StrAppend(&out, i ? "," : "", "\"", pcp::ResultName(static_cast<pcp::ResultCode>(i)), "\":", results[i]);
-    }
-    absl::StrAppend(&out, "},\"natpmp_requests\":", server_.counters().natpmp_requests,
-                    ",\"session_count\":", engine_.session_count(), ",\"sessions\":[");
-    engine_.ForEachSession(now, [&](const nat::NatEngine::SessionInfo& s) {
-      if (rows >= kMaxStatusRows) return;
-      absl::StrAppend(&out, rows++ ? "," : "",
-                      absl::StrFormat(R"({"proto":"%s","internal":"%s","external":"%s","remote":"%s","gateway_endpoint":"%s","state":"%s","idle_ms":%d,"dpm":%s})",
-                                      ProtoName(s.protocol), Ep(s.internal), Ep(s.external), Ep(s.remote),
-                                      Ep(s.gateway_endpoint), s.state, s.idle_ms, s.dpm ? "true" : "false"));
-    });
-    absl::StrAppend(&out, "],\"mapping_count\":", engine_.mapping_count(), ",\"mappings\":[");
-    rows = 0;
-    engine_.ForEachMapping(now, [&](const nat::NatEngine::MappingInfo& m) {
-      if (rows >= kMaxStatusRows) return;
-      absl::StrAppend(&out, rows++ ? "," : "",
-                      absl::StrFormat(R"({"proto":"%s","internal":"%s","external":"%s","made_by":"%s","explicit":%s,)"
-                                      R"("lifetime_left_s":%s,"sessions":%d,"fixed":%s,"filters":%s})",
-                                      ProtoName(m.protocol), MappingInternal(m), Ep(m.external),
-                                      nat::MappingOriginName(m.origin), m.lifetime_left_ms ? "true" : "false",
-                                      m.lifetime_left_ms ? absl::StrCat(*m.lifetime_left_ms / 1000) : "null",
-                                      m.sessions, m.fixed ? "true" : "false", FiltersJson(m.filters)));
-    });
-    absl::StrAppend(&out, "]}");
-    return out;
-  }
-  absl::StrAppend(&out, "gateway  epoch ", server_.Epoch(now), " s; packets forwarded out ", counters_.forwarded_out,
-                  ", in ", counters_.forwarded_in, ", hairpinned ", counters_.hairpinned, ", to gateway ",
-                  counters_.to_gateway, ", outside-to-gateway dropped ", counters_.outside_to_gateway,
-                  "; icmp errors sent ", counters_.icmp_errors_sent, ", rate-limited ", counters_.icmp_errors_limited,
-                  "\noffload  inside ", OffloadText(stack_->link()), "; outside ", OffloadText(*outside_),
-                  "\nnat drops (packets)");
-  for (size_t i = 1; i < drops.size(); ++i) {
-    absl::StrAppend(&out, " ", nat::DropReasonName(static_cast<nat::DropReason>(i)), "=", drops[i]);
-  }
-  absl::StrAppend(&out, "\npcp results (replies)");
-  const auto& results = server_.counters().pcp_results;
-  for (size_t i = 0; i < results.size(); ++i) {
-    if (results[i]) absl::StrAppend(&out, " ", pcp::ResultName(static_cast<pcp::ResultCode>(i)), "=", results[i]);
-  }
-  absl::StrAppend(&out, "; nat-pmp requests ", server_.counters().natpmp_requests, "\nsessions ",
-                  engine_.session_count(), "\n");
-  absl::StrAppend(&out, absl::StrFormat("%-5s %-21s %-21s %-21s %-21s %-12s %8s %s\n", "PROTO", "INTERNAL", "EXTERNAL",
-                                        "REMOTE", "GATEWAY-ENDPOINT", "STATE", "IDLE-S", "KIND"));
-  engine_.ForEachSession(now, [&](const nat::NatEngine::SessionInfo& s) {
-    if (rows++ >= kMaxStatusRows) return;
-    absl::StrAppend(&out, absl::StrFormat("%-5s %-21s %-21s %-21s %-21s %-12s %8d %s\n", ProtoName(s.protocol),
-                                          Ep(s.internal), Ep(s.external), Ep(s.remote), Ep(s.gateway_endpoint), s.state,
-                                          s.idle_ms / 1000, s.dpm ? "dpm" : "napt"));
-  });
-  if (rows > kMaxStatusRows) absl::StrAppend(&out, "... and ", rows - kMaxStatusRows, " more\n");
-  // Mappings: the explicit ones a PCP or NAT-PMP client made show here before any connection
-  // uses them (RFC 6887 §11, RFC 6886 §3.3), with their filters (RFC 6887 §13.3).
-  absl::StrAppend(&out, "mappings ", engine_.mapping_count(), "\n",
-                  absl::StrFormat("%-5s %-21s %-21s %-8s %11s %8s %s\n", "PROTO", "INTERNAL", "EXTERNAL", "MADE-BY",
-                                  "LIFETIME-S", "SESSIONS", "FILTERS"));
-  rows = 0;
-  engine_.ForEachMapping(now, [&](const nat::NatEngine::MappingInfo& m) {
-    if (rows++ >= kMaxStatusRows) return;
-    std::string filters = m.filters.empty() ? (m.dpm ? "dpm sessions' remotes only" : "any remote") : "";
-    for (size_t i = 0; i < m.filters.size(); ++i) absl::StrAppend(&filters, i ? ", " : "", FilterText(m.filters[i]));
-    absl::StrAppend(&out, absl::StrFormat("%-5s %-21s %-21s %-8s %11s %8d %s\n", ProtoName(m.protocol),
-                                          MappingInternal(m), Ep(m.external), nat::MappingOriginName(m.origin),
-                                          m.lifetime_left_ms ? absl::StrCat(*m.lifetime_left_ms / 1000) : "-",
-                                          m.sessions, filters));
-  });
-  if (rows > kMaxStatusRows) absl::StrAppend(&out, "... and ", rows - kMaxStatusRows, " more\n");
-  return out;
+  GatewayStatus s;
+  s.epoch_s = server_.Epoch(now);
+  s.counters = counters_;
+  s.inside = GatewayStatus::Offload::From(stack_->link());
+  s.outside = GatewayStatus::Offload::From(*outside_);
+  s.nat_drops = engine_.drops();
+  s.pcp_results = server_.counters().pcp_results;
+  s.natpmp_requests = server_.counters().natpmp_requests;
+  s.session_count = engine_.session_count();
+  s.mapping_count = engine_.mapping_count();
+  engine_.ForEachSession(now, [&](const nat::NatEngine::SessionInfo& info) { s.AddSession(info); });
+  engine_.ForEachMapping(now, [&](const nat::NatEngine::MappingInfo& info) { s.AddMapping(info); });
+  return s;
 }
 
 }  // namespace dpm::gateway

@@ -8,14 +8,18 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "absl/status/statusor.h"
 #include "dpm/dpm_server.h"
 #include "nat/nat_engine.h"
+#include "gateway/gateway_status.h"
+#include "stack/clock.h"
 #include "stack/link_pump.h"
+#include "stack/packet_hooks.h"
 #include "stack/stack.h"
 #include "tun/link.h"
 
@@ -26,36 +30,47 @@ struct GatewayConfig {
   nat::NatConfig nat;         // pools, prefixes, timers, quotas
 };
 
-struct GatewayCounters {
-  uint64_t forwarded_out = 0, forwarded_in = 0, hairpinned = 0, to_gateway = 0;
-  uint64_t outside_to_gateway = 0;  // addressed to the gateway from outside: dropped
-  uint64_t write_errors = 0;
-  uint64_t icmp_errors_sent = 0;     // ICMP time exceeded for TTL drops (RFC 1812 §5.3.1)
-  uint64_t icmp_errors_limited = 0;  // not sent: over the rate limit (RFC 1812 §4.3.2.8)
-  uint64_t offload_finished = 0;     // offloaded packets finished in software (NormalizeOffload)
-  uint64_t offload_malformed = 0;    // offloaded packets that could not be, dropped
-};
-
-class Gateway {
+class Gateway : private stack::InboundHook {
  public:
-  /// Starts the gateway on two links. Errors: those of Stack::Create, and InvalidArgument
-  /// for an empty registered pool.
+  /// Starts the gateway on two links. `clock`: the time of everything in it — the NAT
+  /// engine's (session timers, fragments), the sweep timer, the DPM server's epoch, the ICMP
+  /// error rate limit — and of the stack on the inside link, which is created on it; it
+  /// must outlive the gateway. nullptr: the stack's own SteadyClock. Errors: those of
+  /// Stack::Create, and InvalidArgument for an empty registered pool.
   static absl::StatusOr<std::unique_ptr<Gateway>> Create(boost::asio::io_context& io,
                                                          std::unique_ptr<tun::Link> inside,
                                                          std::unique_ptr<tun::Link> outside,
-                                                         const GatewayConfig& config);
-  ~Gateway();
+                                                         const GatewayConfig& config, stack::Clock* clock = nullptr);
+  ~Gateway() override;
 
   stack::Stack& stack() { return *stack_; }
-  /// Sessions (internal, external, remote endpoints, protocol, state, idle time), drop
-  /// counters by reason and DPM server results: a table, or JSON members for `dpmd status`.
-  std::string Status(bool json) const;
+  const GatewayCounters& counters() const { return counters_; }
+  const nat::NatEngine& engine() const { return engine_; }
+  /// The gateway's part of `dpmd status`: sessions (internal, external, remote endpoints,
+  /// protocol, state, idle time), mappings, drop counters by reason and DPM server results.
+  /// On the core thread.
+  GatewayStatus CollectStatus() const;
 
  private:
-  Gateway(boost::asio::io_context& io, std::unique_ptr<tun::Link> outside, const GatewayConfig& config);
-  // `offload`: the packet's, as read (none without offload); see NormalizeOffload.
+  Gateway(std::unique_ptr<stack::Stack> stack, std::unique_ptr<tun::Link> outside, const GatewayConfig& config);
+  // The NAT fast path on the inside link: an inbound hook of the stack.
+  stack::HookAction OnInbound(absl::Span<uint8_t> packet, wire::Offload& offload) override;
+  // `offload`: the packet's, as read (none without offload); see NormalizeOffload. Returns
+  // true when the packet was taken (forwarded or dropped), false to hand it to lwIP.
   bool FromInside(absl::Span<uint8_t> packet, wire::Offload& offload);
+  // A batch read from the outside link (LinkPump), translated together, handled in order.
+  void FromOutsideBatch(absl::Span<const absl::Span<uint8_t>> packets, absl::Span<wire::Offload> offloads);
+  // One packet from outside (a segment NormalizeOffload cut), translated alone.
   void FromOutside(absl::Span<uint8_t> packet, wire::Offload offload);
+  // Translates the batch pending_ collected, then handles each result in order.
+  void FlushOutside();
+  // The engine call for a batch from outside: where the flagged batch form goes.
+  void TranslateFromOutside(uint64_t now, absl::Span<const absl::Span<uint8_t>> packets,
+                            absl::Span<const wire::Offload> offloads, absl::Span<nat::Result> results);
+  // What the engine said about a packet from outside: sends it inside, or counts it.
+  void HandleFromOutside(absl::Span<uint8_t> packet, const wire::Offload& offload, const nat::Result& r);
+  // A released fragment from outside (NatEngine::TakeReleasedFragments).
+  void HandleReleasedFromOutside(nat::Verdict verdict, absl::Span<uint8_t> fragment);
   // Offloaded packets the NAT engine cannot update in place (wire::IsTransportOffload:
   // never seen from Linux, but possible) are finished in software: a checksum is completed
   // and `offload` becomes none (returns true), a super-packet is cut into segments, each
@@ -69,14 +84,19 @@ class Gateway {
   void ArmSweep();
   uint64_t NowMs() const;
 
-  boost::asio::io_context& io_;
   GatewayConfig config_;
   std::unique_ptr<tun::Link> outside_;
-  std::unique_ptr<stack::Stack> stack_;
+  std::unique_ptr<stack::Stack> stack_;  // before engine_ and server_: the server starts at its clock's now
   std::unique_ptr<stack::LinkPump> pump_;
   nat::NatEngine engine_;
   server::DpmServer server_;
-  boost::asio::steady_timer sweep_timer_;
+  std::unique_ptr<stack::Timer> sweep_timer_;  // on the stack's clock
+  stack::HookHandle inside_hook_;
+  // The part of an outside batch that goes to the engine together (FlushOutside).
+  std::vector<absl::Span<uint8_t>> pending_packets_;
+  std::vector<wire::Offload> pending_offloads_;
+  std::vector<nat::Result> results_;
+  std::vector<std::pair<nat::Verdict, std::vector<uint8_t>>> released_;  // a batch's released fragments
   GatewayCounters counters_;
   std::vector<void*> udp_pcbs_;
   std::vector<uint8_t> segment_buffer_;  // NormalizeOffload's segments

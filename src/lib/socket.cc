@@ -17,6 +17,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "api/protocol.h"
 #include "api/unix_address.h"
+#include "os/fd_passing.h"
 
 namespace {
 
@@ -76,28 +77,6 @@ void DropControl() {
   t_control.fd = -1;
 }
 
-// Receives one message into buf (blocking unless fd is non-blocking), retrying on EINTR.
-// *passed gets a descriptor that came with it in SCM_RIGHTS, or -1. Returns recvmsg's result.
-ssize_t RecvWithFd(int fd, void* buf, size_t len, int flags, int* passed) {
-  iovec v{buf, len};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  msghdr m{};
-  m.msg_iov = &v;
-  m.msg_iovlen = 1;
-  m.msg_control = control;
-  m.msg_controllen = sizeof(control);
-  ssize_t n;
-  do {
-    n = ::recvmsg(fd, &m, flags | MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  *passed = -1;
-  if (n < 0) return n;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(passed, CMSG_DATA(c), sizeof(int));
-  }
-  return n;
-}
-
 // Sends one request and waits for its reply. Returns the reply's errno (0 on success) or
 // ENETDOWN when the daemon cannot be reached. *received_fd gets a descriptor passed back.
 int Transact(const dpm::api::Request& request, dpm::api::Reply* reply, int* received_fd = nullptr) {
@@ -115,7 +94,7 @@ int Transact(const dpm::api::Request& request, dpm::api::Reply* reply, int* rece
     }
     uint8_t buf[dpm::api::kMaxMessage];
     int passed = -1;
-    ssize_t n = RecvWithFd(fd, buf, sizeof(buf), 0, &passed);
+    ssize_t n = dpm::os::RecvWithFd(fd, buf, sizeof(buf), 0, &passed);
     if (n <= 0) {
       if (passed >= 0) ::close(passed);
       DropControl();
@@ -273,7 +252,7 @@ int dpm_accept(int fd, sockaddr* addr, socklen_t* addrlen) {
   if (!entry.listening) return Fail(EINVAL);
   uint8_t buf[dpm::api::AcceptRecord::kWireSize];
   int conn = -1;
-  ssize_t n = RecvWithFd(fd, buf, sizeof(buf), MSG_WAITALL, &conn);
+  ssize_t n = dpm::os::RecvWithFd(fd, buf, sizeof(buf), MSG_WAITALL, &conn);
   if (n < 0) return -1;  // EAGAIN for a non-blocking listener
   absl::StatusOr<dpm::api::AcceptRecord> record =
       dpm::api::ParseAcceptRecord(absl::MakeConstSpan(buf, static_cast<size_t>(n)));

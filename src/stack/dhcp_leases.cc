@@ -53,17 +53,14 @@ absl::StatusOr<std::unique_ptr<DhcpLeases>> DhcpLeases::Create(boost::asio::io_c
 }
 
 DhcpLeases::DhcpLeases(boost::asio::io_context& io, Stack& stack, const Config& config, udp_pcb* pcb)
-    : io_(io), stack_(stack), config_(config), pcb_(pcb), timer_(io), random_(os::RandomU32()) {}
+    : io_(io), stack_(stack), config_(config), pcb_(pcb), timer_(stack.clock().NewTimer()), random_(os::RandomU32()) {}
 
 DhcpLeases::~DhcpLeases() {
-  timer_.cancel();
+  timer_->Cancel();
   udp_remove(pcb_);
 }
 
-uint64_t DhcpLeases::NowMs() const {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - epoch_).count());
-}
+uint64_t DhcpLeases::NowMs() const { return stack_.clock().NowMs(); }
 
 size_t DhcpLeases::held() const {
   size_t n = 0;
@@ -185,12 +182,10 @@ void DhcpLeases::Apply(dhcp::DhcpActions& actions) {
 void DhcpLeases::ArmTimer() {
   std::optional<uint64_t> deadline = clients_.NextDeadline();
   if (!deadline) {
-    timer_.cancel();
+    timer_->Cancel();
     return;
   }
-  timer_.expires_at(epoch_ + std::chrono::milliseconds(*deadline));
-  timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
+  timer_->Start(*deadline, [this] {
     dhcp::DhcpActions actions;
     clients_.OnTimer(NowMs(), &actions);
     Apply(actions);

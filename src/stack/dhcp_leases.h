@@ -1,7 +1,7 @@
 // Per-socket DHCP leases on an Ethernet (TAP) link (the per-socket-address patent's dynamic
 // assignment, RFC 2131; docs/design.md §7). The I/O side of src/dhcp/: one lwIP UDP pcb on
-// port 68 shared by every socket's client, a steady_timer for their deadlines, and the
-// bookkeeping from socket to lease. The protocol itself — states, retransmission, T1/T2,
+// port 68 shared by every socket's client, one Timer of the stack's Clock (Stack::clock())
+// for their deadlines, and the bookkeeping from socket to lease. The protocol itself — states, retransmission, T1/T2,
 // expiry — is dhcp::DhcpClientSet's (src/dhcp/README.md).
 //
 // Every socket asking for a dynamic address gets a client of its own with a client
@@ -23,12 +23,12 @@
 #include <random>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "dhcp/dhcp_client.h"
 #include "lwip/udp.h"
+#include "stack/clock.h"
 
 namespace dpm::stack {
 
@@ -55,7 +55,8 @@ class DhcpLeases {
     /// Lost(ETIMEDOUT) this long after Obtain() when no lease was granted (milliseconds).
     uint64_t acquire_timeout_ms = 16'000;
   };
-  /// Binds UDP port 68 on the stack's netif. Errors: FailedPrecondition (the link is not
+  /// Binds UDP port 68 on the stack's netif. Time (lease deadlines, retransmissions, the
+  /// acquisition timeout) is the stack's clock. Errors: FailedPrecondition (the link is not
   /// Ethernet: DHCP needs broadcast and a MAC), Unavailable (port 68 taken, no memory).
   static absl::StatusOr<std::unique_ptr<DhcpLeases>> Create(boost::asio::io_context& io, Stack& stack,
                                                            const Config& config);
@@ -95,12 +96,11 @@ class DhcpLeases {
   Stack& stack_;
   Config config_;
   udp_pcb* pcb_;
-  boost::asio::steady_timer timer_;
+  std::unique_ptr<Timer> timer_;
   dhcp::DhcpClientSet clients_;
   absl::flat_hash_map<uint64_t, Owner> owners_;
   std::mt19937 random_;
   DhcpLeaseCounters counters_;
-  std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace dpm::stack

@@ -16,6 +16,13 @@
 // A socket lives until every copy of the program's descriptor is closed (the near end sees
 // hang-up), exactly like a kernel socket: a program that exits or is killed loses no
 // connection in the daemon.
+//
+// The service is a composition of parts, one file each: api_listener (the API socket and its
+// control connections), socket_registry (sockets by id, the request dispatch), tcp_socket and
+// udp_socket over socket_base, dpm_session_client (per-socket DPM grants, sans-I/O) and
+// dpm_driver_host (the DPM driver's I/O), address_ownership (per-socket addresses, linger,
+// DHCP leases) and service_status (what `dpmd status` prints). Its time is the stack's clock
+// (Stack::clock()).
 #ifndef DPM_STACK_SOCKET_SERVICE_H_
 #define DPM_STACK_SOCKET_SERVICE_H_
 
@@ -29,6 +36,7 @@
 
 #include "absl/status/statusor.h"
 #include "stack/address_pool.h"
+#include "stack/service_status.h"
 #include "stack/stack.h"
 
 namespace dpm::stack {
@@ -73,21 +81,6 @@ struct SocketServiceConfig {
   uint64_t dhcp_timeout_ms = 16'000;
 };
 
-struct SocketServiceCounters {
-  uint64_t bad_requests = 0;       // API requests that failed to parse (answered EINVAL)
-  uint64_t udp_rx_dropped = 0;     // datagrams the program's pair had no room for
-  uint64_t udp_tx_malformed = 0;   // messages from the program without a valid header
-  uint64_t udp_dpm_dropped = 0;    // datagrams to a DPM peer dropped: setup failed, queue or peer limit
-  uint64_t accept_overflow = 0;    // connections refused because the accept queue was full
-  uint64_t sockets_opened = 0, sockets_closed = 0;
-  // Seed 004: per-socket addresses taken from the pool, given back, refused (exhausted).
-  uint64_t addresses_taken = 0, addresses_released = 0, address_exhausted = 0;
-  uint64_t addresses_lingered = 0;  // closes whose address waited for the TCP closing handshake
-  uint64_t addresses_lost = 0;      // sockets closed because their lease ended (docs/design.md §7)
-  uint64_t udp_tx_no_address = 0;  // datagrams not sent: the socket's address could not be taken
-  uint64_t api_refused = 0;        // control connections refused by their credentials (EACCES)
-};
-
 class SocketService {
  public:
   /// Binds and listens on config.path (a stale socket file is replaced). Errors:
@@ -103,6 +96,8 @@ class SocketService {
   size_t socket_count() const;
   /// The status report `dpmd status` prints: link, counters, sockets (text or JSON).
   std::string Status(bool json) const;
+  /// The same as a value (what Status renders; SocketServiceConfig::extra_status left out).
+  SocketServiceStatus CollectStatus() const;
 
   class Impl;
 

@@ -137,15 +137,8 @@ err_t Stack::WriteChain(pbuf* p, size_t skip) {
     parts[0] = iovec{flat.data(), flat.size()};
     n = 1;
   }
-  if (!address_dscp_.empty() && n > 0) {
-    auto* first = static_cast<uint8_t*>(parts[0].iov_base);
-    if (skip == 0) {
-      MarkDscp(first, parts[0].iov_len);
-    } else if (parts[0].iov_len > wire::ethernet::kHeaderLength &&
-               wire::LoadBe16(first + wire::ethernet::kEtherTypeOffset) == wire::ethernet::kTypeIpv4) {
-      // lwIP put the Ethernet header in front of the IP header, in the same pbuf.
-      MarkDscp(first + wire::ethernet::kHeaderLength, parts[0].iov_len - wire::ethernet::kHeaderLength);
-    }
+  if (!outbound_hooks_.empty() && n > 0 && RunOutboundHooks(parts, n, p, skip, flat)) {
+    return ERR_OK;  // taken: the hook forwarded or dropped it
   }
   absl::Status s = link_->Write(absl::MakeConstSpan(parts, static_cast<size_t>(n)));
   if (!s.ok()) {
@@ -153,6 +146,40 @@ err_t Stack::WriteChain(pbuf* p, size_t skip) {
     return ERR_IF;
   }
   return ERR_OK;
+}
+
+bool Stack::RunOutboundHooks(iovec* parts, int& n, pbuf* p, size_t skip, std::vector<uint8_t>& flat) {
+  // lwIP puts the Ethernet header in front of the IP header, in the same pbuf (ethernet_output).
+  const size_t link_header = link_->link_header_length();
+  const size_t frame_length = p->tot_len - skip;
+  if (frame_length < link_header + wire::ipv4::kMinHeaderLength) return false;  // ARP: not for the hooks
+  auto gather = [&] {  // the whole packet in one buffer, so that the head is contiguous
+    flat.resize(frame_length);
+    pbuf_copy_partial(p, flat.data(), static_cast<u16_t>(frame_length), static_cast<u16_t>(skip));
+    parts[0] = iovec{flat.data(), flat.size()};
+    n = 1;
+  };
+  if (parts[0].iov_len < link_header + wire::ipv4::kMinHeaderLength) gather();
+  auto* frame = static_cast<uint8_t*>(parts[0].iov_base);
+  if (link_header != 0 &&
+      wire::LoadBe16(frame + wire::ethernet::kEtherTypeOffset) != wire::ethernet::kTypeIpv4) {
+    return false;  // ARP and other EtherTypes pass the hooks by
+  }
+  const size_t total = frame_length - link_header;
+  if ((frame[link_header] >> 4) != 4) return false;
+  const size_t head = std::min(OutboundHeadLength(frame + link_header), total);
+  if (parts[0].iov_len < link_header + head) {
+    gather();  // lwIP's IP fragmentation: the first fragment's transport header is in a second pbuf
+    frame = static_cast<uint8_t*>(parts[0].iov_base);
+  }
+  // The hooks see the IP packet: parts[0] moved past the link header for the call.
+  const iovec first = parts[0];
+  parts[0] = iovec{frame + link_header, first.iov_len - link_header};
+  const OutboundPacket packet{absl::MakeSpan(frame + link_header, parts[0].iov_len), total,
+                              absl::MakeConstSpan(parts, static_cast<size_t>(n))};
+  const HookAction action = outbound_hooks_.Run([&](OutboundHook& hook) { return hook.OnOutbound(packet); });
+  parts[0] = first;
+  return action == HookAction::kTake;
 }
 
 void Stack::WaitReadable() {
@@ -192,7 +219,7 @@ void Stack::OnReadable() {
       drained = true;
       break;
     }
-    if (ethernet) {  // no offload and no input filter on Ethernet links
+    if (ethernet) {  // no offload on Ethernet links; DeliverFrame runs the inbound hooks
       if (*n > capacity) {
         counters_.ip_drops[static_cast<size_t>(wire::IpCheck::kOversize)]++;
       } else {
@@ -207,7 +234,11 @@ void Stack::OnReadable() {
       counters_.ip_drops[static_cast<size_t>(check)]++;
       continue;  // the buffer is reused for the next packet
     }
-    if (input_filter_ && input_filter_(absl::MakeSpan(data, total), offload)) continue;  // buffer reused
+    if (!inbound_hooks_.empty() &&
+        inbound_hooks_.Run([&](InboundHook& hook) { return hook.OnInbound(absl::MakeSpan(data, total), offload); }) ==
+            HookAction::kTake) {
+      continue;  // taken: the buffer is reused
+    }
     if (!copy_to_lwip) {
       pbuf* p = spare_;
       spare_ = nullptr;
@@ -249,6 +280,13 @@ void Stack::DeliverFrame(pbuf* p, size_t length) {
       return;
     }
     length = wire::ethernet::kHeaderLength + total;  // Ethernet padding after the IP packet goes
+    if (!inbound_hooks_.empty()) {
+      auto ip = absl::MakeSpan(static_cast<uint8_t*>(p->payload) + kEthPad + wire::ethernet::kHeaderLength, total);
+      wire::Offload none;  // Ethernet links have no offload
+      if (inbound_hooks_.Run([&](InboundHook& hook) { return hook.OnInbound(ip, none); }) == HookAction::kTake) {
+        return;  // taken: the buffer stays spare_, reused
+      }
+    }
   } else {
     length = wire::ethernet::kHeaderLength + wire::arp::kPacketLength;  // CheckFrame saw it whole
   }
@@ -316,34 +354,6 @@ void Stack::DeliverOffloaded(absl::Span<uint8_t> packet, const wire::Offload& of
 }
 
 void Stack::AfterCoreWork() { ArmTimer(); }
-
-void Stack::SetAddressDscp(uint32_t address, int dscp) {
-  if (dscp < 0) {
-    address_dscp_.erase(address);
-  } else {
-    address_dscp_[address] = static_cast<uint8_t>(dscp & 0x3f);
-  }
-}
-
-int Stack::AddressDscp(uint32_t address) const {
-  auto it = address_dscp_.find(address);
-  return it == address_dscp_.end() ? -1 : it->second;
-}
-
-void Stack::MarkDscp(uint8_t* ip, size_t length) {
-  // lwIP builds the whole IPv4 header in the first part of its output.
-  if (length < wire::ipv4::kMinHeaderLength || (ip[0] >> 4) != 4) return;
-  auto it = address_dscp_.find(wire::LoadBe32(ip + wire::ipv4::kSourceOffset));
-  if (it == address_dscp_.end()) return;
-  uint8_t& tos = ip[wire::ipv4::kTosOffset];
-  const uint8_t marked = static_cast<uint8_t>((it->second << 2) | (tos & 0x03));  // ECN kept
-  if (marked == tos) return;
-  const uint16_t old_word = wire::LoadBe16(ip);  // version/IHL and TOS: one checksum word
-  tos = marked;
-  uint8_t* checksum = ip + wire::ipv4::kChecksumOffset;
-  wire::StoreBe16(checksum, wire::ChecksumReplace16(wire::LoadBe16(checksum), old_word, wire::LoadBe16(ip)));
-  dscp_marked_++;
-}
 
 void Stack::ArmTimer() {
   u32_t ms = sys_timeouts_sleeptime();

@@ -2,6 +2,7 @@
 // (docs/design.md §4.2). Reads the link's descriptor until it is drained on each wake-up, hands IPv4
 // packets that pass the first checks to lwIP, sends what lwIP outputs through the link, and
 // runs lwIP's timers from sys_timeouts_sleeptime() on a Timer of its Clock (stack/clock.h).
+// Packet hooks (stack/packet_hooks.h) sit on both ways between the link and lwIP.
 //
 // Two kinds of link: an L3 link (TUN, virtual, memory) carries IP packets and the netif sets
 // `output` itself; an Ethernet link (TAP, tun::Link::ethernet()) carries frames, and the
@@ -14,7 +15,6 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <utility>
 #include <memory>
 #include <string>
@@ -23,10 +23,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "lwip/netif.h"
 #include "stack/clock.h"
+#include "stack/dscp_marker.h"
+#include "stack/packet_hooks.h"
 #include "tun/link.h"
 #include "wire/ethernet.h"
 #include "wire/ip.h"
@@ -69,24 +70,25 @@ class Stack {
   Stack(const Stack&) = delete;
   Stack& operator=(const Stack&) = delete;
 
-  /// Sees every packet that passed the first checks before lwIP does; returns true when it
-  /// took the packet (forwarded it elsewhere, or dropped it), false to hand it to lwIP. The
-  /// gateway's NAT fast path uses it so that only traffic for the gateway itself enters lwIP.
-  /// `packet` may be rewritten in place. On a link with offload, `offload` is the packet's
-  /// (tun::Link::ReadOffloaded); what the filter leaves to lwIP is finished in software
-  /// first (checksum completed, super-packets cut into segments). A filter that finishes
-  /// the offload itself sets `offload` to none. L3 links only: on an Ethernet link the filter
-  /// is not called (the NAT gateway runs on TUN; it would need ARP of its own on TAP).
-  using InputFilter = std::function<bool(absl::Span<uint8_t> packet, wire::Offload& offload)>;
-  void set_input_filter(InputFilter filter) { input_filter_ = std::move(filter); }
+  /// Packet hooks (stack/packet_hooks.h): inbound hooks see every IPv4 packet read from the
+  /// link that passed the first checks, before lwIP; outbound hooks see every IPv4 packet
+  /// lwIP sends, before the link write. On an Ethernet link they see the IPv4 packet inside
+  /// the frame (ARP and other EtherTypes pass them by), and inbound offload is always none.
+  /// `hook` is not owned and must outlive the returned handle; the hook leaves the chain
+  /// when the handle goes (the handle may outlive the Stack). The gateway's NAT fast path
+  /// is an inbound hook, so only traffic for the gateway itself enters lwIP.
+  HookHandle AddInboundHook(int order, InboundHook* hook) { return inbound_hooks_.Add(order, hook); }
+  HookHandle AddOutboundHook(int order, OutboundHook* hook) { return outbound_hooks_.Add(order, hook); }
 
-  /// Writes a packet to the link (the filter's way out). Errors as tun::Link::WriteOffloaded.
+  /// Writes a packet to the link as it is (an inbound hook's way out: forwarded packets),
+  /// past the outbound hooks. Errors as tun::Link::WriteOffloaded.
   absl::Status SendPacket(absl::Span<const uint8_t> packet, const wire::Offload& offload = {}) {
     iovec v{const_cast<uint8_t*>(packet.data()), packet.size()};
     return link_->WriteOffloaded(absl::MakeConstSpan(&v, 1), offload);
   }
 
-  /// Hands one whole IPv4 packet to lwIP's IP layer (copied), as if the filter had passed it.
+  /// Hands one whole IPv4 packet to lwIP's IP layer (copied), as if the inbound hooks had
+  /// passed it (they do not see it again).
   void DeliverPacket(absl::Span<const uint8_t> packet);
 
   /// Ethernet links: tells the neighbours that `address` (host order; the stack's own or a
@@ -117,13 +119,14 @@ class Stack {
   /// QoS per address (the per-socket-address patent's motivation): every IPv4 packet lwIP sends
   /// with source `address` (host byte order) leaves with DSCP `dscp` (0..63) in the upper six
   /// bits of its TOS byte, the two ECN bits kept, the header checksum updated (RFC 1624).
-  /// Marking happens at the link, so it covers every packet of the address — data, SYN-ACKs,
-  /// RSTs and ICMP replies alike — whatever the pcb's IP_TOS says. `dscp` < 0 clears it.
-  void SetAddressDscp(uint32_t address, int dscp);
+  /// Marking happens at the link (an outbound hook, stack/dscp_marker.h), so it covers every
+  /// packet of the address — data, SYN-ACKs, RSTs and ICMP replies alike — whatever the
+  /// pcb's IP_TOS says. `dscp` < 0 clears it.
+  void SetAddressDscp(uint32_t address, int dscp) { dscp_marker_.Set(address, dscp); }
   /// The DSCP marked on packets from `address`, or -1.
-  int AddressDscp(uint32_t address) const;
+  int AddressDscp(uint32_t address) const { return dscp_marker_.Get(address); }
   /// Packets whose DSCP was rewritten (counter for status and tests).
-  uint64_t dscp_marked() const { return dscp_marked_; }
+  uint64_t dscp_marked() const { return dscp_marker_.marked(); }
 
  private:
   Stack(boost::asio::io_context& io, std::unique_ptr<tun::Link> link, const StackConfig& config, Clock* clock);
@@ -156,12 +159,14 @@ class Stack {
   // Second RFC 5227 announcements due, oldest first (all 2 s after the first: in time order).
   std::deque<std::pair<uint64_t, uint32_t>> announce_due_;  // deadline (clock ms), address
   std::unique_ptr<Timer> announce_timer_;
-  InputFilter input_filter_;
   StackCounters counters_;
-  // Marks the IPv4 header at `ip` (`length` bytes available) if its source has a DSCP.
-  void MarkDscp(uint8_t* ip, size_t length);
-  absl::flat_hash_map<uint32_t, uint8_t> address_dscp_;  // source (host order) -> DSCP
-  uint64_t dscp_marked_ = 0;
+  HookChain<InboundHook> inbound_hooks_;
+  HookChain<OutboundHook> outbound_hooks_;
+  DscpMarker dscp_marker_{outbound_hooks_};
+  // Runs the outbound hooks on the frame or packet gathered in `parts` (`n` of them, from
+  // byte `skip` of `p` on); may gather the chain into `flat` to give the hooks the head they
+  // are promised (OutboundPacket::head). Returns true when a hook took the packet.
+  bool RunOutboundHooks(iovec* parts, int& n, pbuf* p, size_t skip, std::vector<uint8_t>& flat);
 };
 
 }  // namespace dpm::stack

@@ -1,0 +1,185 @@
+#include "stack/socket_base.h"
+
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <boost/asio/post.hpp>
+
+#include "os/entropy.h"
+#include "stack/address_ownership.h"
+#include "stack/dpm_driver_host.h"
+#include "stack/stack.h"
+
+namespace dpm::stack {
+namespace {
+
+constexpr int kPairBuffer = 1024 * 1024;  // bytes of kernel buffer on the daemon's end
+
+}  // namespace
+
+int ErrnoOf(err_t err) {
+  switch (err) {
+    case ERR_OK: return 0;
+    case ERR_MEM: return ENOBUFS;
+    case ERR_BUF: return ENOBUFS;
+    case ERR_TIMEOUT: return ETIMEDOUT;
+    case ERR_RTE: return ENETUNREACH;
+    case ERR_INPROGRESS: return EINPROGRESS;
+    case ERR_VAL: return EINVAL;
+    case ERR_WOULDBLOCK: return EWOULDBLOCK;
+    case ERR_USE: return EADDRINUSE;
+    case ERR_ALREADY: return EALREADY;
+    case ERR_ISCONN: return EISCONN;
+    case ERR_CONN: return ENOTCONN;
+    case ERR_IF: return ENETDOWN;
+    case ERR_ABRT: return ECONNABORTED;
+    case ERR_RST: return ECONNRESET;
+    case ERR_CLSD: return ENOTCONN;
+    case ERR_ARG: return EINVAL;
+    default: return EIO;
+  }
+}
+
+int ErrnoForPcp(pcp::ResultCode r) {
+  switch (r) {
+    case pcp::ResultCode::kCannotProvideExternal: return EADDRINUSE;   // fixed port taken for that peer
+    case pcp::ResultCode::kNoResources: return EADDRNOTAVAIL;          // no registered address/port left
+    case pcp::ResultCode::kUserExQuota: return EDQUOT;                 // this host's share used up
+    case pcp::ResultCode::kNotAuthorized: return EACCES;
+    case pcp::ResultCode::kAddressMismatch: return EADDRNOTAVAIL;
+    case pcp::ResultCode::kUnsuppProtocol: return EPROTONOSUPPORT;
+    case pcp::ResultCode::kUnsuppOption: return EOPNOTSUPP;            // the gateway speaks PCP but not DPM
+    case pcp::ResultCode::kNetworkFailure: return ENETUNREACH;
+    case pcp::ResultCode::kExcessiveRemotePeers: return ENOBUFS;
+    default: return EPROTO;                                           // malformed/unsupported version
+  }
+}
+
+api::Endpoint ToEndpoint(const ip_addr_t& ip, uint16_t port_host) {
+  return api::Endpoint::Ipv4(ntohl(ip4_addr_get_u32(ip_2_ip4(&ip))), port_host);
+}
+
+void ToIpAddr(const api::Endpoint& e, ip_addr_t* ip) { ip_addr_set_ip4_u32(ip, htonl(e.ipv4_host())); }
+
+bool ReadInt(const std::vector<uint8_t>& v, int* out) {
+  if (v.size() < sizeof(int)) return false;
+  std::memcpy(out, v.data(), sizeof(int));
+  return true;
+}
+
+bool PeerHungUp(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) != 0;
+}
+
+void SetPairBuffers(int fd) {
+  // SO_*BUFFORCE lets root go past net.core.[rw]mem_max; fall back to the capped option.
+  if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &kPairBuffer, sizeof(kPairBuffer)) != 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kPairBuffer, sizeof(kPairBuffer));
+  }
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &kPairBuffer, sizeof(kPairBuffer)) != 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kPairBuffer, sizeof(kPairBuffer));
+  }
+}
+
+const char* Socket::StateName(State s) {
+  switch (s) {
+    case State::kOpen: return "open";
+    case State::kConnecting: return "connecting";
+    case State::kConnected: return "connected";
+    case State::kListening: return "listening";
+    case State::kClosed: return "closed";
+  }
+  return "?";
+}
+
+Socket::Socket(SocketHost& host, int near_fd, bool tcp)
+    : host_(host), sd_(host.io(), near_fd), tcp_(tcp), cookie_(os::RandomU64()) {}
+
+void Socket::LoseAddress(int error) {
+  own_address_ = 0;
+  DropPcbForLostAddress();
+  last_error_ = error;
+  state_ = State::kClosed;
+  // The program reads end-of-file and finds `error` in SO_ERROR; the socket stays until it
+  // closes its descriptor.
+  ::shutdown(sd_.native_handle(), SHUT_WR);
+}
+
+void Socket::ReleaseSelf() {
+  if (releasing_) return;
+  releasing_ = true;
+  boost::asio::post(host_.io(), [self = shared_from_this()] {
+    self->host_.Release(self->id_);
+    self->AfterCoreWork();
+  });
+}
+
+void Socket::AfterCoreWork() { host_.stack().AfterCoreWork(); }
+
+int Socket::CheckLocal(const api::Endpoint& e) {
+  if (e.family != AF_INET) return EAFNOSUPPORT;
+  uint32_t a = e.ipv4_host();
+  if (tuple_ != DPM_TUPLE_COMMON) {
+    if (int err = TakeOwnAddress()) return err;
+    return a == 0 || a == own_address_ ? 0 : EADDRNOTAVAIL;
+  }
+  if (a != 0 && !host_.stack().IsLocalAddress(a)) return EADDRNOTAVAIL;
+  return 0;
+}
+
+bool Socket::DpmApplies(const api::Endpoint& remote) const {
+  return host_.dpm() != nullptr && host_.dpm()->Applies(remote);
+}
+
+DpmSetupCalls Socket::DpmCalls() {
+  return DpmSetupCalls{
+      [this](const DpmSetupRequest& request) { return host_.dpm()->Begin(weak_from_this(), request); },
+      [this](uint64_t id) { host_.dpm()->Release(id); }};
+}
+
+SocketRow Socket::Row(const char* proto, const api::Endpoint& local, const api::Endpoint& peer, size_t to_app,
+                      size_t from_app) const {
+  return SocketRow{id_, proto, StateName(state_), local, peer, to_app, from_app};
+}
+
+int Socket::TakeOwnAddress() {
+  if (tuple_ == DPM_TUPLE_COMMON || own_address_ != 0) return 0;
+  if (tuple_ == DPM_TUPLE_DYNAMIC) return EADDRNOTAVAIL;  // its lease is gone (LoseAddress)
+  std::optional<uint32_t> a = host_.addresses().Take();
+  if (!a) return EADDRNOTAVAIL;
+  AdoptAddress(*a);
+  return 0;
+}
+
+void Socket::AdoptAddress(uint32_t address) {
+  own_address_ = address;
+  ip_addr_set_ip4_u32(&own_ip_, htonl(address));
+  PresetLocalAddress(own_ip_);
+  if (dscp_ >= 0) host_.stack().SetAddressDscp(own_address_, dscp_);
+}
+
+int Socket::SetAddressDscp(int dscp) {
+  if (dscp < -1 || dscp > 63 || tuple_ == DPM_TUPLE_COMMON) return EINVAL;
+  dscp_ = dscp;
+  if (own_address_ != 0) host_.stack().SetAddressDscp(own_address_, dscp);
+  return 0;
+}
+
+int Socket::AddressDscp() const {
+  return own_address_ != 0 ? host_.stack().AddressDscp(own_address_) : dscp_;
+}
+
+void Socket::ShareOwnAddress(const Socket& listener) {
+  if (listener.own_address_ == 0) return;
+  tuple_ = listener.tuple_;
+  own_address_ = listener.own_address_;
+  own_ip_ = listener.own_ip_;
+  host_.addresses().Hold(own_address_);
+}
+
+}  // namespace dpm::stack
