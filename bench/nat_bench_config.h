@@ -1,12 +1,14 @@
 // The NAT configuration both DPM benches (nat_engine_bench, setup_bench) measure against: 64
 // registered addresses 203.0.113.1-64, private network 10.77.0.0/16 with the gateway at
-// 10.77.0.1, room for 4 Mi sessions, a fixed seed so runs allocate the same ports.
+// 10.77.0.1, room for 4 Mi sessions, a fixed seed so runs allocate the same ports, and the
+// session table in huge pages as `dpmd gateway` has it.
 #ifndef DPM_BENCH_NAT_BENCH_CONFIG_H_
 #define DPM_BENCH_NAT_BENCH_CONFIG_H_
 
 #include <cstdint>
 
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
+#include "nat/table_memory.h"
 
 namespace bench {
 
@@ -22,6 +24,8 @@ inline dpm::nat::NatConfig NatBenchConfig() {
   c.gateway_outside_address = Ip(192, 0, 2, 1);
   c.max_sessions = 4u << 20;
   c.seed = 1;
+  static dpm::nat::HugePageTableMemory table_memory;
+  c.table_memory = &table_memory;
   return c;
 }
 

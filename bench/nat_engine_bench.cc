@@ -35,7 +35,7 @@
 
 #include "bench_util.h"
 #include "nat_bench_config.h"
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
 #include "wire/checksum.h"
 #include "wire/ipv4.h"
 

@@ -52,7 +52,7 @@
 #include "dpm/dpm_server.h"
 #include "bench_util.h"
 #include "nat_bench_config.h"
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
 #include "dpm/pcp.h"
 
 namespace {

@@ -30,7 +30,7 @@
 #include <cstring>
 #include <vector>
 
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
 #include "wire/checksum.h"
 #include "wire/ipv4.h"
 

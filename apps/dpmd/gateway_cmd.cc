@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gateway/gateway.h"
+#include "nat/table_memory.h"
 #include "stack/api_access.h"
 #include "stack/socket_service.h"
 #include "tun/pcap_link.h"
@@ -203,6 +204,9 @@ int RunGateway(const GatewayOptions& o) {
     Die(absl::StrCat("bad gateway configuration: ", valid.message()));
   }
   config.nat.seed = dpm::os::RandomU64();  // RFC 6056: unpredictable external ports
+  // Huge pages for the session table (docs/nat.md "Memory"): lives as long as the program.
+  static dpm::nat::HugePageTableMemory table_memory;
+  config.nat.table_memory = &table_memory;
 
   auto inside = OpenLink("inside", o.inside_tun, o.inside_virtual, o.attach, !o.no_offload, o.mtu, o.inside_host_address, o.pcap_inside,
                          o.pcap_snaplen);

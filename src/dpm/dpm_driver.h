@@ -17,7 +17,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/types/span.h"
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
 #include "dpm/pcp.h"
 
 namespace dpm::driver {

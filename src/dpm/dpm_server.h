@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/types/span.h"
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
 #include "dpm/pcp.h"
 
 namespace dpm::server {

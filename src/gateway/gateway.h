@@ -15,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "dpm/dpm_server.h"
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
 #include "gateway/gateway_status.h"
 #include "stack/clock.h"
 #include "stack/link_pump.h"

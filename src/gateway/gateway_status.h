@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
 #include "stack/status_report.h"
 #include "tun/link.h"
 

@@ -27,7 +27,7 @@
 #include "absl/types/span.h"
 #include "api/protocol.h"
 #include "dpm/dpm_driver.h"
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
 
 namespace dpm::stack {
 

@@ -1,5 +1,7 @@
 #include "wire/ip.h"
 
+#include "wire/ipv4.h"
+
 namespace dpm::wire {
 
 const char* IpCheckName(IpCheck c) {
@@ -16,16 +18,17 @@ const char* IpCheckName(IpCheck c) {
 }
 
 IpCheck CheckIpv4(absl::Span<const uint8_t> packet, size_t* total_length) {
-  constexpr size_t kMinHeader = 20;
-  if (packet.empty()) return IpCheck::kTooShort;
-  if ((packet[0] >> 4) != 4) return IpCheck::kBadVersion;
-  if (packet.size() < kMinHeader) return IpCheck::kTooShort;
-  size_t ihl = static_cast<size_t>(packet[0] & 0x0f) * 4;
-  if (ihl < kMinHeader || ihl > packet.size()) return IpCheck::kBadHeaderLength;
-  size_t total = (static_cast<size_t>(packet[2]) << 8) | packet[3];
-  if (total < ihl || total > packet.size()) return IpCheck::kBadTotalLength;
-  *total_length = total;
-  return IpCheck::kOk;
+  // The version is reported before the length: a short IPv6 packet counts as not_ipv4.
+  if (!packet.empty() && (packet[0] >> 4) != 4) return IpCheck::kBadVersion;
+  size_t header_length = 0;
+  switch (CheckIpv4Header(packet, /*quoted=*/false, &header_length, total_length)) {
+    case Ipv4Error::kOk: return IpCheck::kOk;
+    case Ipv4Error::kTooShort: return IpCheck::kTooShort;
+    case Ipv4Error::kBadVersion: return IpCheck::kBadVersion;
+    case Ipv4Error::kBadHeaderLength: return IpCheck::kBadHeaderLength;
+    case Ipv4Error::kBadTotalLength: return IpCheck::kBadTotalLength;
+  }
+  return IpCheck::kTooShort;  // not reached: every Ipv4Error is above
 }
 
 }  // namespace dpm::wire

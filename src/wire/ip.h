@@ -26,7 +26,9 @@ enum class IpCheck : uint8_t {
 /// router solicitations a kernel sends on a new link, count here on an IPv4-only stack), ...
 const char* IpCheckName(IpCheck c);
 
-/// Checks the fixed part of an IPv4 header in `packet` (network byte order). Trailing bytes
+/// Checks the fixed part of an IPv4 header in `packet` (network byte order) with
+/// wire::CheckIpv4Header (wire/ipv4.h), except that a version other than 4 is reported first,
+/// before a short length (kOversize is the caller's: it knows the MTU). Trailing bytes
 /// after the total length (Ethernet padding) are allowed; the caller trims them.
 /// `*total_length` gets the IP total length in bytes when the result is kOk.
 IpCheck CheckIpv4(absl::Span<const uint8_t> packet, size_t* total_length);

@@ -6,29 +6,31 @@
 
 namespace dpm::wire {
 
-std::optional<Ipv4View> Ipv4View::Parse(absl::Span<uint8_t> bytes, Ipv4Error* error) {
-  auto fail = [error](Ipv4Error e) -> std::optional<Ipv4View> {
-    if (error != nullptr) *error = e;
-    return std::nullopt;
-  };
-  if (bytes.size() < ipv4::kMinHeaderLength) return fail(Ipv4Error::kTooShort);
-  if ((bytes[ipv4::kVersionIhlOffset] >> 4) != 4) return fail(Ipv4Error::kBadVersion);
-  const size_t header_length = static_cast<size_t>(bytes[ipv4::kVersionIhlOffset] & 0x0f) * 4;
-  if (header_length < ipv4::kMinHeaderLength || header_length > bytes.size()) {
-    return fail(Ipv4Error::kBadHeaderLength);
-  }
+Ipv4Error CheckIpv4Header(absl::Span<const uint8_t> bytes, bool quoted, size_t* header_length, size_t* total_length) {
+  if (bytes.size() < ipv4::kMinHeaderLength) return Ipv4Error::kTooShort;
+  if ((bytes[ipv4::kVersionIhlOffset] >> 4) != 4) return Ipv4Error::kBadVersion;
+  const size_t header = static_cast<size_t>(bytes[ipv4::kVersionIhlOffset] & 0x0f) * 4;
+  if (header < ipv4::kMinHeaderLength || header > bytes.size()) return Ipv4Error::kBadHeaderLength;
   const size_t total = LoadBe16(&bytes[ipv4::kTotalLengthOffset]);
-  if (total < header_length || total > bytes.size()) return fail(Ipv4Error::kBadTotalLength);
-  if (error != nullptr) *error = Ipv4Error::kOk;
+  if (total < header || (!quoted && total > bytes.size())) return Ipv4Error::kBadTotalLength;
+  *header_length = header;
+  *total_length = total;
+  return Ipv4Error::kOk;
+}
+
+std::optional<Ipv4View> Ipv4View::Parse(absl::Span<uint8_t> bytes, Ipv4Error* error) {
+  size_t header_length = 0;
+  size_t total = 0;
+  const Ipv4Error result = CheckIpv4Header(bytes, /*quoted=*/false, &header_length, &total);
+  if (error != nullptr) *error = result;
+  if (result != Ipv4Error::kOk) return std::nullopt;
   return Ipv4View(bytes.subspan(0, total), header_length);
 }
 
 std::optional<Ipv4View> Ipv4View::ParseQuoted(absl::Span<uint8_t> bytes) {
-  if (bytes.size() < ipv4::kMinHeaderLength || (bytes[ipv4::kVersionIhlOffset] >> 4) != 4) return std::nullopt;
-  const size_t header_length = static_cast<size_t>(bytes[ipv4::kVersionIhlOffset] & 0x0f) * 4;
-  if (header_length < ipv4::kMinHeaderLength || header_length > bytes.size()) return std::nullopt;
-  const size_t total = LoadBe16(&bytes[ipv4::kTotalLengthOffset]);
-  if (total < header_length) return std::nullopt;
+  size_t header_length = 0;
+  size_t total = 0;
+  if (CheckIpv4Header(bytes, /*quoted=*/true, &header_length, &total) != Ipv4Error::kOk) return std::nullopt;
   // The quote holds the start of the packet: never more than its total length.
   return Ipv4View(bytes.subspan(0, std::min(total, bytes.size())), header_length);
 }

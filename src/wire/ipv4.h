@@ -128,6 +128,15 @@ enum class Ipv4Error : uint8_t {
   kBadTotalLength,   // total length < header length, or more than the bytes given
 };
 
+/// The checks of an IPv4 header's fixed part (RFC 791 §3.1), the one implementation that
+/// Ipv4View::Parse, Ipv4View::ParseQuoted and wire::CheckIpv4 (wire/ip.h) share, in this order:
+/// at least 20 bytes (kTooShort), version 4 (kBadVersion), 20 <= IHL * 4 <= the bytes given
+/// (kBadHeaderLength), total length >= the header and, unless `quoted`, <= the bytes given
+/// (kBadTotalLength). `quoted`: the bytes are the start of a packet (an ICMP error's quote), so
+/// the total length may run past them. On kOk, `*header_length` and `*total_length` get the
+/// header and total lengths in bytes. Network byte order in `bytes`.
+Ipv4Error CheckIpv4Header(absl::Span<const uint8_t> bytes, bool quoted, size_t* header_length, size_t* total_length);
+
 /// A view over one IPv4 packet. Made by Parse (a whole packet: trailing bytes after the total
 /// length, such as link padding, are outside the view) or ParseQuoted (the start of a packet
 /// quoted in an ICMP error: the header is complete, the rest may be cut short).

@@ -9,7 +9,7 @@
 
 #include "dpm/dpm_driver.h"
 #include "dpm/dpm_server.h"
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
 #include "dpm/natpmp.h"
 #include "dpm/pcp.h"
 #include "test_bytes.h"

@@ -1,7 +1,7 @@
-// src/dpm/nat_engine: NAPT (RFC 4787, 5382, 5508, 7857), DPM sessions (the DPM patent) and
+// src/nat/nat_engine: NAPT (RFC 4787, 5382, 5508, 7857), DPM sessions (the DPM patent) and
 // expiry, driven with a manual clock and packets built here. After every translation the
 // packet must carry exactly the checksums a full recomputation gives.
-#include "dpm/nat_engine.h"
+#include "nat/nat_engine.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "dpm/port_allocator.h"
-#include "dpm/session_table.h"
+#include "nat/port_allocator.h"
+#include "nat/session_table.h"
 #include "gtest/gtest.h"
 #include "wire/checksum.h"
 #include "wire/ipv4.h"
@@ -1724,6 +1724,105 @@ TEST(NatBatch, SameResultsAndBytesAsOneByOne) {
   EXPECT_EQ(single.drops(), batched.drops());
   EXPECT_GT(single.counters().translated_in, 100u);
   EXPECT_GT(single.counters().translated_out, 100u);
+}
+
+TEST(NatBatch, PartialChecksumFlagsAsOneByOne) {
+  // The batch form with offload flags: partial_checksum[i] is FromInside's flag for
+  // packets[i]. Mixed batches of partial-checksum TCP (super-packets up to 64 KiB, past any
+  // MTU) and UDP packets and complete ones, out and back: the same verdicts and bytes as one
+  // call per packet with its flag, and the partial ones complete to exact checksums.
+  NatConfig config = TestConfig();
+  NatEngine single(config);
+  NatEngine batched(config);
+  std::mt19937 rng(17);
+  size_t partial_seen = 0, super_packets = 0;
+  for (int round = 0; round < 60; ++round) {
+    const bool from_outside = round % 2 == 1;
+    const size_t n = 1 + rng() % 40;
+    std::vector<std::vector<uint8_t>> a;
+    std::vector<wire::Offload> offloads(n);
+    std::unique_ptr<bool[]> flags(new bool[n]);
+    for (size_t i = 0; i < n; ++i) {
+      // Flows of subnet 4, each answered from outside in the next round.
+      const uint32_t k = static_cast<uint32_t>((round / 2) * 40 + i);
+      const Endpoint internal{Ip(10, 77, 4, 1 + k % 50), static_cast<uint16_t>(20000 + k)};
+      const Endpoint remote{Ip(198, 51, 100, 1 + k % 200), 443};
+      const bool use_tcp = k % 2 == 0;
+      const size_t payload = use_tcp ? rng() % 65000 : rng() % 9000;
+      Endpoint from = internal, to = remote;
+      if (from_outside) {
+        from = remote;
+        to = {Ip(203, 0, 113, 1), 0};  // replaced below with the flow's external endpoint
+        std::vector<uint8_t> probe = use_tcp ? Tcp(internal, remote, tcp::kAck) : Udp(internal, remote);
+        ASSERT_EQ(single.FromInside(round, absl::MakeSpan(probe)).verdict, Verdict::kForwardOutside);
+        to = Read(probe).source;
+        std::vector<uint8_t> probe2 = use_tcp ? Tcp(internal, remote, tcp::kAck) : Udp(internal, remote);
+        ASSERT_EQ(batched.FromInside(round, absl::MakeSpan(probe2)).verdict, Verdict::kForwardOutside);
+        ASSERT_EQ(Read(probe2).source, to);
+      }
+      std::vector<uint8_t> p = use_tcp ? Tcp(from, to, tcp::kAck | tcp::kPsh, payload) : Udp(from, to, payload);
+      flags[i] = rng() % 3 != 0;
+      if (flags[i]) p = ToPartial(std::move(p), &offloads[i]);
+      partial_seen += flags[i];
+      super_packets += flags[i] && p.size() > 1500;
+      a.push_back(std::move(p));
+    }
+    std::vector<std::vector<uint8_t>> b = a;
+    std::vector<Result> one(n), many(n);
+    for (size_t i = 0; i < n; ++i) {
+      one[i] = from_outside ? single.FromOutside(round, absl::MakeSpan(a[i]), flags[i])
+                            : single.FromInside(round, absl::MakeSpan(a[i]), flags[i]);
+    }
+    std::vector<absl::Span<uint8_t>> spans;
+    for (auto& p : b) spans.push_back(absl::MakeSpan(p));
+    const absl::Span<const bool> partial(flags.get(), n);
+    if (from_outside) {
+      batched.FromOutsideBatch(round, spans, partial, absl::MakeSpan(many));
+    } else {
+      batched.FromInsideBatch(round, spans, partial, absl::MakeSpan(many));
+    }
+    for (size_t i = 0; i < n; ++i) {
+      ASSERT_EQ(one[i].verdict, from_outside ? Verdict::kForwardInside : Verdict::kForwardOutside)
+          << "round " << round << " packet " << i << ": " << DropReasonName(one[i].reason);
+      ASSERT_EQ(one[i].verdict, many[i].verdict) << "round " << round << " packet " << i;
+      ASSERT_EQ(a[i], b[i]) << "round " << round << " packet " << i;
+      if (flags[i]) {
+        ExpectCompletesExactly(b[i], offloads[i]);
+      } else {
+        ExpectExactChecksums(b[i]);
+      }
+    }
+  }
+  EXPECT_EQ(single.drops(), batched.drops());
+  EXPECT_GT(partial_seen, 300u);
+  EXPECT_GT(super_packets, 100u) << "TCP super-packets larger than an MTU were in the batches";
+}
+
+TEST(NatBatch, PartialChecksumFlagMattersInABatch) {
+  // The flag reaches the packet it belongs to: the same partial-checksum packet translated in a
+  // batch with its flag completes exactly, with the flag of its neighbour (false) it does not.
+  NatEngine engine(TestConfig());
+  wire::Offload offload;
+  std::vector<uint8_t> partial = ToPartial(Tcp({kHostA, 1111}, {kRemote1, 80}, tcp::kSyn, 3000), &offload);
+  std::vector<uint8_t> complete = Udp({kHostA, 2222}, {kRemote1, 53});
+  std::vector<uint8_t> wrong = partial;
+  std::vector<absl::Span<uint8_t>> spans = {absl::MakeSpan(complete), absl::MakeSpan(partial)};
+  const bool flags[] = {false, true};
+  Result results[2];
+  engine.FromInsideBatch(0, spans, flags, absl::MakeSpan(results));
+  ASSERT_EQ(results[1].verdict, Verdict::kForwardOutside);
+  ExpectCompletesExactly(partial, offload);
+  ExpectExactChecksums(complete);
+
+  std::vector<uint8_t> other = Udp({kHostA, 2223}, {kRemote1, 53});
+  spans = {absl::MakeSpan(wrong), absl::MakeSpan(other)};
+  const bool shifted[] = {false, true};  // the flags one packet off
+  engine.FromInsideBatch(0, spans, shifted, absl::MakeSpan(results));
+  ASSERT_EQ(results[0].verdict, Verdict::kForwardOutside);
+  ASSERT_TRUE(wire::CompleteChecksum(absl::MakeSpan(wrong), offload));
+  std::vector<uint8_t> expected = wrong;
+  wire::FillTransportChecksum(*Ipv4View::Parse(absl::MakeSpan(expected)));
+  EXPECT_NE(wrong, expected) << "a partial checksum translated as complete is wrong";
 }
 
 TEST(NatBatch, FragmentsInBatchesAsOneByOne) {

@@ -26,8 +26,8 @@
 // checksums are not verified — that would cost a pass over every payload, and the incremental
 // update (RFC 1624) keeps a wrong checksum wrong, so the end host still drops a corrupted
 // segment. Every rewrite updates the IP, TCP, UDP and ICMP checksums incrementally.
-#ifndef DPM_DPM_NAT_ENGINE_H_
-#define DPM_DPM_NAT_ENGINE_H_
+#ifndef DPM_NAT_NAT_ENGINE_H_
+#define DPM_NAT_NAT_ENGINE_H_
 
 #include <array>
 #include <cstddef>
@@ -42,11 +42,14 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/types/span.h"
-#include "dpm/session_table.h"
+#include "nat/fragments.h"
+#include "nat/nat_config.h"
+#include "nat/session_table.h"
+#include "nat/verdict.h"
 
 namespace dpm::nat {
 
-// Protocol, Endpoint: dpm/session_table.h.
+// Protocol, Endpoint: nat/session_table.h.
 
 class PortAllocator;
 }  // namespace dpm::nat
@@ -56,102 +59,7 @@ class Ipv4View;
 }  // namespace dpm::wire
 namespace dpm::nat {
 
-struct NatConfig {
-  std::vector<uint32_t> external_addresses;   // registered pool, e.g. 203.0.113.1..203.0.113.8
-  uint32_t inside_network = 0;                // private network, e.g. 10.77.0.0/16
-  int inside_prefix = 16;
-  uint32_t gateway_inside_address = 0;        // the gateway's private address (DPM server, DPM session endpoints)
-  uint32_t gateway_outside_address = 0;       // the gateway's own outside address: traffic to it is kToGateway
-                                              // unless it is also a pool address with a mapping
-  uint16_t port_min = 1024, port_max = 65535; // dynamic external ports (RFC 4787 REQ-3: 0-1023 -> 1-1023)
-  uint32_t per_host_quota = 4096;             // sessions + explicit mappings per internal address (PCP USER_EX_QUOTA)
-  size_t max_sessions = 1 << 20;
-  /// Sessions (and as many mappings) the session table is sized for at construction, at most
-  /// max_sessions; 0: grow on demand. Growing never stalls the data path (it is incremental,
-  /// docs/nat.md "Growing without stalls"), but while it lasts new sessions move a few entries
-  /// each, and fresh pages are faulted in as the tables fill. A reservation does that work at
-  /// construction: each of the 5 indexes gets the slots that hold this many below 11/16 load
-  /// (6 bytes each), the slabs their first this-many records, all backed up front (117 MB
-  /// for 10^6).
-  size_t reserve_sessions = 0;
-  uint32_t min_lifetime_s = 120, max_lifetime_s = 86400;  // PCP lifetimes clamped to this
-  uint64_t udp_timeout_ms = 300000;           // RFC 4787 REQ-5: >= 120 s, default 300 s
-  uint64_t tcp_established_ms = 7440000;      // RFC 5382 REQ-5: >= 2 h 4 min
-  uint64_t tcp_transitory_ms = 240000;        // RFC 5382 REQ-5: >= 4 min
-  uint64_t icmp_timeout_ms = 60000;           // RFC 5508 REQ-2: >= 60 s
-  uint64_t seed = 0;                          // RFC 6056 port randomisation: pass os::RandomU64()
-  /// Ports never used as a DPM gateway endpoint port: the gateway's own services on its
-  /// private address (the DPM server on 1080, PCP/NAT-PMP on 5350-5351).
-  std::vector<uint16_t> gateway_reserved_ports = {1080, 5350, 5351};
-
-  // IP fragments (RFC 4787 REQ-14; docs/nat.md "Fragments"). Every limit bounds memory: a
-  // flood of fragments costs at most these, whatever it holds.
-  /// How long a datagram's fragment record, and the fragments held for it, live after its
-  /// first fragment (or, held, its first-arriving fragment) was seen, in ms: RFC 791's
-  /// reassembly timer does the same job. >= 2 s (RFC 6146 §4 FRAGMENT_MIN).
-  uint64_t fragment_timeout_ms = 30000;
-  /// Datagrams whose first fragment was seen, tracked at once (about 100 B each); a new one
-  /// beyond this replaces the oldest record (NatCounters::fragment_records_evicted).
-  size_t max_fragment_records = 4096;
-  /// Datagrams with fragments held, waiting for their first fragment. 0: no out-of-order
-  /// support (such fragments are dropped, kFragmentLimit).
-  size_t max_held_datagrams = 256;
-  /// Fragments held for one datagram: 64 covers a 65535-byte datagram cut for a 1500-byte MTU
-  /// (45 fragments).
-  size_t max_held_fragments_per_datagram = 64;
-  /// Bytes of whole packets held, plus released ones the caller has not taken yet.
-  size_t max_held_fragment_bytes = size_t{1} << 20;
-};
-
-/// OK, or InvalidArgument naming the first field that is unusable (an empty pool, a bad
-/// prefix, port_min > port_max, min_lifetime_s > max_lifetime_s) or a timer below its RFC
-/// minimum. The engine runs with any configuration; a daemon should refuse a bad one.
-absl::Status ValidateNatConfig(const NatConfig& config);
-
-enum class Verdict : uint8_t {
-  kForwardOutside,  // translated: send on the outside link
-  kForwardInside,   // translated: send on the inside link (replies, hairpinned packets)
-  kToGateway,       // for the gateway itself (untouched): its own stack handles it
-  kDrop,            // see the reason; counted in drops()
-  kHeld,            // a fragment that came before its datagram's first fragment, copied and kept
-                    // (the caller's buffer is untouched and free): it comes back, translated,
-                    // through TakeReleasedFragments, or expires (kFragmentTimeout)
-};
-const char* VerdictName(Verdict verdict);
-
-enum class DropReason : uint8_t {
-  kNone = 0,
-  kMalformed,           // truncated headers, bad IHL / total length / TCP data offset / UDP length
-  kBadChecksum,         // IPv4 header; ICMP error and its quoted header (RFC 5508 REQ-3)
-  kFragment,            // a fragment that cannot be translated: a later fragment of a datagram
-                        // whose first fragment was dropped, a fragmented ICMP error (its checksum
-                        // cannot be verified, RFC 5508 REQ-3), a TCP fragment at offset 8 bytes
-                        // (RFC 1858 §4)
-  kTtlExceeded,         // TTL <= 1 on a packet to forward: the caller may send ICMP time exceeded
-  kNoMapping,           // from outside with no session or mapping (filtering), or an error about none
-  kQuota,               // the internal host reached per_host_quota
-  kNoResources,         // max_sessions reached, or no free external port
-  kUnsupportedProtocol, // not TCP, UDP or ICMP
-  kNotFromInside,       // a source outside the inside network on the inside link
-  kNoRoute,             // a destination that is neither outside nor ours (inside-to-inside,
-                        // multicast, loopback), or, from outside, not a pool address
-  kIcmpNotTranslated,   // an ICMP type that is neither a query nor a translated error
-  kFragmentTimeout,     // a held fragment whose first fragment did not come within fragment_timeout_ms
-  kFragmentLimit,       // a fragment not held: max_held_datagrams, max_held_fragments_per_datagram
-                        // or max_held_fragment_bytes reached
-  kFiltered,            // from a remote no FILTER of the explicit mapping allows (RFC 6887 §13.3)
-  kCount
-};
-/// "malformed", "bad_checksum", ...: names for counters and logs.
-const char* DropReasonName(DropReason reason);
-
-struct Result {
-  Verdict verdict;
-  DropReason reason = DropReason::kNone;
-  /// Held fragments this packet (their datagram's first fragment) released, translated: take
-  /// them with NatEngine::TakeReleasedFragments. Saturates at 65535. Almost always 0.
-  uint16_t released = 0;
-};
+// NatConfig, ValidateNatConfig: nat/nat_config.h. Verdict, DropReason, Result: nat/verdict.h.
 
 /// Errors of the control operations (the DPM server maps them to PCP result codes).
 enum class GrantError : uint8_t {
@@ -268,6 +176,14 @@ class NatEngine {
   /// from the link returned.
   void FromInsideBatch(uint64_t now_ms, absl::Span<const absl::Span<uint8_t>> packets, absl::Span<Result> results);
   void FromOutsideBatch(uint64_t now_ms, absl::Span<const absl::Span<uint8_t>> packets, absl::Span<Result> results);
+  /// The same with the offload flag of each packet: partial_checksum[i] means for packets[i]
+  /// what FromInside's `partial_checksum` means (a whole TCP/UDP packet, perhaps a
+  /// super-packet, whose checksum field holds the pseudo-header sum). As long as `packets`, or
+  /// empty: all false (what the overloads above pass).
+  void FromInsideBatch(uint64_t now_ms, absl::Span<const absl::Span<uint8_t>> packets,
+                       absl::Span<const bool> partial_checksum, absl::Span<Result> results);
+  void FromOutsideBatch(uint64_t now_ms, absl::Span<const absl::Span<uint8_t>> packets,
+                        absl::Span<const bool> partial_checksum, absl::Span<Result> results);
 
   /// Hands every released fragment (see FromInside) to `fn`, oldest first, and forgets it;
   /// returns how many. `verdict` is the first fragment's: kForwardOutside or kForwardInside
@@ -359,10 +275,8 @@ class NatEngine {
   bool IsExternalAddress(uint32_t address) const;
 
  private:
-  struct Packet;     // a parsed packet (nat_engine.cc)
-  struct Fragments;  // fragment records and held fragments (nat_engine.cc)
-  struct FragmentKey;
-  struct FragmentTranslation;
+  struct Packet;  // a parsed packet (engine_packet.h)
+  static constexpr uint32_t kNoPool = 0xffffffffu;  // a host not yet paired with a pool address
   struct Host {
     uint32_t pool_index = 0;  // paired pooling: the host's mappings use this pool address
     uint32_t count = 0;       // sessions + explicit mappings (the quota)
@@ -374,9 +288,10 @@ class NatEngine {
   // only after checking it still holds the packet's key.
   Result FromInsideHinted(uint64_t now_ms, absl::Span<uint8_t> packet, uint32_t hint, bool partial_checksum = false);
   Result FromOutsideHinted(uint64_t now_ms, absl::Span<uint8_t> packet, uint32_t hint, bool partial_checksum = false);
-  void TranslateBatch(uint64_t now_ms, absl::Span<const absl::Span<uint8_t>> packets, absl::Span<Result> results,
-                      bool from_inside);
-  // Data path.
+  // `partial_checksum`: empty, or one flag per packet.
+  void TranslateBatch(uint64_t now_ms, absl::Span<const absl::Span<uint8_t>> packets,
+                      absl::Span<const bool> partial_checksum, absl::Span<Result> results, bool from_inside);
+  // Data path (nat_engine.cc).
   static DropReason ParseTransport(Packet& p, bool from_inside);
   static void RewriteIp(Packet& p, uint32_t source, uint32_t destination, bool decrement_ttl,
                         wire::ChecksumDelta* pseudo_header);
@@ -384,28 +299,29 @@ class NatEngine {
   // After the transport header was parsed (whole packets and first fragments).
   Result InsideParsed(uint64_t now_ms, Packet& p, bool for_gateway, uint32_t hint);
   Result OutsideParsed(uint64_t now_ms, Packet& p, bool for_gateway, uint32_t hint);
+  // The same, not inlined: for first fragments (nat_engine_fragments.cc).
+  Result TranslateParsed(uint64_t now_ms, Packet& p, bool from_inside, bool for_gateway);
   Result InsideMiss(uint64_t now_ms, Packet& p);
   Result OutsideMiss(uint64_t now_ms, Packet& p, bool hairpin);
   Result Outbound(uint64_t now_ms, Packet& p, uint32_t session, bool fresh);
   Result Inbound(uint64_t now_ms, Packet& p, uint32_t session, bool decrement_ttl, bool fresh);
   Result HairpinInbound(uint64_t now_ms, Packet& p);
+  // ICMP errors (nat_engine_icmp.cc).
   Result InsideIcmpError(uint64_t now_ms, Packet& p);
   Result OutsideIcmpError(uint64_t now_ms, Packet& p, bool hairpin);
 
-  // Fragments (off the fast path: only a packet with MF set or a non-zero offset gets here).
+  // Fragments (nat_engine_fragments.cc; off the fast path: only a packet with MF set or a
+  // non-zero offset gets here).
   Result OnFragment(uint64_t now_ms, const wire::Ipv4View& ip, bool from_inside, bool for_gateway);
   Result OnFirstFragment(uint64_t now_ms, const wire::Ipv4View& ip, const FragmentKey& key, bool from_inside,
                          bool for_gateway);
   Result HoldFragment(uint64_t now_ms, const wire::Ipv4View& ip, const FragmentKey& key, uint32_t train);
   // A later fragment, as its first fragment went.
   Result FollowFirstFragment(const FragmentTranslation& t, const wire::Ipv4View& ip);
-  // Counts `ip`'s payload toward its record's datagram; removes the record once complete
-  // (returns true then).
-  bool NoteFragmentBytes(uint32_t record, const wire::Ipv4View& ip);
-  // The record or held datagram of `key`, or kNoIndex (after dropping it if expired).
+  // The record or held datagram of `key`, or kNoIndex (after dropping it if expired: its
+  // held fragments count kFragmentTimeout).
   uint32_t LiveTrain(const FragmentKey& key, uint64_t now_ms);
-  void DropTrain(uint32_t train, DropReason reason);
-  size_t ExpireFragments(uint64_t now_ms, size_t budget);
+  void ExpireFragments(uint64_t now_ms, size_t budget);
 
   // Sessions and mappings.
   uint32_t CreateOutbound(uint64_t now_ms, Protocol protocol, Endpoint internal, Endpoint remote, TcpState state,
@@ -426,6 +342,23 @@ class NatEngine {
   // The pool index `host`'s mappings use (RFC 4787 REQ-2), or the one it will be paired with.
   size_t PairedPool(const Host& host, uint32_t internal_address) const;
   void ReleaseHostIfUnused(uint32_t internal_address);
+  bool TableFull() const;  // max_sessions reached
+  // A session record from `internal` through `external` to `remote`, flagged hairpin when
+  // the remote is one of our external endpoints.
+  Session NewSession(Protocol protocol, Endpoint internal, Endpoint external, Endpoint remote) const;
+
+  // Control (nat_engine_control.cc).
+  // kUnsupportedProtocol (not TCP/UDP) or kNotAuthorized (not an inside host, port 0).
+  std::optional<GrantError> CheckRequester(Protocol protocol, Endpoint internal) const;
+  // Pool indexes to try for a request, in order: the suggested address when it is ours, then
+  // the host's paired one. Returns how many (0 with an empty pool).
+  size_t PoolCandidates(const Host& host, uint32_t internal_address, uint32_t suggested_address,
+                        size_t (&candidates)[2]) const;
+  // The suggested port on `pool` when it is free there (and the suggested address is `pool`'s
+  // or 0; CreateMapping reserves it), else a new one PortAllocator::Allocate chose and
+  // reserved; nullopt when the range is full.
+  std::optional<uint16_t> SuggestedOrNewPort(size_t pool, Protocol protocol, Endpoint suggested,
+                                             uint16_t internal_port);
   std::optional<uint16_t> ChooseGatewayPort(Protocol protocol, Endpoint internal, uint16_t preferred);
 
   // Timers.
@@ -447,7 +380,7 @@ class NatEngine {
   uint32_t inside_mask_;
   std::unique_ptr<SessionTable> table_;
   std::unique_ptr<PortAllocator> ports_;
-  std::unique_ptr<Fragments> fragments_;
+  std::unique_ptr<FragmentTracker> fragments_;
   absl::flat_hash_map<uint32_t, Host> hosts_;
   // PCP FILTERs by mapping slot (few mappings have any; looked up only when a session is
   // created from outside).
@@ -484,4 +417,4 @@ class NatEngine {
 
 }  // namespace dpm::nat
 
-#endif  // DPM_DPM_NAT_ENGINE_H_
+#endif  // DPM_NAT_NAT_ENGINE_H_

@@ -1,6 +1,4 @@
-#include "dpm/session_table.h"
-
-#include <sys/mman.h>
+#include "nat/session_table.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -11,32 +9,9 @@
 namespace dpm::nat {
 
 namespace {
-constexpr size_t kHugePage = size_t{2} << 20;
-size_t RoundToHugePages(size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
-
 // What an unallocated HashIndex array probes: one empty slot.
 uint16_t g_empty_control[1] = {0};
 }  // namespace
-
-void* AllocateTableMemory(size_t bytes, bool zeroed) {
-  if (bytes < kHugePage) {
-    void* memory = zeroed ? std::calloc(1, bytes) : std::malloc(bytes);
-    if (memory == nullptr) throw std::bad_alloc();
-    return memory;
-  }
-  const size_t rounded = RoundToHugePages(bytes);
-  // One huge page more than needed, trimmed so that the block starts on a 2 MiB boundary.
-  void* mapped = mmap(nullptr, rounded + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mapped == MAP_FAILED) throw std::bad_alloc();
-  const uintptr_t at = reinterpret_cast<uintptr_t>(mapped);
-  const uintptr_t start = (at + kHugePage - 1) & ~(kHugePage - 1);
-  if (start > at) munmap(mapped, start - at);
-  munmap(reinterpret_cast<void*>(start + rounded), kHugePage - (start - at));
-  void* memory = reinterpret_cast<void*>(start);
-  // Advice only: without transparent huge pages this fails and nothing changes.
-  madvise(memory, rounded, MADV_HUGEPAGE);
-  return memory;
-}
 
 void PopulateTableMemory(void* memory, size_t bytes) {
   constexpr size_t kPage = 4096;
@@ -44,14 +19,6 @@ void PopulateTableMemory(void* memory, size_t bytes) {
   // Atomic or-0: a write access (a read would map the shared zero page and fault again on the
   // first write) that cannot change what is there.
   for (size_t at = 0; at < bytes; at += kPage) __atomic_fetch_or(bytes_at + at, uint8_t{0}, __ATOMIC_RELAXED);
-}
-
-void FreeTableMemory(void* memory, size_t bytes) {
-  if (bytes < kHugePage) {
-    std::free(memory);
-  } else {
-    munmap(memory, RoundToHugePages(bytes));
-  }
 }
 
 // ---- HashIndex ----------------------------------------------------------------------------
@@ -67,7 +34,7 @@ HashIndex::Array::Array() : control(g_empty_control) {}
 HashIndex::Array HashIndex::Allocate(size_t slots) {
   // One block: the control words, then the values (zeroed control words are empty slots).
   auto* memory =
-      static_cast<uint8_t*>(AllocateTableMemory(slots * (sizeof(uint16_t) + sizeof(uint32_t)), /*zeroed=*/true));
+      static_cast<uint8_t*>(memory_.Allocate(slots * (sizeof(uint16_t) + sizeof(uint32_t)), /*zeroed=*/true));
   Array array;
   array.control = reinterpret_cast<uint16_t*>(memory);
   array.values = reinterpret_cast<uint32_t*>(memory + slots * sizeof(uint16_t));
@@ -77,7 +44,7 @@ HashIndex::Array HashIndex::Allocate(size_t slots) {
 
 void HashIndex::Free(Array& array) {
   if (array.values != nullptr) {
-    FreeTableMemory(array.control, Bytes(array));
+    memory_.Free(array.control, Bytes(array));
   }
   array = Array();
 }
@@ -253,21 +220,8 @@ const char* ProtocolName(Protocol protocol) {
   return "unknown";
 }
 
-const char* TcpStateName(TcpState state) {
-  switch (state) {
-    case TcpState::kClosed: return "CLOSED";
-    case TcpState::kInsideInit: return "INSIDE_INIT";
-    case TcpState::kOutsideInit: return "OUTSIDE_INIT";
-    case TcpState::kEstablished: return "ESTABLISHED";
-    case TcpState::kInsideFinRcv: return "INSIDE_FIN";
-    case TcpState::kOutsideFinRcv: return "OUTSIDE_FIN";
-    case TcpState::kBothFinRcv: return "BOTH_FIN";
-    case TcpState::kTrans: return "TRANS";
-  }
-  return "unknown";
-}
-
-SessionTable::SessionTable(uint32_t gateway_inside_address) : gateway_inside_address_(gateway_inside_address) {}
+SessionTable::SessionTable(uint32_t gateway_inside_address, TableMemory& memory)
+    : gateway_inside_address_(gateway_inside_address), memory_(memory) {}
 
 void SessionTable::Reserve(size_t sessions) {
   sessions_.Reserve(sessions);

@@ -1,4 +1,4 @@
-#include "dpm/port_allocator.h"
+#include "nat/port_allocator.h"
 
 #include <algorithm>
 #include <bit>

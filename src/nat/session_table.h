@@ -17,8 +17,8 @@
 //
 // Memory (the target is <= 128 bytes per session at 10^6 sessions): records live in
 // chunked slabs addressed by 32-bit indices (32-byte sessions, 24-byte mappings; no pointer,
-// no per-record allocation, and growth never copies old records), and big blocks in huge
-// pages (AllocateTableMemory). The indexes (HashIndex) store only the 4-byte index and a
+// no per-record allocation, and growth never copies old records), their memory from an
+// injected TableMemory (nat/table_memory.h: huge pages in the gateway). The indexes (HashIndex) store only the 4-byte index and a
 // 2-byte control word per slot: the key is read out of the slab (lookup by a key struct with
 // AbslHashValue, as Envoy does for UDP sessions). A hash map holding the key itself would take
 // 20-byte slots, over 40 bytes per entry at the load factor a table of 10^6 has, for each of
@@ -27,8 +27,8 @@
 // Latency: the data path is single-threaded, so no index operation may take time in
 // proportion to the table. HashIndex has no tombstones (erasing never leads to a rehash) and
 // grows incrementally (docs/nat.md "Growing without stalls").
-#ifndef DPM_DPM_SESSION_TABLE_H_
-#define DPM_DPM_SESSION_TABLE_H_
+#ifndef DPM_NAT_SESSION_TABLE_H_
+#define DPM_NAT_SESSION_TABLE_H_
 
 #include <algorithm>
 #include <bit>
@@ -40,6 +40,8 @@
 #include <vector>
 
 #include "absl/hash/hash.h"
+#include "nat/table_memory.h"
+#include "nat/tcp_tracking.h"
 
 namespace dpm::nat {
 
@@ -92,20 +94,7 @@ struct EndpointKey {
 
 inline constexpr uint32_t kNoIndex = 0xffffffffu;
 
-/// TCP session states for timers: RFC 6146 §3.5.2's machine as RFC 7857 §2.1 adapts it to
-/// NAT44 ("V6" is the inside here, "V4" the outside).
-enum class TcpState : uint8_t {
-  kClosed = 0,     // no segment seen yet (a DPM session set up before its first SYN)
-  kInsideInit,     // SYN from inside seen (V6 INIT): transitory timer
-  kOutsideInit,    // SYN from outside seen (V4 INIT): transitory timer
-  kEstablished,    // SYN seen both ways: established timer
-  kInsideFinRcv,   // FIN from inside (V6 FIN RCV): established timer
-  kOutsideFinRcv,  // FIN from outside (V4 FIN RCV): established timer
-  kBothFinRcv,     // FIN both ways: transitory timer, not refreshed
-  kTrans,          // after a RST, or picked up mid-stream: transitory timer
-};
-/// "CLOSED", "INSIDE_INIT", ..., "TRANS".
-const char* TcpStateName(TcpState state);
+// TcpState: nat/tcp_tracking.h.
 
 /// Session flags.
 inline constexpr uint8_t kSessionLive = 0x01;
@@ -179,16 +168,9 @@ struct Mapping {
 };
 static_assert(sizeof(Mapping) == 24, "a mapping is 24 bytes: keep the memory target");
 
-/// Memory for the tables. Blocks of 2 MiB or more are mapped afresh (zero-filled; pages backed
-/// once touched; freeing returns them to the system), 2 MiB-aligned, and the kernel is asked to
-/// back them with transparent huge pages (madvise MADV_HUGEPAGE), so lookups in a table of
-/// millions of entries do not miss the TLB on every access. Smaller blocks come from malloc,
-/// or calloc when `zeroed`. Throws std::bad_alloc.
-void* AllocateTableMemory(size_t bytes, bool zeroed = false);
-void FreeTableMemory(void* memory, size_t bytes);
 /// Has the kernel back every page of `memory` now (a write to each 4 KiB, keeping its
 /// contents), so that first use does not fault: zeroing a fresh 2 MiB huge page took 0.3-5 ms
-/// on a shared VM, which a data-path call should not pay.
+/// on a shared VM, which a data-path call should not pay. Plain memory writes, no system call.
 void PopulateTableMemory(void* memory, size_t bytes);
 
 /// Records addressed by a 32-bit index, in chunks that double in size (4096, 8192, ...
@@ -202,11 +184,12 @@ class Slab {
   static constexpr unsigned kFirstChunkBits = 12;
   static constexpr uint64_t kFirstChunk = uint64_t{1} << kFirstChunkBits;
 
-  Slab() = default;
+  /// Chunks come from `memory`, which must outlive the slab.
+  explicit Slab(TableMemory& memory = HeapTableMemory()) : memory_(memory) {}
   Slab(const Slab&) = delete;
   Slab& operator=(const Slab&) = delete;
   ~Slab() {
-    for (size_t k = 0; k < chunks_.size(); ++k) FreeTableMemory(chunks_[k], ChunkSize(k) * sizeof(T));
+    for (size_t k = 0; k < chunks_.size(); ++k) memory_.Free(chunks_[k], ChunkSize(k) * sizeof(T));
   }
 
   /// A slot holding T{}; kNoIndex when 2^32 - 1 slots are in use.
@@ -220,7 +203,7 @@ class Slab {
     if (next_ == kNoIndex) return kNoIndex;
     const size_t chunk = Chunk(next_);
     if (chunk == chunks_.size()) {
-      chunks_.push_back(static_cast<T*>(AllocateTableMemory(ChunkSize(chunk) * sizeof(T))));
+      chunks_.push_back(static_cast<T*>(memory_.Allocate(ChunkSize(chunk) * sizeof(T), /*zeroed=*/false)));
     }
     new (&(*this)[next_]) T{};  // slots are constructed when first handed out
     ++live_;
@@ -241,7 +224,7 @@ class Slab {
     n = std::min<size_t>(n, kNoIndex);
     free_.reserve(n);
     for (size_t k = chunks_.size(); n > 0 && k <= Chunk(static_cast<uint32_t>(n - 1)); ++k) {
-      chunks_.push_back(static_cast<T*>(AllocateTableMemory(ChunkSize(k) * sizeof(T))));
+      chunks_.push_back(static_cast<T*>(memory_.Allocate(ChunkSize(k) * sizeof(T), /*zeroed=*/false)));
     }
     for (uint64_t i = next_; i < n;) {  // slots never handed out
       const uint32_t at = static_cast<uint32_t>(i);
@@ -265,6 +248,7 @@ class Slab {
   }
   static size_t ChunkSize(size_t chunk) { return static_cast<size_t>(kFirstChunk << chunk); }
 
+  TableMemory& memory_;
   std::vector<T*> chunks_;
   std::vector<uint32_t> free_;
   uint32_t next_ = 0;
@@ -312,8 +296,9 @@ class HashIndex {
 
   /// `hash_of(context, value)`: the hash of value's key, as given to Insert. `turn` (below
   /// kPopulateEvery): which of the calls this index populates its next array on.
-  HashIndex(HashOf hash_of, const void* context, unsigned turn = 0)
-      : hash_of_(hash_of), context_(context), turn_(turn % kPopulateEvery) {}
+  /// The arrays come from `memory`, which must outlive the index.
+  HashIndex(HashOf hash_of, const void* context, unsigned turn = 0, TableMemory& memory = HeapTableMemory())
+      : hash_of_(hash_of), context_(context), turn_(turn % kPopulateEvery), memory_(memory) {}
   ~HashIndex();
   HashIndex(const HashIndex&) = delete;
   HashIndex& operator=(const HashIndex&) = delete;
@@ -396,8 +381,8 @@ class HashIndex {
     bool Erase(uint64_t hash, uint32_t value);
     void RemoveAt(size_t i);
   };
-  static Array Allocate(size_t slots);
-  static void Free(Array& array);
+  Array Allocate(size_t slots);
+  void Free(Array& array);
 
   static size_t Bytes(const Array& array) { return array.slots() * (sizeof(uint16_t) + sizeof(uint32_t)); }
   template <typename Eq>
@@ -419,6 +404,7 @@ class HashIndex {
   HashOf hash_of_;
   const void* context_;
   size_t turn_;
+  TableMemory& memory_;
   size_t steps_ = 0;      // inserts and erases
   Array current_;
   Array next_;            // phase 1: twice current_'s slots, being populated
@@ -436,8 +422,10 @@ class HashIndex {
 /// movable (the indexes point back at it).
 class SessionTable {
  public:
-  /// `gateway_inside_address`: the address of every DPM session's gateway endpoint.
-  explicit SessionTable(uint32_t gateway_inside_address);
+  /// `gateway_inside_address`: the address of every DPM session's gateway endpoint. Every
+  /// block of the slabs and indexes comes from `memory` (nat/table_memory.h), which must
+  /// outlive the table.
+  explicit SessionTable(uint32_t gateway_inside_address, TableMemory& memory = HeapTableMemory());
   SessionTable(const SessionTable&) = delete;
   SessionTable& operator=(const SessionTable&) = delete;
 
@@ -503,7 +491,7 @@ class SessionTable {
   template <typename Key, Key (SessionTable::*KeyOf)(uint32_t) const>
   class Index {
    public:
-    Index(const SessionTable* table, unsigned turn) : table_(table), slots_(&HashOfRecord, table, turn) {}
+    Index(const SessionTable* table, unsigned turn) : table_(table), slots_(&HashOfRecord, table, turn, table->memory_) {}
     uint32_t Find(const Key& key) const {
       return slots_.Find(HashOf(key), [this, &key](uint32_t index) { return (table_->*KeyOf)(index) == key; });
     }
@@ -527,8 +515,9 @@ class SessionTable {
   };
 
   uint32_t gateway_inside_address_;
-  Slab<Session> sessions_;
-  Slab<Mapping> mappings_;
+  TableMemory& memory_;  // before the slabs and indexes, which take it
+  Slab<Session> sessions_{memory_};
+  Slab<Mapping> mappings_{memory_};
   // Turns 0, 2, 4, 6, 1: the indexes grow in step (one entry each per session), so they take
   // turns to fault fresh pages.
   Index<FlowKey, &SessionTable::InsideKey> inside_{this, 0};
@@ -540,4 +529,4 @@ class SessionTable {
 
 }  // namespace dpm::nat
 
-#endif  // DPM_DPM_SESSION_TABLE_H_
+#endif  // DPM_NAT_SESSION_TABLE_H_

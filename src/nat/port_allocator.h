@@ -14,8 +14,8 @@
 //
 // Taken ports are a bitmap per pool address and protocol (8 KiB, made on first use), so
 // finding a free port scans 64 ports per step even in an almost full range.
-#ifndef DPM_DPM_PORT_ALLOCATOR_H_
-#define DPM_DPM_PORT_ALLOCATOR_H_
+#ifndef DPM_NAT_PORT_ALLOCATOR_H_
+#define DPM_NAT_PORT_ALLOCATOR_H_
 
 #include <array>
 #include <cstddef>
@@ -25,7 +25,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/random/random.h"
-#include "dpm/session_table.h"
+#include "nat/session_table.h"
 
 namespace dpm::nat {
 
@@ -79,4 +79,4 @@ class PortAllocator {
 
 }  // namespace dpm::nat
 
-#endif  // DPM_DPM_PORT_ALLOCATOR_H_
+#endif  // DPM_NAT_PORT_ALLOCATOR_H_
