@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "lwip/ip_addr.h"
@@ -157,17 +158,11 @@ void Gateway::FromOutsideBatch(absl::Span<const absl::Span<uint8_t>> packets, ab
 
 void Gateway::TranslateFromOutside(uint64_t now, absl::Span<const absl::Span<uint8_t>> packets,
                                    absl::Span<const wire::Offload> offloads, absl::Span<nat::Result> results) {
-  // The engine's batch form takes no partial-checksum flags yet, so a batch with a partial
-  // checksum in it goes packet by packet. With FromOutsideBatch(now, packets,
-  // partial_checksum, results) this becomes that one call, the flags from `offloads`.
-  const bool partial = std::any_of(offloads.begin(), offloads.end(), [](const wire::Offload& o) {
-    return o.partial_checksum;
-  });
-  if (!partial) {
-    engine_.FromOutsideBatch(now, packets, results);
-    return;
-  }
-  for (size_t i = 0; i < packets.size(); ++i) results[i] = engine_.FromOutside(now, packets[i], offloads[i].partial_checksum);
+  // One batch call with a partial-checksum flag per packet (offloaded packets from a link
+  // with IFF_VNET_HDR), so the table prefetch covers offloaded traffic too.
+  absl::InlinedVector<bool, 64> partial(offloads.size());
+  for (size_t i = 0; i < offloads.size(); ++i) partial[i] = offloads[i].partial_checksum;
+  engine_.FromOutsideBatch(now, packets, absl::MakeConstSpan(partial.data(), partial.size()), results);
 }
 
 void Gateway::FlushOutside() {

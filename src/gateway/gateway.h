@@ -64,7 +64,8 @@ class Gateway : private stack::InboundHook {
   void FromOutside(absl::Span<uint8_t> packet, wire::Offload offload);
   // Translates the batch pending_ collected, then handles each result in order.
   void FlushOutside();
-  // The engine call for a batch from outside: where the flagged batch form goes.
+  // The engine call for a batch from outside: one FromOutsideBatch, a partial-checksum flag
+  // per packet taken from `offloads`.
   void TranslateFromOutside(uint64_t now, absl::Span<const absl::Span<uint8_t>> packets,
                             absl::Span<const wire::Offload> offloads, absl::Span<nat::Result> results);
   // What the engine said about a packet from outside: sends it inside, or counts it.
