@@ -1,4 +1,4 @@
-// Who holds which per-socket address (seed 004, the per-socket-address patent; docs/design.md
+// Who holds which per-socket address (the per-socket-address patent; docs/design.md
 // §7): addresses from the static pool (DPM_TUPLE_STATIC) and from DHCP leases
 // (DPM_TUPLE_DYNAMIC), how many sockets hold each (a listener and its accepted connections
 // share one), the addresses a closed TCP connection keeps while lwIP finishes the closing

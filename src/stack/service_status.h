@@ -24,7 +24,7 @@ struct SocketServiceCounters {
   uint64_t udp_dpm_dropped = 0;    // datagrams to a DPM peer dropped: setup failed, queue or peer limit
   uint64_t accept_overflow = 0;    // connections refused because the accept queue was full
   uint64_t sockets_opened = 0, sockets_closed = 0;
-  // Seed 004: per-socket addresses taken from the pool, given back, refused (exhausted).
+  // The per-socket-address patent: per-socket addresses taken from the pool, given back, refused (exhausted).
   uint64_t addresses_taken = 0, addresses_released = 0, address_exhausted = 0;
   uint64_t addresses_lingered = 0;  // closes whose address waited for the TCP closing handshake
   uint64_t addresses_lost = 0;      // sockets closed because their lease ended (docs/design.md §7)
@@ -73,7 +73,7 @@ struct SocketServiceStatus : StatusPart {
   SocketServiceCounters counters;
   size_t tcp_active = 0, tcp_time_wait = 0, tcp_listen = 0;  // lwIP's pcb lists
   size_t control_connections = 0;
-  // Per-socket addresses (seed 004): the static pool (if any) and the addresses held.
+  // Per-socket addresses (the per-socket-address patent): the static pool (if any) and the addresses held.
   bool has_pool = false;
   size_t pool_size = 0, pool_available = 0, addresses_in_use = 0, addresses_lingering = 0;
   uint64_t dscp_marked = 0;

@@ -118,7 +118,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
   /// On the host's dirty list (SocketHost::MarkDirty).
   bool dirty = false;
 
-  /// Seed 004: the tuple dpm_socket() was given, and the address of this socket's own (host
+  /// The per-socket-address patent: the tuple dpm_socket() was given, and the address of this socket's own (host
   /// order; 0 while deferred or for DPM_TUPLE_COMMON). Released by the service on close.
   int tuple() const { return tuple_; }
   uint32_t own_address() const { return own_address_; }

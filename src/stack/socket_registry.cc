@@ -61,7 +61,7 @@ void SocketRegistry::Release(uint64_t id) {
   sockets_.erase(it);
   host_.counters().sockets_closed++;
   s->Destroy();
-  // Seed 004, modified close: the address goes back with the port (after the closing
+  // The per-socket-address patent, modified close: the address goes back with the port (after the closing
   // handshake, when one is under way: AddressOwnership::Linger).
   if (s->own_address() != 0 && !s->address_lingers()) host_.addresses().Drop(s->own_address());
 }
@@ -155,7 +155,7 @@ void SocketRegistry::Open(const std::shared_ptr<ControlConn>& conn, const api::S
   int error = 0;
   int tuple = q.tuple;
   if (q.domain == AF_INET_TUPLE && tuple == DPM_TUPLE_COMMON) {
-    // Seed 004's second form: a new address, from the default source — the static pool if
+    // The per-socket-address patent's second form: a new address, from the default source — the static pool if
     // there is one, else a DHCP lease.
     tuple = addresses.has_pool() || !addresses.has_dhcp() ? DPM_TUPLE_STATIC : DPM_TUPLE_DYNAMIC;
   }

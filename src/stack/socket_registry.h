@@ -5,7 +5,7 @@
 // api::Request with one overload per request type, so a request type added to the protocol
 // without a handler here does not compile.
 //
-// Seed 004's dynamic addresses: a DPM_TUPLE_DYNAMIC socket's SOCKET reply (address taken at
+// The per-socket-address patent's dynamic addresses: a DPM_TUPLE_DYNAMIC socket's SOCKET reply (address taken at
 // socket()) or its first bind/connect/listen (taken later) waits for the DHCP exchange.
 //
 // Core thread only.
@@ -29,7 +29,7 @@ class ControlConn;
 
 class SocketRegistry {
  public:
-  /// `max_sockets`: open sockets at most (more give ENOBUFS); `address_at_socket`: seed 004's
+  /// `max_sockets`: open sockets at most (more give ENOBUFS); `address_at_socket`: the per-socket-address patent's
   /// first embodiment (SocketServiceConfig::address_at_socket); `status`: the STATUS answer.
   SocketRegistry(SocketHost& host, size_t max_sockets, bool address_at_socket,
                  std::function<std::string(bool json)> status);

@@ -66,14 +66,14 @@ struct SocketServiceConfig {
   std::function<void(StatusReport& report)> add_status_parts;
   /// Set: run the DPM driver for this instance's sockets.
   std::optional<DpmDriverSettings> dpm;
-  /// Seed 004: the static pool of per-socket addresses (DPM_TUPLE_STATIC); empty: none, and
+  /// The per-socket-address patent: the static pool of per-socket addresses (DPM_TUPLE_STATIC); empty: none, and
   /// such sockets fail with EADDRNOTAVAIL. The kernel side must route these addresses to the
   /// link (docs/api.md "Addresses per socket").
   std::vector<AddressRange> address_pool;
-  /// Seed 004's two embodiments: true, the address is taken at dpm_socket(); false, at the
+  /// The per-socket-address patent's two embodiments: true, the address is taken at dpm_socket(); false, at the
   /// first bind/connect/listen/send.
   bool address_at_socket = true;
-  /// Seed 004, dynamic addresses (DPM_TUPLE_DYNAMIC): each such socket leases its address
+  /// The per-socket-address patent, dynamic addresses (DPM_TUPLE_DYNAMIC): each such socket leases its address
   /// from a DHCP server on the link (an Ethernet link: dpmd client --link tap --dhcp). Off: such
   /// sockets fail with EADDRNOTAVAIL.
   bool dhcp = false;

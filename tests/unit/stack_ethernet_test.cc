@@ -210,7 +210,7 @@ TEST_F(StackEthernetTest, ArpRequestForTheStackAddressIsAnsweredWithItsMac) {
   EXPECT_EQ(link_->outbound_size(), 0u) << "one reply";
 }
 
-// Seed 004 on a shared Ethernet: a per-socket address is reachable only if its neighbours
+// The per-socket-address patent on a shared Ethernet: a per-socket address is reachable only if its neighbours
 // learn where it is, so the stack answers ARP for it while a socket holds it.
 TEST_F(StackEthernetTest, ArpRequestForAHeldAddressIsAnsweredFromThatAddressWhileHeld) {
   CreateStack();
