@@ -32,7 +32,9 @@ class Stack;
 class AddressOwnership {
  public:
   /// Called when a lease ended under its sockets: each socket whose own address is `address`
-  /// (host order) is closed with `error` (ETIMEDOUT: expired; EADDRNOTAVAIL: DHCPNAK).
+  /// (host order) loses the address and its connection — the program reads end of file and
+  /// SO_ERROR gives `error` (ETIMEDOUT: expired; EADDRNOTAVAIL: DHCPNAK) — and lives on until
+  /// the program closes its descriptor, as a kernel socket would.
   using LoseSockets = std::function<void(uint32_t address, int error)>;
 
   /// `pool`: the static pool, or none; `dhcp`: the leases, or null (no --dhcp).
@@ -43,7 +45,9 @@ class AddressOwnership {
   AddressOwnership(const AddressOwnership&) = delete;
   AddressOwnership& operator=(const AddressOwnership&) = delete;
 
+  /// True when a static pool was configured (SocketServiceConfig::address_pool).
   bool has_pool() const { return pool_.has_value(); }
+  /// True when DHCP leases run (SocketServiceConfig::dhcp).
   bool has_dhcp() const { return dhcp_ != nullptr; }
 
   /// Allocates an address from the static pool, held once, accepted and announced; nullopt

@@ -81,7 +81,11 @@ absl::StatusOr<int> ListenOnPath(const api::UnixAddress& where, std::optional<gi
 // ---- ControlConn -------------------------------------------------------------------------
 
 ControlConn::ControlConn(ApiListener& listener, int fd, bool refused)
-    : listener_(listener), open_count_(listener.control_connections_), sd_(listener.io_, fd), refused_(refused) {
+    : listener_(listener),
+      open_count_(listener.control_connections_),
+      listener_alive_(listener.alive_),
+      sd_(listener.io_, fd),
+      refused_(refused) {
   (*open_count_)++;
 }
 
@@ -97,10 +101,11 @@ void ControlConn::Reply(api::Opcode op, int error, std::vector<uint8_t> body, in
     sd_.close(ignored);
     return;
   }
-  if (waiting_) {
+  if (waiting_ && *listener_alive_) {
     // Resume reading; requests may already be queued, and descriptors are edge-triggered.
     waiting_ = false;
     boost::asio::post(listener_.io_, [self = shared_from_this()] {
+      if (!*self->listener_alive_) return;
       self->OnReadable();
       self->listener_.stack_.AfterCoreWork();
     });
@@ -109,7 +114,7 @@ void ControlConn::Reply(api::Opcode op, int error, std::vector<uint8_t> body, in
 
 void ControlConn::WaitRead() {
   sd_.async_wait(Wait::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
-    if (ec) return;
+    if (ec || !*self->listener_alive_) return;
     self->OnReadable();
     self->listener_.stack_.AfterCoreWork();
   });
@@ -177,6 +182,7 @@ ApiListener::ApiListener(boost::asio::io_context& io, Stack& stack, const api::U
 }
 
 ApiListener::~ApiListener() {
+  *alive_ = false;
   if (!abstract_) ::unlink(path_.c_str());
 }
 

@@ -58,6 +58,9 @@ class ControlConn : public std::enable_shared_from_this<ControlConn> {
 
   ApiListener& listener_;
   std::shared_ptr<size_t> open_count_;  // the listener's control_connections(); may outlive it
+  // False once the listener is gone: a connection the io_context still holds then serves no
+  // more requests (its handler, counters and stack belong to the service that went away).
+  std::shared_ptr<const bool> listener_alive_;
   boost::asio::posix::stream_descriptor sd_;
   bool waiting_ = false;
   bool refused_ = false;
@@ -103,6 +106,7 @@ class ApiListener {
   boost::asio::posix::stream_descriptor listener_;
   // Shared with the connections, which an io_context may destroy after the listener.
   std::shared_ptr<size_t> control_connections_ = std::make_shared<size_t>(0);
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace dpm::stack

@@ -3,9 +3,22 @@
 #include <cerrno>
 #include <utility>
 
-#include "stack/socket_base.h"
-
 namespace dpm::stack {
+
+int ErrnoForPcp(pcp::ResultCode r) {
+  switch (r) {
+    case pcp::ResultCode::kCannotProvideExternal: return EADDRINUSE;   // fixed port taken for that peer
+    case pcp::ResultCode::kNoResources: return EADDRNOTAVAIL;          // no registered address/port left
+    case pcp::ResultCode::kUserExQuota: return EDQUOT;                 // this host's share used up
+    case pcp::ResultCode::kNotAuthorized: return EACCES;
+    case pcp::ResultCode::kAddressMismatch: return EADDRNOTAVAIL;
+    case pcp::ResultCode::kUnsuppProtocol: return EPROTONOSUPPORT;
+    case pcp::ResultCode::kUnsuppOption: return EOPNOTSUPP;            // the gateway speaks PCP but not DPM
+    case pcp::ResultCode::kNetworkFailure: return ENETUNREACH;
+    case pcp::ResultCode::kExcessiveRemotePeers: return ENOBUFS;
+    default: return EPROTO;                                           // malformed/unsupported version
+  }
+}
 
 DpmSessionClient::DpmSessionClient(nat::Protocol protocol, DpmSetupCalls calls)
     : protocol_(protocol), calls_(std::move(calls)) {}

@@ -156,6 +156,10 @@ class DpmSessionClient {
   uint64_t waiting_key_ = 0;
 };
 
+/// The PCP result (RFC 6887 §7.4) of a failed DPM setup → the errno dpm_connect() returns
+/// (docs/api.md has the table); EPROTO for a malformed or unsupported reply.
+int ErrnoForPcp(pcp::ResultCode r);
+
 }  // namespace dpm::stack
 
 #endif  // DPM_STACK_DPM_SESSION_CLIENT_H_

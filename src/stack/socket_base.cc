@@ -44,21 +44,6 @@ int ErrnoOf(err_t err) {
   }
 }
 
-int ErrnoForPcp(pcp::ResultCode r) {
-  switch (r) {
-    case pcp::ResultCode::kCannotProvideExternal: return EADDRINUSE;   // fixed port taken for that peer
-    case pcp::ResultCode::kNoResources: return EADDRNOTAVAIL;          // no registered address/port left
-    case pcp::ResultCode::kUserExQuota: return EDQUOT;                 // this host's share used up
-    case pcp::ResultCode::kNotAuthorized: return EACCES;
-    case pcp::ResultCode::kAddressMismatch: return EADDRNOTAVAIL;
-    case pcp::ResultCode::kUnsuppProtocol: return EPROTONOSUPPORT;
-    case pcp::ResultCode::kUnsuppOption: return EOPNOTSUPP;            // the gateway speaks PCP but not DPM
-    case pcp::ResultCode::kNetworkFailure: return ENETUNREACH;
-    case pcp::ResultCode::kExcessiveRemotePeers: return ENOBUFS;
-    default: return EPROTO;                                           // malformed/unsupported version
-  }
-}
-
 api::Endpoint ToEndpoint(const ip_addr_t& ip, uint16_t port_host) {
   return api::Endpoint::Ipv4(ntohl(ip4_addr_get_u32(ip_2_ip4(&ip))), port_host);
 }

@@ -41,8 +41,11 @@ struct SocketServiceCounters;
 class SocketHost {
  public:
   virtual ~SocketHost() = default;
+  /// The core thread's io_context (the near ends of the programs' pairs wait on it).
   virtual boost::asio::io_context& io() = 0;
+  /// The stack the sockets' pcbs live in.
   virtual Stack& stack() = 0;
+  /// The service's counters, bumped by the sockets (SocketServiceCounters).
   virtual SocketServiceCounters& counters() = 0;
   /// One buffer for every read from a program's pair (api::kDatagramHeaderSize + 64 KiB): the
   /// service is single-threaded, and a buffer per connection would cost 64 KiB for each
@@ -64,9 +67,6 @@ class SocketHost {
 
 /// lwIP err_t → the errno a kernel gives for the same failure (EIO for unknown values).
 int ErrnoOf(err_t err);
-/// The PCP result (RFC 6887 §7.4) of a failed DPM setup → the errno dpm_connect() returns
-/// (docs/api.md has the table); EPROTO for a malformed or unsupported reply.
-int ErrnoForPcp(pcp::ResultCode r);
 /// IPv4 endpoint of an lwIP address (network order inside) and a host-order port.
 api::Endpoint ToEndpoint(const ip_addr_t& ip, uint16_t port_host);
 void ToIpAddr(const api::Endpoint& e, ip_addr_t* ip);
@@ -94,6 +94,9 @@ class Socket : public std::enable_shared_from_this<Socket> {
   bool tcp() const { return tcp_; }
   State state() const { return state_; }
 
+  // The requests of the modified socket API (src/api/protocol.h), each returning 0 or the
+  // errno the program's call gives, as the kernel's call of the same name would.
+  /// Starts waiting on the near end of the program's pair.
   virtual void Start() = 0;
   virtual int Bind(const api::Endpoint& local) = 0;
   virtual int Listen(int backlog) = 0;

@@ -48,7 +48,9 @@ class SocketRegistry {
   void Release(uint64_t id);
   /// The socket `ref` names, or nullptr (unknown id, or a cookie that does not match).
   std::shared_ptr<Socket> Find(const api::SocketRef& ref) const;
+  /// True when max_sockets are open (a new dpm_socket() then gets ENOBUFS).
   bool Full() const { return sockets_.size() >= max_sockets_; }
+  /// Sockets open.
   size_t size() const { return sockets_.size(); }
   /// Calls `fn` for every socket, in no particular order.
   void ForEach(const std::function<void(Socket&)>& fn) const;
