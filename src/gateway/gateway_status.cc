@@ -3,17 +3,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "dpm/pcp.h"
+#include "wire/ipv4.h"
 
 namespace dpm::gateway {
 namespace {
 
-std::string Ip(uint32_t a) {
-  return absl::StrFormat("%d.%d.%d.%d", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
-}
-std::string Ep(const nat::Endpoint& e) { return absl::StrCat(Ip(e.address), ":", e.port); }
+std::string Ep(const nat::Endpoint& e) { return absl::StrCat(wire::FormatIpv4(e.address), ":", e.port); }
 // "198.51.100.0/24 port 53", "198.51.100.10/32 any port".
 std::string FilterText(const nat::RemoteFilter& f) {
-  return absl::StrCat(Ip(f.address), "/", f.prefix, f.port ? absl::StrCat(" port ", f.port) : " any port");
+  return absl::StrCat(wire::FormatIpv4(f.address), "/", f.prefix, f.port ? absl::StrCat(" port ", f.port) : " any port");
 }
 // A DPM mapping has no one internal endpoint (its sessions have theirs).
 std::string MappingInternal(const GatewayStatus::Mapping& m) { return m.dpm ? "-" : Ep(m.internal); }
@@ -103,7 +101,7 @@ void GatewayStatus::AddJson(stack::StatusJson& report) const {
   for (const Mapping& m : mappings) {
     stack::StatusJson filters = stack::StatusJson::array();
     for (const nat::RemoteFilter& f : m.filters) {
-      filters.push_back({{"remote", absl::StrCat(Ip(f.address), "/", f.prefix)}, {"port", f.port}});
+      filters.push_back({{"remote", absl::StrCat(wire::FormatIpv4(f.address), "/", f.prefix)}, {"port", f.port}});
     }
     stack::StatusJson lifetime = nullptr;
     if (m.lifetime_left_ms) lifetime = *m.lifetime_left_ms / 1000;

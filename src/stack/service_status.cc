@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "wire/ipv4.h"
 
 namespace dpm::stack {
 namespace {
@@ -15,8 +16,7 @@ std::string RowText(const SocketRow& r) {
 
 // "10.0.0.2/24": the stack's address (host byte order) and prefix.
 std::string AddressText(const SocketServiceStatus& s) {
-  const uint32_t a = s.address;
-  return absl::StrFormat("%d.%d.%d.%d/%d", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255, s.prefix);
+  return absl::StrCat(wire::FormatIpv4(s.address), "/", s.prefix);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_format.h"
 #include "wire/checksum.h"
 
 namespace dpm::wire {
@@ -183,6 +184,10 @@ std::vector<uint8_t> BuildIcmpError(uint32_t source, uint8_t type, uint8_t code,
   std::optional<IcmpView> message = IcmpView::Parse(absl::MakeSpan(m, repr.payload_length));
   message->FillChecksum();
   return out;
+}
+
+std::string FormatIpv4(uint32_t a) {
+  return absl::StrFormat("%d.%d.%d.%d", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
 }
 
 }  // namespace dpm::wire

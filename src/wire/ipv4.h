@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -289,6 +290,9 @@ bool TransportChecksumValid(const Ipv4View& ip);
 /// Computes and writes the TCP, UDP or ICMP checksum of an unfragmented packet. No-op for
 /// other protocols and for payloads too short to hold the checksum field.
 void FillTransportChecksum(const Ipv4View& ip);
+
+/// "198.51.100.10": `address` (host byte order) in dotted-quad form, for logs and status.
+std::string FormatIpv4(uint32_t address);
 
 /// The value part of an IPv4 header (smoltcp's Repr): what a sender chooses.
 struct Ipv4Repr {

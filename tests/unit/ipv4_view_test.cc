@@ -258,3 +258,15 @@ TEST(Ipv4View, NoIcmpErrorAboutErrorsOrLaterFragments) {
 
 }  // namespace
 }  // namespace dpm::wire
+
+namespace dpm::wire {
+namespace {
+
+TEST(FormatIpv4, WritesDottedQuadFromHostOrder) {
+  EXPECT_EQ(FormatIpv4(0xc633640a), "198.51.100.10");
+  EXPECT_EQ(FormatIpv4(0), "0.0.0.0");
+  EXPECT_EQ(FormatIpv4(0xffffffff), "255.255.255.255");
+}
+
+}  // namespace
+}  // namespace dpm::wire
