@@ -23,6 +23,8 @@ E2E_ROOT=$(cd "$E2E_DIR/../.." && pwd)
 BUILD=${BUILD:-$E2E_ROOT/build}
 DPMD=$BUILD/dpmd
 DPMCAT=$BUILD/dpm-cat
+DPMRUN=$BUILD/dpm-run                 # runs an unmodified program on a dpm instance (preload hook)
+PRELOAD_LIB=$BUILD/libdpm-preload.so
 E2E_BIN=$BUILD/tests/e2e  # test programs built from tests/e2e/*.cc
 # Scapy lives in Debian's python3 (python3-scapy); a pyenv or venv python3 on PATH may lack it.
 if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
@@ -50,6 +52,11 @@ e2e_require_cmd() {
 # e2e_require_build : fails clearly when the binaries are missing.
 e2e_require_build() {
   [ -x "$DPMD" ] && [ -x "$DPMCAT" ] || { echo "FAIL: no dpmd/dpm-cat in BUILD=$BUILD (build first)" >&2; exit 1; }
+}
+
+# e2e_require_preload : fails clearly when dpm-run or the preload library is missing.
+e2e_require_preload() {
+  [ -x "$DPMRUN" ] && [ -f "$PRELOAD_LIB" ] || e2e_fail "no dpm-run/libdpm-preload.so in BUILD=$BUILD (build dpm-run dpm_preload)"
 }
 
 # e2e_reap NAME : removes what an earlier run of test NAME left when it was killed with
