@@ -9,6 +9,8 @@
  *              registers the socket before connect(), as nginx does)
  *   OUTCOME    ok          a listening TCP echo server: writable, SO_ERROR 0, EISCONN, an echo
  *              refused     a closed port: writable, SO_ERROR ECONNREFUSED (then cleared)
+ *              timeout     a port whose SYNs the caller drops: writable once the stack gives
+ *                          up, SO_ERROR ETIMEDOUT (then cleared); waits up to 120 s
  *              unreachable no route: ENETUNREACH, from connect() itself as the kernel gives it
  *                          or through SO_ERROR after EINPROGRESS
  *   --gate     ok/refused: the handshake is held by the caller while the in-progress state is
@@ -41,7 +43,7 @@
 #endif
 
 enum mechanism { MECH_POLL, MECH_SELECT, MECH_EPOLL_LT, MECH_EPOLL_ET };
-enum outcome { OUT_OK, OUT_REFUSED, OUT_UNREACHABLE };
+enum outcome { OUT_OK, OUT_REFUSED, OUT_TIMEOUT, OUT_UNREACHABLE };
 
 /* The socket calls under test: libc's (kernel or preload) or libdpm's. */
 struct api {
@@ -72,25 +74,8 @@ static void check(int ok, const char *what, const char *detail) {
 }
 
 static const char *errname(int e) {
-  switch (e) {
-    case 0: return "0";
-    case EINPROGRESS: return "EINPROGRESS";
-    case EALREADY: return "EALREADY";
-    case EISCONN: return "EISCONN";
-    case ENOTCONN: return "ENOTCONN";
-    case EAGAIN: return "EAGAIN";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case ECONNRESET: return "ECONNRESET";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    case ENETUNREACH: return "ENETUNREACH";
-    case EHOSTUNREACH: return "EHOSTUNREACH";
-    case EPIPE: return "EPIPE";
-    case EBADF: return "EBADF";
-    case ENOTSOCK: return "ENOTSOCK";
-    case EINVAL: return "EINVAL";
-    case ENETDOWN: return "ENETDOWN";
-    default: return strerror(e);
-  }
+  const char *n = strerrorname_np(e);
+  return n != NULL ? n : "E?";
 }
 
 /* Checks that `call` (already made) returned -1 with errno `want`. */
@@ -178,7 +163,7 @@ static const char *kMechNames[] = {"poll", "select", "epoll-lt", "epoll-et"};
 static int run(const struct api *a, int use_libdpm, enum mechanism m, enum outcome o, const struct sockaddr_in *to) {
   char what[160], detail[160];
   const char *mn = kMechNames[m];
-  if (o != OUT_UNREACHABLE) gate("close");
+  if (o == OUT_OK || o == OUT_REFUSED) gate("close");
 
   /* poll: the flag at socket(); the others: O_NONBLOCK set afterwards with fcntl. */
   int fd = a->socket(AF_INET, SOCK_STREAM | (m == MECH_POLL ? SOCK_NONBLOCK : 0), 0);
@@ -268,13 +253,13 @@ static int run(const struct api *a, int use_libdpm, enum mechanism m, enum outco
     check_errno(r, errno, EAGAIN, "send() while in progress is EAGAIN (nothing is taken)");
   }
 
-  gate("open");
-  w = wait_for(m, fd, epfd, POLLOUT, 30000, &seen);
+  if (o != OUT_TIMEOUT) gate("open");
+  w = wait_for(m, fd, epfd, POLLOUT, o == OUT_TIMEOUT ? 120000 : 30000, &seen);
   events_text(seen, detail, sizeof detail);
   snprintf(what, sizeof what, "%s: writable once the connection %s", mn, o == OUT_OK ? "is established" : "has failed");
   check(w, what, detail);
   if (o == OUT_OK && m == MECH_POLL) check(!(seen & (POLLERR | POLLHUP)), "poll: no ERR or HUP on success", detail);
-  if (o == OUT_REFUSED && m == MECH_POLL) check((seen & POLLERR) != 0, "poll: the failure comes with POLLERR, as the kernel reports it", detail);
+  if (o != OUT_OK && m == MECH_POLL) check((seen & POLLERR) != 0, "poll: the failure comes with POLLERR, as the kernel reports it", detail);
 
   if (w && m == MECH_EPOLL_LT) {
     struct epoll_event ev;
@@ -331,14 +316,15 @@ static int run(const struct api *a, int use_libdpm, enum mechanism m, enum outco
     snprintf(detail, sizeof detail, "%zu of %d bytes", have, len);
     check(have == (size_t)len && memcmp(got, line, (size_t)len) == 0, what, detail);
   } else {
-    check(g == 0 && v == ECONNREFUSED, "SO_ERROR gives ECONNREFUSED for a closed port", detail);
+    if (o == OUT_REFUSED) check(g == 0 && v == ECONNREFUSED, "SO_ERROR gives ECONNREFUSED for a closed port", detail);
+    else check(g == 0 && v == ETIMEDOUT, "SO_ERROR gives ETIMEDOUT when no SYN is answered", detail);
     g = so_error(a, fd, &v);
     snprintf(detail, sizeof detail, "getsockopt returned %d, value %s", g, errname(v));
     check(g == 0 && v == 0, "SO_ERROR is cleared by reading it", detail);
     plen = sizeof peer;
     errno = 0;
     rc = a->getpeername(fd, (struct sockaddr *)&peer, &plen);
-    check_errno(rc, errno, ENOTCONN, "getpeername after the refusal is ENOTCONN");
+    check_errno(rc, errno, ENOTCONN, "getpeername after the failure is ENOTCONN");
   }
   if (epfd >= 0) close(epfd);
   rc = a->close(fd);
@@ -347,7 +333,7 @@ static int run(const struct api *a, int use_libdpm, enum mechanism m, enum outco
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: nonblocking_connect [--libdpm] [--gate] poll|select|epoll-lt|epoll-et ok|refused|unreachable ADDRESS PORT\n");
+  fprintf(stderr, "usage: nonblocking_connect [--libdpm] [--gate] poll|select|epoll-lt|epoll-et ok|refused|timeout|unreachable ADDRESS PORT\n");
   return 2;
 }
 
@@ -375,6 +361,7 @@ int main(int argc, char **argv) {
   enum outcome o;
   if (strcmp(argv[i + 1], "ok") == 0) o = OUT_OK;
   else if (strcmp(argv[i + 1], "refused") == 0) o = OUT_REFUSED;
+  else if (strcmp(argv[i + 1], "timeout") == 0) o = OUT_TIMEOUT;
   else if (strcmp(argv[i + 1], "unreachable") == 0) o = OUT_UNREACHABLE;
   else return usage();
   struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[i + 3]))};

@@ -19,10 +19,13 @@
 # retransmitted SYN or SYN-ACK then completes it.
 # The echo server's log shows which stack each connection came from (198.51.100.1: the kernel
 # in "host"; 10.77.1.2: the dpm instance), so a hook that left the program on the kernel fails.
+# Timeout: SYNs to one port of "wan" are always dropped; poll and epoll-et then see the
+# connect fail writable with SO_ERROR ETIMEDOUT (the kernel in "host" with tcp_syn_retries 2,
+# about 7 s; lwIP retransmits its SYN every 3 s, 6 times, about 18 s). These run in parallel.
 # No route: the kernel in "wan" (no default route) fails connect() with ENETUNREACH; so must a
 # dpm instance without a gateway (at once, or through SO_ERROR after EINPROGRESS).
-# Not covered, for want of a deterministic setup: ETIMEDOUT (lwIP gives up after 6 SYN
-# retransmissions, minutes) and EHOSTUNREACH (an ICMP error; lwIP does not pass those to TCP).
+# Not covered: EHOSTUNREACH (an ICMP error from a router; lwIP does not pass ICMP errors to
+# TCP, so no dpm result could be compared).
 source "$(dirname "$0")/lib.sh"
 e2e_require_root preload_nonblocking
 e2e_require_cmd nft
@@ -35,6 +38,7 @@ e2e_topology
 SERVER=198.51.100.10
 ECHO_PORT=7000
 CLOSED_PORT=7009
+BLACKHOLE_PORT=7008
 MECHANISMS=(poll select epoll-lt epoll-et)
 e2e_bg "$WAN" "$PY" "$E2E_DIR/peers.py" tcp-echo "$SERVER" $ECHO_PORT "$TMP/echo.log"
 e2e_wait_for 10 grep -q ready "$TMP/echo.log" || e2e_fail "echo server did not start"
@@ -44,6 +48,8 @@ ip netns exec "$WAN" nft add table inet gate
 ip netns exec "$WAN" nft add chain inet gate out '{ type filter hook output priority 0; }'
 gate_close() { ip netns exec "$WAN" nft add rule inet gate out tcp sport "{ $ECHO_PORT, $CLOSED_PORT }" drop; }
 gate_open() { ip netns exec "$WAN" nft flush chain inet gate out; }
+ip netns exec "$WAN" nft add chain inet gate in '{ type filter hook input priority 0; }'
+ip netns exec "$WAN" nft add rule inet gate in tcp dport $BLACKHOLE_PORT drop
 
 # gated_run NS CMD... : runs CMD (which speaks --gate: "gate close"/"gate open" lines, answered
 # "ok") in namespace NS, working the gate when asked; its other output is shown indented.
@@ -80,9 +86,28 @@ all_cases() {
 }
 connections_from() { grep -c "^$1:" "$TMP/echo.log" || true; }
 
+# timeouts LABEL CMD... : poll and epoll-et towards the blackholed port, at once, in "host".
+timeouts() {
+  local label=$1 m pids=() rc
+  shift
+  for m in poll epoll-et; do
+    timeout 150 ip netns exec "$HOST" "$@" "$m" timeout "$SERVER" $BLACKHOLE_PORT >"$TMP/timeout-$m.out" 2>&1 &
+    pids+=($!)
+  done
+  for m in poll epoll-et; do
+    rc=0
+    wait "${pids[0]}" || rc=$?
+    pids=("${pids[@]:1}")
+    sed 's/^/    /' "$TMP/timeout-$m.out"
+    e2e_expect_eq "$label: $m, unanswered SYNs: every check passed (exit status)" 0 "$rc"
+  done
+}
+
 echo "--- control: the kernel in \"host\" ---"
 all_cases kernel "$HOST" "$NBC"
 e2e_expect_eq "the kernel's connections reached the server from 198.51.100.1" 4 "$(connections_from 198.51.100.1)"
+ip netns exec "$HOST" sysctl -qw net.ipv4.tcp_syn_retries=2  # this namespace's kernel TCP only
+timeouts kernel "$NBC"
 echo "--- control: the kernel in \"wan\", which has no default route ---"
 e2e_check "kernel: connect() with no route" e2e_in "$WAN" "$NBC" poll unreachable 203.0.113.1 80
 
@@ -100,6 +125,11 @@ echo "--- libdpm: dpm_connect() on an O_NONBLOCK descriptor ---"
 all_cases libdpm "$HOST" env DPM_SOCKET="$API" "$NBC_LIBDPM" --libdpm
 e2e_expect_eq "libdpm's connections reached the server from the stack (10.77.1.2)" 8 \
   "$(connections_from 10.77.1.2)"
+e2e_check "the daemon holds no socket and no active pcb afterwards" e2e_wait_for 5 e2e_idle "$API"
+
+echo "--- unanswered SYNs: dpm-run and libdpm ---"
+timeouts dpm-run "$DPMRUN" --api-socket "$API" -- "$NBC"
+timeouts libdpm env DPM_SOCKET="$API" "$NBC_LIBDPM" --libdpm
 e2e_check "the daemon holds no socket and no active pcb afterwards" e2e_wait_for 5 e2e_idle "$API"
 
 echo "--- no route: a dpm instance without a gateway (virtual link, nobody on it) ---"
