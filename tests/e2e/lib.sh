@@ -59,6 +59,19 @@ e2e_require_preload() {
   [ -x "$DPMRUN" ] && [ -f "$PRELOAD_LIB" ] || e2e_fail "no dpm-run/libdpm-preload.so in BUILD=$BUILD (build dpm-run dpm_preload)"
 }
 
+# e2e_require_test_program NAME : $E2E_BIN/NAME, or a clear failure; sets $TEST_PROGRAM.
+e2e_require_test_program() {
+  TEST_PROGRAM=$E2E_BIN/$1
+  [ -x "$TEST_PROGRAM" ] || e2e_fail "no $TEST_PROGRAM (build the tests)"
+}
+
+# e2e_tcp_echo NS ADDR PORT LOG : starts a kernel TCP echo server (peers.py tcp-echo) in NS;
+# LOG gets "IP:PORT" of every connection's source, so a test sees which stack a client used.
+e2e_tcp_echo() {
+  e2e_bg "$1" "$PY" "$E2E_DIR/peers.py" tcp-echo "$2" "$3" "$4"
+  e2e_wait_for 10 grep -q ready "$4" || e2e_fail "the echo server on $2:$3 did not start"
+}
+
 # e2e_reap NAME : removes what an earlier run of test NAME left when it was killed with
 # SIGKILL (no trap runs then, e.g. a ctest timeout): namespaces dpm-NAME-<pid>-* and scratch
 # dirs /tmp/dpm-NAME-<pid>-* whose <pid> is no longer running. Nothing else is touched.

@@ -15,14 +15,13 @@
 source "$(dirname "$0")/lib.sh"
 e2e_require_root preload_bad_input
 e2e_init preload_bad_input
-HELPER=$E2E_BIN/e2e_preload_helper
-[ -x "$HELPER" ] || e2e_fail "no $HELPER (build the tests)"
+e2e_require_test_program e2e_preload_helper
+HELPER=$TEST_PROGRAM
 e2e_topology
 SERVER=198.51.100.10
 ECHO_PORT=7000
 CLOSED_PORT=7009
-e2e_bg "$WAN" "$PY" "$E2E_DIR/peers.py" tcp-echo $SERVER $ECHO_PORT "$TMP/echo.log"
-e2e_wait_for 10 grep -q ready "$TMP/echo.log" || e2e_fail "echo server did not start"
+e2e_tcp_echo "$WAN" $SERVER $ECHO_PORT "$TMP/echo.log"
 
 echo "--- control: the bad calls on the kernel in \"host\" ---"
 rc=0

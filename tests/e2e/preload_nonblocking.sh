@@ -30,9 +30,10 @@ source "$(dirname "$0")/lib.sh"
 e2e_require_root preload_nonblocking
 e2e_require_cmd nft
 e2e_init preload_nonblocking
-NBC=$E2E_BIN/e2e_nonblocking_connect
-NBC_LIBDPM=$E2E_BIN/e2e_nonblocking_connect_libdpm
-[ -x "$NBC" ] && [ -x "$NBC_LIBDPM" ] || e2e_fail "no $NBC / $NBC_LIBDPM (build the tests)"
+e2e_require_test_program e2e_nonblocking_connect_libdpm
+NBC_LIBDPM=$TEST_PROGRAM
+e2e_require_test_program e2e_nonblocking_connect
+NBC=$TEST_PROGRAM
 e2e_topology
 
 SERVER=198.51.100.10
@@ -40,8 +41,7 @@ ECHO_PORT=7000
 CLOSED_PORT=7009
 BLACKHOLE_PORT=7008
 MECHANISMS=(poll select epoll-lt epoll-et)
-e2e_bg "$WAN" "$PY" "$E2E_DIR/peers.py" tcp-echo "$SERVER" $ECHO_PORT "$TMP/echo.log"
-e2e_wait_for 10 grep -q ready "$TMP/echo.log" || e2e_fail "echo server did not start"
+e2e_tcp_echo "$WAN" "$SERVER" $ECHO_PORT "$TMP/echo.log"
 
 # The gate: while closed, "wan" sends nothing from the two ports (no SYN-ACK, no RST).
 ip netns exec "$WAN" nft add table inet gate

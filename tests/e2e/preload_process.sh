@@ -17,13 +17,12 @@
 source "$(dirname "$0")/lib.sh"
 e2e_require_root preload_process
 e2e_init preload_process
-HELPER=$E2E_BIN/e2e_preload_helper
-[ -x "$HELPER" ] || e2e_fail "no $HELPER (build the tests)"
+e2e_require_test_program e2e_preload_helper
+HELPER=$TEST_PROGRAM
 e2e_topology
 SERVER=198.51.100.10
 ECHO_PORT=7000
-e2e_bg "$WAN" "$PY" "$E2E_DIR/peers.py" tcp-echo $SERVER $ECHO_PORT "$TMP/echo.log"
-e2e_wait_for 10 grep -q ready "$TMP/echo.log" || e2e_fail "echo server did not start"
+e2e_tcp_echo "$WAN" $SERVER $ECHO_PORT "$TMP/echo.log"
 connections_from() { grep -c "^$1:" "$TMP/echo.log" || true; }
 
 # helper_run LABEL RUN... : runs RUN... (ending in the helper's command) in "host", shows its
@@ -75,8 +74,7 @@ helper_run "dpm-run unix" "${RUN[@]}" "$HELPER" unix
 e2e_expect_eq "the daemon opened no socket for AF_UNIX (sockets_opened)" "$opened" "$(e2e_json "$API" 's["sockets_opened"]')"
 
 echo "--- 127.0.0.1 stays with the kernel ---"
-e2e_bg "$HOST" "$PY" "$E2E_DIR/peers.py" tcp-echo 127.0.0.1 7100 "$TMP/lo.log"
-e2e_wait_for 10 grep -q ready "$TMP/lo.log" || e2e_fail "loopback echo server did not start"
+e2e_tcp_echo "$HOST" 127.0.0.1 7100 "$TMP/lo.log"
 opened=$(e2e_json "$API" 's["sockets_opened"]')
 timeout 60 ip netns exec "$HOST" "${RUN[@]}" "$HELPER" loopback 7100 "$TMP/hold" >"$TMP/lo.out" 2>&1 &
 LO=$!

@@ -12,8 +12,8 @@ source "$(dirname "$0")/lib.sh"
 e2e_require_root preload_udp
 e2e_require_cmd dig dnsmasq /usr/bin/python3
 e2e_init preload_udp
-HELPER=$E2E_BIN/e2e_preload_helper
-[ -x "$HELPER" ] || e2e_fail "no $HELPER (build the tests)"
+e2e_require_test_program e2e_preload_helper
+HELPER=$TEST_PROGRAM
 e2e_topology
 PYTHON=/usr/bin/python3
 DNS=198.51.100.10
