@@ -1,7 +1,9 @@
 // libdpm: the program side of the modified socket API (include/dpm/socket.h, docs/api.md).
 #include "dpm/socket.h"
+#include "lib/internal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -79,15 +81,15 @@ void DropControl() {
 
 // Sends one request and waits for its reply. Returns the reply's errno (0 on success) or
 // ENETDOWN when the daemon cannot be reached. *received_fd gets a descriptor passed back.
-int Transact(const dpm::api::Request& request, dpm::api::Reply* reply, int* received_fd = nullptr) {
+// `pass_fd` (>= 0) goes with the request in SCM_RIGHTS (a non-blocking connect's own descriptor).
+int Transact(const dpm::api::Request& request, dpm::api::Reply* reply, int* received_fd = nullptr,
+             int pass_fd = -1) {
   std::vector<uint8_t> bytes = dpm::api::EncodeRequest(request);
   for (int attempt = 0; attempt < 2; ++attempt) {
     int fd = ConnectControl();
     if (fd < 0) return errno;
-    ssize_t sent;
-    do {
-      sent = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
+    iovec v{bytes.data(), bytes.size()};
+    ssize_t sent = dpm::os::SendWithFd(fd, &v, 1, pass_fd);
     if (sent < 0) {
       DropControl();  // the daemon restarted: reconnect once
       continue;
@@ -133,6 +135,12 @@ absl::flat_hash_map<int, Entry>& Table() {
   return *table;
 }
 
+// fork() while another thread holds the table's lock would leave the child's copy locked
+// for good: hold it across the fork, so both sides start with it free.
+[[maybe_unused]] const int g_atfork = [] {
+  return pthread_atfork([] { g_table_mu.lock(); }, [] { g_table_mu.unlock(); }, [] { g_table_mu.unlock(); });
+}();
+
 void Register(int fd, const SocketRef& ref, bool tcp) {
   struct stat st {};
   ::fstat(fd, &st);
@@ -167,6 +175,13 @@ void Update(int fd, void (*change)(Entry&)) {
 int Fail(int err) {
   errno = err;
   return -1;
+}
+
+// Options of the program's own descriptor (buffer sizes, timeouts): they act on the socket
+// pair, which is where the program's reads and writes wait.
+bool LocalOption(int level, int name) {
+  return level == SOL_SOCKET && (name == SO_SNDBUF || name == SO_RCVBUF || name == SO_RCVTIMEO ||
+                                 name == SO_SNDTIMEO || name == SO_RCVLOWAT);
 }
 
 int ToEndpoint(const sockaddr* sa, socklen_t len, Endpoint* e) {
@@ -274,8 +289,18 @@ int dpm_connect(int fd, const sockaddr* addr, socklen_t addrlen) {
   Endpoint remote;
   if (int e = ToEndpoint(addr, addrlen, &remote)) return Fail(e);
   if (entry.tcp && remote.family == AF_UNSPEC) return Fail(EAFNOSUPPORT);
+  dpm::api::ConnectRequest request{entry.ref, remote};
+  // Non-blocking (docs/api.md "Non-blocking connect"): the daemon answers EINPROGRESS at once
+  // and closes the descriptor's way out until the handshake ends; it needs the descriptor for
+  // that, so it goes along.
+  const int status_flags = ::fcntl(fd, F_GETFL);
+  const bool nonblocking = entry.tcp && status_flags >= 0 && (status_flags & O_NONBLOCK) != 0;
+  if (nonblocking) request.flags |= dpm::api::ConnectRequest::kConnectNonBlocking;
   dpm::api::Reply reply;
-  if (int e = Transact(dpm::api::ConnectRequest{entry.ref, remote}, &reply)) return Fail(e);
+  if (int e = Transact(request, &reply, nullptr, nonblocking ? fd : -1)) {
+    if (e == EINPROGRESS) Update(fd, [](Entry& x) { x.connected = true; });
+    return Fail(e);
+  }
   if (remote.family == AF_UNSPEC) {
     Update(fd, [](Entry& e) { e.connected = false; });
   } else {
@@ -308,9 +333,7 @@ int dpm_close(int fd) {
 int dpm_setsockopt(int fd, int level, int optname, const void* optval, socklen_t optlen) {
   Entry entry;
   if (!Lookup(fd, &entry)) return -1;
-  if (level == SOL_SOCKET && (optname == SO_SNDBUF || optname == SO_RCVBUF)) {
-    return ::setsockopt(fd, level, optname, optval, optlen);
-  }
+  if (LocalOption(level, optname)) return ::setsockopt(fd, level, optname, optval, optlen);
   if (optval == nullptr && optlen > 0) return Fail(EFAULT);
   if (optlen > dpm::api::kMaxOptionValue) return Fail(EINVAL);
   dpm::api::SetSockOptRequest request{entry.ref, level, optname, {}};
@@ -325,13 +348,11 @@ int dpm_getsockopt(int fd, int level, int optname, void* optval, socklen_t* optl
   Entry entry;
   if (!Lookup(fd, &entry)) return -1;
   if (optval == nullptr || optlen == nullptr) return Fail(EFAULT);
-  if (level == SOL_SOCKET && (optname == SO_SNDBUF || optname == SO_RCVBUF)) {
-    return ::getsockopt(fd, level, optname, optval, optlen);
-  }
+  if (LocalOption(level, optname)) return ::getsockopt(fd, level, optname, optval, optlen);
   dpm::api::Reply reply;
   if (int e = Transact(dpm::api::GetSockOptRequest{entry.ref, level, optname}, &reply)) return Fail(e);
-  if (reply.body.size() != sizeof(int)) return Fail(EPROTO);
-  socklen_t n = std::min<socklen_t>(*optlen, sizeof(int));
+  if (reply.body.empty() || reply.body.size() > dpm::api::kMaxOptionValue) return Fail(EPROTO);
+  socklen_t n = std::min<socklen_t>(*optlen, static_cast<socklen_t>(reply.body.size()));
   std::memcpy(optval, reply.body.data(), n);
   *optlen = n;
   return 0;
@@ -341,8 +362,8 @@ ssize_t dpm_sendto(int fd, const void* buf, size_t len, int flags, const sockadd
   Entry entry;
   if (!Lookup(fd, &entry)) return -1;
   if (entry.tcp) {
-    if (dest != nullptr) return Fail(entry.connected ? EISCONN : ENOTCONN);
-    return ::send(fd, buf, len, flags);
+    if (dest != nullptr && !entry.connected) return Fail(ENOTCONN);
+    return ::send(fd, buf, len, flags);  // a connected TCP socket ignores dest, as Linux's does
   }
   Endpoint to;
   if (dest != nullptr) {
@@ -388,3 +409,29 @@ ssize_t dpm_recv(int fd, void* buf, size_t len, int flags) {
 }
 
 }  // extern "C"
+
+namespace dpm::lib {
+
+bool IsDpmSocket(int fd, bool* tcp) {
+  const int saved = errno;
+  Entry entry;
+  const bool found = Lookup(fd, &entry);
+  errno = saved;
+  if (found && tcp != nullptr) *tcp = entry.tcp;
+  return found;
+}
+
+void CopyEntry(int from, int to) {
+  std::lock_guard<std::mutex> lock(g_table_mu);
+  auto it = Table().find(from);
+  if (it == Table().end()) return;
+  Entry copy = it->second;
+  Table()[to] = copy;
+}
+
+void ForgetEntry(int fd) {
+  std::lock_guard<std::mutex> lock(g_table_mu);
+  Table().erase(fd);
+}
+
+}  // namespace dpm::lib
