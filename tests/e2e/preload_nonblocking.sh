@@ -86,20 +86,21 @@ all_cases() {
 }
 connections_from() { grep -c "^$1:" "$TMP/echo.log" || true; }
 
-# timeouts LABEL CMD... : poll and epoll-et towards the blackholed port, at once, in "host".
-timeouts() {
-  local label=$1 m pids=() rc
-  shift
+# parallel_cases LABEL NS OUTCOME ADDRESS PORT CMD... : poll and epoll-et at once in NS (the
+# slow outcomes: the stack has to give up first).
+parallel_cases() {
+  local label=$1 ns=$2 outcome=$3 addr=$4 port=$5 m pids=() rc
+  shift 5
   for m in poll epoll-et; do
-    timeout 150 ip netns exec "$HOST" "$@" "$m" timeout "$SERVER" $BLACKHOLE_PORT >"$TMP/timeout-$m.out" 2>&1 &
+    timeout 150 ip netns exec "$ns" "$@" "$m" "$outcome" "$addr" "$port" >"$TMP/$outcome-$m.out" 2>&1 &
     pids+=($!)
   done
   for m in poll epoll-et; do
     rc=0
     wait "${pids[0]}" || rc=$?
     pids=("${pids[@]:1}")
-    sed 's/^/    /' "$TMP/timeout-$m.out"
-    e2e_expect_eq "$label: $m, unanswered SYNs: every check passed (exit status)" 0 "$rc"
+    sed 's/^/    /' "$TMP/$outcome-$m.out"
+    e2e_expect_eq "$label: $m, $outcome: every check passed (exit status)" 0 "$rc"
   done
 }
 
@@ -107,9 +108,9 @@ echo "--- control: the kernel in \"host\" ---"
 all_cases kernel "$HOST" "$NBC"
 e2e_expect_eq "the kernel's connections reached the server from 198.51.100.1" 4 "$(connections_from 198.51.100.1)"
 ip netns exec "$HOST" sysctl -qw net.ipv4.tcp_syn_retries=2  # this namespace's kernel TCP only
-timeouts kernel "$NBC"
+parallel_cases kernel "$HOST" timeout "$SERVER" $BLACKHOLE_PORT "$NBC"
 echo "--- control: the kernel in \"wan\", which has no default route ---"
-e2e_check "kernel: connect() with no route" e2e_in "$WAN" "$NBC" poll unreachable 203.0.113.1 80
+parallel_cases kernel "$WAN" unreachable 203.0.113.1 80 "$NBC"
 
 e2e_require_preload
 API=$TMP/api.sock
@@ -128,16 +129,14 @@ e2e_expect_eq "libdpm's connections reached the server from the stack (10.77.1.2
 e2e_check "the daemon holds no socket and no active pcb afterwards" e2e_wait_for 5 e2e_idle "$API"
 
 echo "--- unanswered SYNs: dpm-run and libdpm ---"
-timeouts dpm-run "$DPMRUN" --api-socket "$API" -- "$NBC"
-timeouts libdpm env DPM_SOCKET="$API" "$NBC_LIBDPM" --libdpm
+parallel_cases dpm-run "$HOST" timeout "$SERVER" $BLACKHOLE_PORT "$DPMRUN" --api-socket "$API" -- "$NBC"
+parallel_cases libdpm "$HOST" timeout "$SERVER" $BLACKHOLE_PORT env DPM_SOCKET="$API" "$NBC_LIBDPM" --libdpm
 e2e_check "the daemon holds no socket and no active pcb afterwards" e2e_wait_for 5 e2e_idle "$API"
 
 echo "--- no route: a dpm instance without a gateway (virtual link, nobody on it) ---"
 API_NOGW=$TMP/nogw.sock
 e2e_dpmd - "$API_NOGW" --virtual "$TMP/nogw.link,$TMP/nobody.link" --address 10.77.9.1/24 --gateway ''
-for m in poll epoll-et; do
-  e2e_check "dpm-run: $m, connect() with no route" "$DPMRUN" --api-socket "$API_NOGW" -- "$NBC" "$m" unreachable 203.0.113.1 80
-  e2e_check "libdpm: $m, connect() with no route" env DPM_SOCKET="$API_NOGW" "$NBC_LIBDPM" --libdpm "$m" unreachable 203.0.113.1 80
-done
+parallel_cases dpm-run "$HOST" unreachable 203.0.113.1 80 "$DPMRUN" --api-socket "$API_NOGW" -- "$NBC"
+parallel_cases libdpm "$HOST" unreachable 203.0.113.1 80 env DPM_SOCKET="$API_NOGW" "$NBC_LIBDPM" --libdpm
 e2e_check "the gateway-less daemon holds no socket afterwards" e2e_wait_for 5 e2e_idle "$API_NOGW"
 e2e_finish
