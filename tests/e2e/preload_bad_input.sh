@@ -64,11 +64,11 @@ rc=0
 timeout 60 ip netns exec "$HOST" "$DPMRUN" --api-socket "$API" -- "$HELPER" badargs $SERVER $ECHO_PORT $CLOSED_PORT \
   >"$TMP/dpm.out" 2>&1 || rc=$?
 e2e_expect_eq "dpm-run: the helper ran every call (no crash)" 0 "$rc"
+declare -A got
+while IFS= read -r line; do got[${line%%: *}]=${line#*: }; done <"$TMP/dpm.out"
 while IFS= read -r line; do
   name=${line%%: *}
-  want=${line#*: }
-  got=$(grep -F -m1 "$name: " "$TMP/dpm.out" | sed 's/^[^:]*: //' || true)
-  e2e_expect_eq "$name" "$want" "${got:-<missing>}"
+  e2e_expect_eq "$name" "${line#*: }" "${got[$name]:-<missing>}"
 done <"$TMP/kernel.out"
 e2e_check "the hooked program's connection came from the stack (10.77.1.2)" grep -q '^10\.77\.1\.2:' "$TMP/echo.log"
 e2e_check "the daemon holds no socket and no active pcb afterwards" e2e_wait_for 5 e2e_idle "$API"
