@@ -359,45 +359,25 @@ int dpm_getsockopt(int fd, int level, int optname, void* optval, socklen_t* optl
 }
 
 ssize_t dpm_sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* dest, socklen_t destlen) {
-  Entry entry;
-  if (!Lookup(fd, &entry)) return -1;
-  if (entry.tcp) {
-    if (dest != nullptr && !entry.connected) return Fail(ENOTCONN);
-    return ::send(fd, buf, len, flags);  // a connected TCP socket ignores dest, as Linux's does
-  }
-  Endpoint to;
-  if (dest != nullptr) {
-    if (int e = Endpoint::FromSockaddr(dest, destlen, &to)) return Fail(e);
-    if (to.family != AF_INET) return Fail(EAFNOSUPPORT);
-  } else if (!entry.connected) {
-    return Fail(EDESTADDRREQ);
-  }
-  if (len > 65507) return Fail(EMSGSIZE);
-  std::vector<uint8_t> header = dpm::api::EncodeEndpoint(to);
-  iovec parts[2] = {{header.data(), header.size()}, {const_cast<void*>(buf), len}};
+  iovec part{const_cast<void*>(buf), len};
   msghdr m{};
-  m.msg_iov = parts;
-  m.msg_iovlen = 2;
-  ssize_t n = ::sendmsg(fd, &m, flags | MSG_NOSIGNAL);
-  if (n < 0) return -1;
-  return static_cast<ssize_t>(len);
+  m.msg_name = const_cast<sockaddr*>(dest);
+  m.msg_namelen = dest != nullptr ? destlen : 0;
+  m.msg_iov = &part;
+  m.msg_iovlen = 1;
+  return dpm::lib::SendMessage(fd, &m, flags);
 }
 
 ssize_t dpm_recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* src, socklen_t* srclen) {
-  Entry entry;
-  if (!Lookup(fd, &entry)) return -1;
-  if (entry.tcp) return ::recv(fd, buf, len, flags);
-  uint8_t header[dpm::api::kDatagramHeaderSize];
-  iovec parts[2] = {{header, sizeof(header)}, {buf, len}};
+  iovec part{buf, len};
   msghdr m{};
-  m.msg_iov = parts;
-  m.msg_iovlen = 2;
-  ssize_t n = ::recvmsg(fd, &m, flags);
-  if (n <= 0) return n;
-  if (static_cast<size_t>(n) < sizeof(header)) return Fail(EPROTO);
-  absl::StatusOr<Endpoint> from = dpm::api::ParseEndpoint(absl::MakeConstSpan(header, sizeof(header)));
-  if (from.ok() && src != nullptr && srclen != nullptr) from->ToSockaddr(src, srclen);
-  return n - static_cast<ssize_t>(sizeof(header));
+  m.msg_name = src;
+  m.msg_namelen = src != nullptr && srclen != nullptr ? *srclen : 0;
+  m.msg_iov = &part;
+  m.msg_iovlen = 1;
+  ssize_t n = dpm::lib::ReceiveMessage(fd, &m, flags);
+  if (n >= 0 && src != nullptr && srclen != nullptr) *srclen = m.msg_namelen;
+  return n;
 }
 
 ssize_t dpm_send(int fd, const void* buf, size_t len, int flags) {
@@ -427,6 +407,75 @@ void CopyEntry(int from, int to) {
   if (it == Table().end()) return;
   Entry copy = it->second;
   Table()[to] = copy;
+}
+
+ssize_t SendMessage(int fd, const msghdr* message, int flags) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  const auto* dest = static_cast<const sockaddr*>(message->msg_name);
+  if (entry.tcp) {
+    if (dest != nullptr && !entry.connected) return Fail(ENOTCONN);
+    msghdr bytes_only = *message;  // a connected TCP socket ignores the address, as Linux's does
+    bytes_only.msg_name = nullptr;
+    bytes_only.msg_namelen = 0;
+    return ::sendmsg(fd, &bytes_only, flags);
+  }
+  Endpoint to;
+  if (dest != nullptr) {
+    if (int e = Endpoint::FromSockaddr(dest, message->msg_namelen, &to)) return Fail(e);
+    if (to.family != AF_INET) return Fail(EAFNOSUPPORT);
+  } else if (!entry.connected) {
+    return Fail(EDESTADDRREQ);
+  }
+  size_t len = 0;
+  for (size_t i = 0; i < message->msg_iovlen; ++i) len += message->msg_iov[i].iov_len;
+  if (len > 65507) return Fail(EMSGSIZE);
+  if (message->msg_iovlen > 1023) return Fail(EMSGSIZE);  // IOV_MAX, counting the header's
+  std::vector<uint8_t> header = dpm::api::EncodeEndpoint(to);
+  iovec parts[1024];
+  parts[0] = {header.data(), header.size()};
+  for (size_t i = 0; i < message->msg_iovlen; ++i) parts[i + 1] = message->msg_iov[i];
+  msghdr m{};
+  m.msg_iov = parts;
+  m.msg_iovlen = message->msg_iovlen + 1;
+  ssize_t n = ::sendmsg(fd, &m, flags | MSG_NOSIGNAL);
+  if (n < 0) return -1;
+  return static_cast<ssize_t>(len);
+}
+
+ssize_t ReceiveMessage(int fd, msghdr* message, int flags) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  if (entry.tcp) {
+    message->msg_namelen = 0;
+    message->msg_controllen = 0;
+    return ::recvmsg(fd, message, flags & ~MSG_CMSG_CLOEXEC);
+  }
+  if (message->msg_iovlen > 1023) return Fail(EMSGSIZE);
+  uint8_t header[dpm::api::kDatagramHeaderSize];
+  iovec parts[1024];
+  parts[0] = {header, sizeof(header)};
+  for (size_t i = 0; i < message->msg_iovlen; ++i) parts[i + 1] = message->msg_iov[i];
+  msghdr m{};
+  m.msg_iov = parts;
+  m.msg_iovlen = message->msg_iovlen + 1;
+  ssize_t n = ::recvmsg(fd, &m, flags & ~MSG_CMSG_CLOEXEC);
+  message->msg_flags = m.msg_flags & (MSG_TRUNC | MSG_EOR);
+  message->msg_controllen = 0;  // no control messages: options that ask for them are refused
+  if (n <= 0) {
+    message->msg_namelen = 0;
+    return n;
+  }
+  if (static_cast<size_t>(n) < sizeof(header)) return Fail(EPROTO);
+  absl::StatusOr<Endpoint> from = dpm::api::ParseEndpoint(absl::MakeConstSpan(header, sizeof(header)));
+  if (from.ok() && message->msg_name != nullptr) {
+    socklen_t len = message->msg_namelen;
+    from->ToSockaddr(static_cast<sockaddr*>(message->msg_name), &len);
+    message->msg_namelen = len;
+  } else {
+    message->msg_namelen = 0;
+  }
+  return n - static_cast<ssize_t>(sizeof(header));
 }
 
 void ForgetEntry(int fd) {
