@@ -6,7 +6,8 @@
 # then built out of tree against the prefix twice — with pkg-config and with find_package(dpm)
 # — and each build runs: against no daemon (ENETDOWN, and dpm_daemon_path() names the socket
 # tried), and through the installed dpmd pair on a virtual link to an installed dpm-cat
-# listener. Last, the installed dpm-run: its help, its one-line refusal without a daemon, the
+# listener; docs/api.md's example builds with README "Install"'s pkg-config and find_package
+# lines exactly as written. Last, the installed dpm-run: its help, its one-line refusal without a daemon, the
 # environment it hands a program, and the exit statuses of a program it cannot run.
 source "$(dirname "$0")/lib.sh"
 e2e_require_cmd cmake pkg-config readelf ldd cc groff man
@@ -98,6 +99,33 @@ for c in "${CONSUMERS[@]}"; do
     "$(ldd "$c" | sed -n 's/^\s*libdpm\.so\.0 => \(\S*\) .*/\1/p')"
   e2e_expect_eq "$(basename "$c"), no daemon: dpm_socket() fails with ENETDOWN at DPM_SOCKET" \
     "ENETDOWN at $TMP/nobody.sock" "$(DPM_SOCKET=$TMP/nobody.sock "$c" down 2>&1)"
+done
+
+echo "--- README \"Install\": its pkg-config and find_package lines, pasted ---"
+# docs/api.md's example program, built with the README's lines exactly as written.
+install_section=$(awk '/^## Install/ {on = 1; next} /^## / {on = 0} on' "$E2E_ROOT/README.md")
+awk '/^## Example/ {on = 1; next} /^## / {on = 0} on' "$E2E_ROOT/docs/api.md" |
+  awk '/^```c$/ {on = 1; next} /^```$/ {if (on) exit} on' >"$TMP/example.c"
+cc_line=$(sed -n 's/^    \(cc .*\)$/\1/p' <<<"$install_section" | head -n 1)
+cmake_lines=$(sed -n 's/^    \(find_package(.*\|target_link_libraries(.*\)$/\1/p' <<<"$install_section")
+[ -n "$cc_line" ] && [ "$(wc -l <<<"$cmake_lines")" = 2 ] && [ -s "$TMP/example.c" ] ||
+  e2e_fail "README's Install section has no cc line and find_package/target_link_libraries pair, or docs/api.md no example"
+echo "  $cc_line"
+(cd "$TMP" && bash -c "$cc_line") >"$TMP/readme-cc.log" 2>&1 || { cat "$TMP/readme-cc.log"; e2e_fail "README's cc line failed"; }
+mkdir -p "$TMP/readme-cmake"
+cp "$TMP/example.c" "$TMP/readme-cmake/"
+printf 'cmake_minimum_required(VERSION 3.22)\nproject(example C)\nadd_executable(example example.c)\n%s\n' \
+  "$cmake_lines" >"$TMP/readme-cmake/CMakeLists.txt"
+cmake -S "$TMP/readme-cmake" -B "$TMP/readme-cmake/build" -DCMAKE_PREFIX_PATH="$PREFIX" >"$TMP/readme-cmake.log" 2>&1 &&
+  cmake --build "$TMP/readme-cmake/build" >>"$TMP/readme-cmake.log" 2>&1 ||
+  { cat "$TMP/readme-cmake.log"; e2e_fail "README's find_package lines failed"; }
+for how in pkg-config find_package; do
+  c=$TMP/example
+  [ "$how" = pkg-config ] || c=$TMP/readme-cmake/build/example
+  rc=0
+  out=$(LD_LIBRARY_PATH=$LIB DPM_SOCKET=$TMP/nobody.sock "$c" 2>&1) || rc=$?
+  e2e_expect_eq "the example built with README's $how lines starts and finds no daemon" \
+    "1 dpm_socket: Network is down" "$rc $out"
 done
 
 echo "--- through the installed dpmd: two instances on a virtual link ---"
