@@ -70,6 +70,23 @@ for page in man8/dpmd.8 man1/dpm-run.1 man1/dpm-cat.1 man3/libdpm.3; do
   # groff -ww: every warning; a page that renders with none is well formed.
   e2e_expect_eq "$page renders without warnings" "" "$(groff -man -Tutf8 -ww -z "$MAN/$page" 2>&1)"
 done
+# Every option a program's --help lists is in its man page, so the pages keep up with the code.
+options_missing() {  # PAGE COMMAND... : the options of COMMAND's --help that PAGE does not name
+  local text o
+  text=$(sed 's/\\-/-/g' "$1"); shift  # roff's \- is the option's '-'
+  for o in $("$@" --help | grep -oE -- '--[a-z][a-z0-9-]+' | sort -u); do
+    grep -qF -- "$o" <<<"$text" || printf '%s ' "$o"
+  done
+}
+for sub in "" client gateway status; do
+  e2e_expect_eq "dpmd.8 names every option of dpmd ${sub:+$sub }--help" "" \
+    "$(options_missing "$MAN/man8/dpmd.8" "$PREFIX/sbin/dpmd" $sub)"
+done
+e2e_expect_eq "dpm-cat.1 names every option of dpm-cat --help" "" "$(options_missing "$MAN/man1/dpm-cat.1" "$PREFIX/bin/dpm-cat")"
+e2e_expect_eq "dpm-run.1 names every option of dpm-run --help" "" "$(options_missing "$MAN/man1/dpm-run.1" "$PREFIX/bin/dpm-run")"
+for v in DPM_SOCKET DPM_TUPLE DPM_FIXED_PORTS DPM_KERNEL_NETS DPM_PRELOAD_LIBRARY; do
+  grep -q "^\.B $v\$" "$MAN/man1/dpm-run.1" || { echo "FAIL: dpm-run.1 has no entry for $v"; E2E_FAILED=$((E2E_FAILED + 1)); }
+done
 # Every function of the public header has its name as a page that leads to libdpm(3).
 for fn in $(grep -oE '\bdpm_[a-z_]+\(' "$E2E_ROOT/include/dpm/socket.h" | tr -d '(' | sort -u); do
   [ "$(cat "$MAN/man3/$fn.3" 2>/dev/null)" = ".so man3/libdpm.3" ] || { echo "FAIL: man3/$fn.3 is not a link to libdpm.3"; E2E_FAILED=$((E2E_FAILED + 1)); }
