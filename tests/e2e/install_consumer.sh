@@ -10,7 +10,7 @@
 # lines exactly as written. Last, the installed dpm-run: its help, its one-line refusal without a daemon, the
 # environment it hands a program, and the exit statuses of a program it cannot run.
 source "$(dirname "$0")/lib.sh"
-e2e_require_cmd cmake pkg-config readelf ldd cc groff man
+e2e_require_cmd cmake pkg-config readelf nm ldd cc groff man
 e2e_init install_consumer
 
 PREFIX=$TMP/prefix
@@ -33,6 +33,9 @@ e2e_expect_eq "$LIBDIR/libdpm.so.0 points at it" "libdpm.so.$VERSION" "$(readlin
 e2e_expect_eq "$LIBDIR/libdpm.so (for -ldpm) points at libdpm.so.0" "libdpm.so.0" "$(readlink "$LIB/libdpm.so")"
 soname() { readelf -d "$1" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p'; }
 e2e_expect_eq "libdpm's SONAME" "libdpm.so.0" "$(soname "$LIB/libdpm.so.$VERSION")"
+header_functions=$(grep -oE '\bdpm_[a-z_]+\(' "$E2E_ROOT/include/dpm/socket.h" | tr -d '(' | sort -u)
+e2e_expect_eq "libdpm exports exactly the functions of dpm/socket.h" "$(echo $header_functions)" \
+  "$(echo $(nm -D --defined-only "$LIB/libdpm.so.$VERSION" | awk '{print $3}' | sort -u))"
 e2e_check "include/dpm/socket.h is the source tree's header" cmp -s "$E2E_ROOT/include/dpm/socket.h" "$PREFIX/include/dpm/socket.h"
 e2e_check "$LIBDIR/pkgconfig/dpm.pc" test -f "$LIB/pkgconfig/dpm.pc"
 for f in dpmConfig.cmake dpmConfigVersion.cmake dpmTargets.cmake; do
@@ -88,7 +91,7 @@ for v in DPM_SOCKET DPM_TUPLE DPM_FIXED_PORTS DPM_KERNEL_NETS DPM_PRELOAD_LIBRAR
   grep -q "^\.B $v\$" "$MAN/man1/dpm-run.1" || { echo "FAIL: dpm-run.1 has no entry for $v"; E2E_FAILED=$((E2E_FAILED + 1)); }
 done
 # Every function of the public header has its name as a page that leads to libdpm(3).
-for fn in $(grep -oE '\bdpm_[a-z_]+\(' "$E2E_ROOT/include/dpm/socket.h" | tr -d '(' | sort -u); do
+for fn in $header_functions; do
   [ "$(cat "$MAN/man3/$fn.3" 2>/dev/null)" = ".so man3/libdpm.3" ] || { echo "FAIL: man3/$fn.3 is not a link to libdpm.3"; E2E_FAILED=$((E2E_FAILED + 1)); }
 done
 e2e_check "man 3 dpm_socket shows libdpm(3)'s dpm_socket" \
