@@ -72,16 +72,17 @@ std::string FindPreload() {
       "; set DPM_PRELOAD_LIBRARY to its path)");
 }
 
-// Empty when `text` is an IPv4 prefix A.B.C.D/LEN, else what is wrong with it. The address
-// must be the prefix's network (no host bits), as `ip route` wants it, so a typo like
-// 10.1.0.0/8 does not silently mean 10.0.0.0/8.
+// Empty when `text` is an IPv4 prefix A.B.C.D/LEN (or A.B.C.D, one address, as the hook reads
+// it), else what is wrong with it. The address must be the prefix's network (no host bits),
+// as `ip route` wants it, so a typo like 10.1.0.0/8 does not silently mean 10.0.0.0/8.
 std::string CheckPrefix(const std::string& text) {
   std::vector<std::string> parts = absl::StrSplit(text, '/');
+  if (parts.size() == 1) parts.push_back("32");
   in_addr a{};
   int len = -1;
   if (parts.size() != 2 || inet_pton(AF_INET, parts[0].c_str(), &a) != 1 || !absl::SimpleAtoi(parts[1], &len) ||
       len < 0 || len > 32) {
-    return "'" + text + "' is not an IPv4 prefix A.B.C.D/LEN (LEN 0..32)";
+    return "'" + text + "' is not an IPv4 prefix A.B.C.D/LEN (LEN 0..32) or address A.B.C.D";
   }
   const uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
   const uint32_t host = ntohl(a.s_addr);
@@ -150,9 +151,9 @@ int main(int argc, char** argv) {
   app.add_flag("--fixed-ports", fixed_ports,
                "Every socket's port is not replaceable: a DPM gateway keeps it (sets DPM_FIXED_PORTS=1)");
   app.add_option("--kernel-net", kernel_nets,
-                 "IPv4 prefix A.B.C.D/LEN whose traffic stays with the kernel; repeat or separate with commas. "
-                 "Replaces the default 127.0.0.0/8 (list it too to keep loopback with the kernel); '' for none "
-                 "(sets DPM_KERNEL_NETS)")
+                 "IPv4 prefix A.B.C.D/LEN (or one address A.B.C.D) whose traffic stays with the kernel; repeat "
+                 "or separate with commas. Replaces the default 127.0.0.0/8 (list it too to keep loopback with "
+                 "the kernel); '' for none (sets DPM_KERNEL_NETS)")
       ->delimiter(',')
       ->allow_extra_args(false)  // one PREFIX per --kernel-net: `--kernel-net 10.0.0.0/8 curl` runs curl
       ->type_name("PREFIX");
