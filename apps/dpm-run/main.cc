@@ -56,7 +56,9 @@ std::string ExeDir() {
 // library directory (<prefix>/bin/dpm-run → <prefix>/<libdir>/libdpm-preload.so).
 std::string FindPreload() {
   if (const char* env = std::getenv("DPM_PRELOAD_LIBRARY"); env != nullptr && *env != '\0') {
-    if (!Readable(env)) Die(std::string("DPM_PRELOAD_LIBRARY names ") + env + ", which cannot be read: " + std::strerror(errno));
+    if (!Readable(env)) {
+      Die(std::string("DPM_PRELOAD_LIBRARY names ") + env + ", which cannot be read: " + std::strerror(errno));
+    }
     return env;
   }
   const std::string dir = ExeDir();
@@ -164,7 +166,8 @@ int main(int argc, char** argv) {
     command.erase(command.begin());
   } else if (!command.empty() && command.front().size() > 1 && command.front()[0] == '-') {
     // prefix_command() hands over an unknown option as if it were PROGRAM.
-    std::fprintf(stderr, "dpm-run: unknown option %s (see dpm-run --help; put -- before a PROGRAM that begins with '-')\n",
+    std::fprintf(stderr,
+                 "dpm-run: unknown option %s (see dpm-run --help; put -- before a PROGRAM that begins with '-')\n",
                  command.front().c_str());
     return 2;
   }
