@@ -41,6 +41,13 @@ constexpr char kPreloadName[] = "libdpm-preload.so";
 
 bool Readable(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
 
+// The absolute path, without "..": LD_PRELOAD is read again by every program the program
+// starts, from wherever it has changed directory to, so a relative path would be lost there.
+std::string Absolute(const std::string& path) {
+  char buf[PATH_MAX];
+  return ::realpath(path.c_str(), buf) != nullptr ? std::string(buf) : path;
+}
+
 // The directory this executable is in (from /proc/self/exe, so a symlink to it or a relative
 // invocation still finds the library beside the real file).
 std::string ExeDir() {
@@ -59,14 +66,14 @@ std::string FindPreload() {
     if (!Readable(env)) {
       Die(std::string("DPM_PRELOAD_LIBRARY names ") + env + ", which cannot be read: " + std::strerror(errno));
     }
-    return env;
+    return Absolute(env);
   }
   const std::string dir = ExeDir();
   std::vector<std::string> tried;
   if (!dir.empty()) {
     for (const std::string& candidate :
          {dir + "/" + kPreloadName, dir + "/../" + DPM_INSTALL_LIBDIR + "/" + kPreloadName}) {
-      if (Readable(candidate)) return candidate;
+      if (Readable(candidate)) return Absolute(candidate);
       tried.push_back(candidate);
     }
   }

@@ -7,8 +7,9 @@
 # — and each build runs: against no daemon (ENETDOWN, and dpm_daemon_path() names the socket
 # tried), and through the installed dpmd pair on a virtual link to an installed dpm-cat
 # listener; docs/api.md's example builds with README "Install"'s pkg-config and find_package
-# lines exactly as written. Last, the installed dpm-run: its help, its one-line refusal without a daemon, the
-# environment it hands a program, and the exit statuses of a program it cannot run.
+# lines exactly as written. Last, the installed dpm-run: its help, its one-line refusal without
+# a daemon, the environment it hands a program, the exit statuses of a program it cannot run,
+# and bash's /dev/tcp through the installed hook (libdpm-preload.so) to the listener on B.
 source "$(dirname "$0")/lib.sh"
 e2e_require_cmd cmake pkg-config readelf nm ldd cc groff man
 e2e_init install_consumer
@@ -41,10 +42,8 @@ e2e_check "$LIBDIR/pkgconfig/dpm.pc" test -f "$LIB/pkgconfig/dpm.pc"
 for f in dpmConfig.cmake dpmConfigVersion.cmake dpmTargets.cmake; do
   e2e_check "$LIBDIR/cmake/dpm/$f" test -f "$LIB/cmake/dpm/$f"
 done
-if [ -e "$BUILD/libdpm-preload.so" ]; then
-  e2e_check "$LIBDIR/libdpm-preload.so is installed" test -f "$LIB/libdpm-preload.so"
-  e2e_expect_eq "libdpm-preload.so has no versioned SONAME" "" "$(soname "$LIB/libdpm-preload.so" | grep -v '^libdpm-preload\.so$' || true)"
-fi
+e2e_check "$LIBDIR/libdpm-preload.so is installed" test -f "$LIB/libdpm-preload.so"
+e2e_expect_eq "libdpm-preload.so has no versioned SONAME" "" "$(soname "$LIB/libdpm-preload.so" | grep -v '^libdpm-preload\.so$' || true)"
 # The export names dpm::dpm alone: no internal static library (dpm_api, dpm_os, dpm_wire) and
 # no path of the build or source tree leaks into what a consumer reads.
 e2e_expect_eq "the CMake export defines only dpm::dpm" "dpm::dpm" \
@@ -60,7 +59,7 @@ for f in bin/dpm-cat bin/dpm-run; do
   e2e_expect_eq "$f loads the installed libdpm.so.0" "$LIB/libdpm.so.0" \
     "$(ldd "$PREFIX/$f" | sed -n 's/^\s*libdpm\.so\.0 => \(\S*\) .*/\1/p' | xargs -r realpath -s)"
 done
-for f in sbin/dpmd bin/dpm-cat bin/dpm-run "$LIBDIR/libdpm.so.$VERSION"; do
+for f in sbin/dpmd bin/dpm-cat bin/dpm-run "$LIBDIR/libdpm.so.$VERSION" "$LIBDIR/libdpm-preload.so"; do
   e2e_check "ldd $f: every dependency is found" bash -c "! ldd '$PREFIX/$f' | grep -q 'not found'"
   e2e_check "$f names no path of the build tree" bash -c "! readelf -d '$PREFIX/$f' | grep -qF '$BUILD'"
 done
@@ -171,14 +170,9 @@ echo "--- the installed dpm-run ---"
 RUN=$PREFIX/bin/dpm-run
 e2e_check "dpm-run --help shows the usage" bash -c "'$RUN' --help | grep -q 'dpm-run \[OPTIONS\] \[--\] PROGRAM'"
 e2e_expect_eq "dpm-run --version" "dpm-run $VERSION" "$("$RUN" --version)"
-# Until the preload library is built, a stand-in (the installed libdpm.so.0, which does
-# nothing when preloaded) lets the checks that do not need the hook run.
-if [ -f "$LIB/libdpm-preload.so" ]; then PRELOAD=$LIB/libdpm-preload.so; STANDIN=(); else
-  PRELOAD=$LIB/libdpm.so.0; STANDIN=(env DPM_PRELOAD_LIBRARY="$PRELOAD")
-  echo "NOTE: no libdpm-preload.so in the build; $PRELOAD stands in for it"
-fi
+PRELOAD=$LIB/libdpm-preload.so
 rc=0
-"${STANDIN[@]}" "$RUN" --api-socket "$TMP/nobody.sock" -- touch "$TMP/ran" >"$TMP/run.out" 2>"$TMP/run.err" || rc=$?
+"$RUN" --api-socket "$TMP/nobody.sock" -- touch "$TMP/ran" >"$TMP/run.out" 2>"$TMP/run.err" || rc=$?
 e2e_expect_eq "dpm-run with no daemon exits 1" 1 "$rc"
 e2e_expect_eq "... saying in one line what is missing" \
   "dpm-run: no dpmd answers at $TMP/nobody.sock (start 'dpmd client --api-socket $TMP/nobody.sock', or pass --api-socket)" \
@@ -186,16 +180,18 @@ e2e_expect_eq "... saying in one line what is missing" \
 e2e_check "... without running the program" test ! -e "$TMP/ran"
 abstract=@dpm-install-test-$$-nobody
 rc=0
-"${STANDIN[@]}" "$RUN" --api-socket "$abstract" -- touch "$TMP/ran" 2>"$TMP/run.err" || rc=$?
+"$RUN" --api-socket "$abstract" -- touch "$TMP/ran" 2>"$TMP/run.err" || rc=$?
 e2e_expect_eq "dpm-run with no daemon at an abstract name: exit 1 and one line" \
   "1 dpm-run: no dpmd answers at $abstract (start 'dpmd client' in this network namespace, or pass --api-socket)" \
   "$rc $(cat "$TMP/run.err")"
 e2e_expect_eq "dpm-run hands the program the contract's variables, the library first in LD_PRELOAD" \
   "$API_A|static|1|127.0.0.0/8,10.0.0.0/8,192.168.0.0/16|$PRELOAD:$LIB/libdpm.so" \
-  "$(LD_PRELOAD=$LIB/libdpm.so "${STANDIN[@]}" "$RUN" --api-socket "$API_A" --tuple static --fixed-ports \
+  "$(LD_PRELOAD=$LIB/libdpm.so "$RUN" --api-socket "$API_A" --tuple static --fixed-ports \
      --kernel-net 127.0.0.0/8,10.0.0.0/8 --kernel-net 192.168.0.0/16 -- printenv DPM_SOCKET DPM_TUPLE \
      DPM_FIXED_PORTS DPM_KERNEL_NETS LD_PRELOAD | paste -sd '|')"
-status_of() { local rc=0; "${STANDIN[@]}" "$RUN" --api-socket "$API_A" "$@" >/dev/null 2>"$TMP/status.err" || rc=$?; echo "$rc $(cat "$TMP/status.err")"; }
+e2e_expect_eq "a relative DPM_PRELOAD_LIBRARY goes into LD_PRELOAD absolute (children may chdir)" "$PRELOAD" \
+  "$(cd "$TMP" && DPM_PRELOAD_LIBRARY=prefix/$LIBDIR/../$LIBDIR/libdpm-preload.so LD_PRELOAD= "$RUN" --api-socket "$API_A" -- printenv LD_PRELOAD)"
+status_of() { local rc=0; "$RUN" --api-socket "$API_A" "$@" >/dev/null 2>"$TMP/status.err" || rc=$?; echo "$rc $(cat "$TMP/status.err")"; }
 e2e_expect_eq "the program's exit status is dpm-run's" "7 " "$(status_of -- sh -c 'exit 7')"
 e2e_expect_eq "no such program: 127" "127 dpm-run: cannot run $TMP/nosuch: No such file or directory" "$(status_of -- "$TMP/nosuch")"
 touch "$TMP/not-executable"
@@ -213,16 +209,14 @@ env -u DPM_PRELOAD_LIBRARY "$TMP/lonely/bin/dpm-run" --api-socket "$API_A" -- tr
 e2e_expect_eq "no preload library in the prefix: exit 1 and one line naming where it looked" \
   "1 dpm-run: cannot find libdpm-preload.so (looked at $TMP/lonely/bin/libdpm-preload.so and $TMP/lonely/bin/../$LIBDIR/libdpm-preload.so; set DPM_PRELOAD_LIBRARY to its path)" \
   "$rc $(cat "$TMP/lonely.err")"
-if [ -f "$LIB/libdpm-preload.so" ]; then
-  # The hook from the prefix: bash's /dev/tcp connect goes through A to the listener on B
-  # (dpm-run(1)'s example without root).
-  e2e_bg - "$DPMCAT" --socket "$API_B" -l 7102 </dev/null >"$TMP/received-run" 2>"$TMP/listener-run.err"
-  e2e_wait_for 10 grep -q '^dpm-cat: local' "$TMP/listener-run.err" || e2e_fail "listener on B:7102 did not start"
-  text="hello through the hook $RANDOM"
-  timeout 20 "$RUN" --api-socket "$API_A" -- bash -c "echo '$text' >/dev/tcp/10.77.9.2/7102" || echo "  dpm-run bash exited with $?"
-  e2e_wait_for 10 grep -qF "$text" "$TMP/received-run" || true
-  e2e_expect_eq "an unmodified bash through the installed dpm-run reached B" "$text" "$(cat "$TMP/received-run")"
-  e2e_check "B saw the connection come from A (10.77.9.1)" \
-    grep -Eq '^dpm-cat: local 10\.77\.9\.2:7102 peer 10\.77\.9\.1:[0-9]+$' "$TMP/listener-run.err"
-fi
+# The hook from the prefix: bash's /dev/tcp connect goes through A to the listener on B
+# (dpm-run(1)'s example without root).
+e2e_bg - "$DPMCAT" --socket "$API_B" -l 7102 </dev/null >"$TMP/received-run" 2>"$TMP/listener-run.err"
+e2e_wait_for 10 grep -q '^dpm-cat: local' "$TMP/listener-run.err" || e2e_fail "listener on B:7102 did not start"
+text="hello through the hook $RANDOM"
+timeout 20 "$RUN" --api-socket "$API_A" -- bash -c "echo '$text' >/dev/tcp/10.77.9.2/7102" || echo "  dpm-run bash exited with $?"
+e2e_wait_for 10 grep -qF "$text" "$TMP/received-run" || true
+e2e_expect_eq "an unmodified bash through the installed dpm-run reached B" "$text" "$(cat "$TMP/received-run")"
+e2e_check "B saw the connection come from A (10.77.9.1)" \
+  grep -Eq '^dpm-cat: local 10\.77\.9\.2:7102 peer 10\.77\.9\.1:[0-9]+$' "$TMP/listener-run.err"
 e2e_finish
