@@ -91,7 +91,8 @@ for v in DPM_SOCKET DPM_TUPLE DPM_FIXED_PORTS DPM_KERNEL_NETS DPM_PRELOAD_LIBRAR
 done
 # Every function of the public header has its name as a page that leads to libdpm(3).
 for fn in $header_functions; do
-  [ "$(cat "$MAN/man3/$fn.3" 2>/dev/null)" = ".so man3/libdpm.3" ] || { echo "FAIL: man3/$fn.3 is not a link to libdpm.3"; E2E_FAILED=$((E2E_FAILED + 1)); }
+  [ "$(cat "$MAN/man3/$fn.3" 2>/dev/null)" = ".so man3/libdpm.3" ] ||
+    { echo "FAIL: man3/$fn.3 is not a link to libdpm.3"; E2E_FAILED=$((E2E_FAILED + 1)); }
 done
 e2e_check "man 3 dpm_socket shows libdpm(3)'s dpm_socket" \
   bash -c "MANWIDTH=100 man -M '$MAN' 3 dpm_socket 2>/dev/null | grep -q 'dpm_socket(domain, type, protocol, tuple)'"
@@ -190,7 +191,8 @@ e2e_expect_eq "dpm-run hands the program the contract's variables, the library f
      --kernel-net 127.0.0.0/8,10.0.0.0/8 --kernel-net 192.168.0.0/16 -- printenv DPM_SOCKET DPM_TUPLE \
      DPM_FIXED_PORTS DPM_KERNEL_NETS LD_PRELOAD | paste -sd '|')"
 e2e_expect_eq "a relative DPM_PRELOAD_LIBRARY goes into LD_PRELOAD absolute (children may chdir)" "$PRELOAD" \
-  "$(cd "$TMP" && DPM_PRELOAD_LIBRARY=prefix/$LIBDIR/../$LIBDIR/libdpm-preload.so LD_PRELOAD= "$RUN" --api-socket "$API_A" -- printenv LD_PRELOAD)"
+  "$(cd "$TMP" && DPM_PRELOAD_LIBRARY=prefix/$LIBDIR/../$LIBDIR/libdpm-preload.so LD_PRELOAD= \
+     "$RUN" --api-socket "$API_A" -- printenv LD_PRELOAD)"
 status_of() { local rc=0; "$RUN" --api-socket "$API_A" "$@" >/dev/null 2>"$TMP/status.err" || rc=$?; echo "$rc $(cat "$TMP/status.err")"; }
 e2e_expect_eq "the program's exit status is dpm-run's" "7 " "$(status_of -- sh -c 'exit 7')"
 e2e_expect_eq "no such program: 127" "127 dpm-run: cannot run $TMP/nosuch: No such file or directory" "$(status_of -- "$TMP/nosuch")"
@@ -207,7 +209,8 @@ cp -P "$LIB"/libdpm.so* "$TMP/lonely/$LIBDIR/"
 rc=0
 env -u DPM_PRELOAD_LIBRARY "$TMP/lonely/bin/dpm-run" --api-socket "$API_A" -- true 2>"$TMP/lonely.err" || rc=$?
 e2e_expect_eq "no preload library in the prefix: exit 1 and one line naming where it looked" \
-  "1 dpm-run: cannot find libdpm-preload.so (looked at $TMP/lonely/bin/libdpm-preload.so and $TMP/lonely/bin/../$LIBDIR/libdpm-preload.so; set DPM_PRELOAD_LIBRARY to its path)" \
+  "1 dpm-run: cannot find libdpm-preload.so (looked at $TMP/lonely/bin/libdpm-preload.so and\
+ $TMP/lonely/bin/../$LIBDIR/libdpm-preload.so; set DPM_PRELOAD_LIBRARY to its path)" \
   "$rc $(cat "$TMP/lonely.err")"
 # The hook from the prefix: bash's /dev/tcp connect goes through A to the listener on B
 # (dpm-run(1)'s example without root).
