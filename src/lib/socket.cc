@@ -29,12 +29,17 @@ using dpm::api::SocketRef;
 
 // ---- where the daemon is ----
 std::mutex g_path_mu;
-std::string g_path;  // empty: DPM_SOCKET or the default
+// Empty: DPM_SOCKET or the default. Made on first use, so a call from another library's
+// constructor (the preload hook's) never meets it unconstructed.
+std::string& SetPath() {
+  static auto* path = new std::string();
+  return *path;
+}
 std::atomic<uint64_t> g_path_generation{0};  // bumped by dpm_set_daemon_path()
 
 std::string DaemonPath() {
   std::lock_guard<std::mutex> lock(g_path_mu);
-  if (!g_path.empty()) return g_path;
+  if (!SetPath().empty()) return SetPath();
   const char* env = std::getenv("DPM_SOCKET");
   return env != nullptr && *env != '\0' ? env : DPM_DEFAULT_DAEMON_PATH;
 }
@@ -44,18 +49,25 @@ struct Control {
   int fd = -1;
   pid_t pid = 0;
   uint64_t generation = 0;  // of the daemon path it was opened for
+  ino_t ino = 0;            // so a number the program closed and reused is never closed here
   ~Control() {
-    if (fd >= 0) ::close(fd);
+    if (fd >= 0 && pid == ::getpid()) ::close(fd);
   }
 };
+
+// Closes the control connection `c` names if the number still names it.
+void CloseControl(Control& c) {
+  struct stat st {};
+  if (c.fd >= 0 && ::fstat(c.fd, &st) == 0 && st.st_ino == c.ino) ::close(c.fd);
+  c.fd = -1;
+}
 thread_local Control t_control;
 
 int ConnectControl() {
   uint64_t generation = g_path_generation.load(std::memory_order_acquire);
   if (t_control.fd >= 0 && t_control.pid == ::getpid() && t_control.generation == generation) return t_control.fd;
   // Inherited across fork (the parent's), or opened for a daemon path since replaced.
-  if (t_control.fd >= 0) ::close(t_control.fd);
-  t_control.fd = -1;
+  CloseControl(t_control);
   absl::StatusOr<dpm::api::UnixAddress> where = dpm::api::ParseUnixAddress(DaemonPath());
   if (!where.ok()) {
     errno = ENETDOWN;
@@ -64,20 +76,23 @@ int ConnectControl() {
   int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   if (::connect(fd, where->sockaddr_ptr(), where->length) != 0) {
+    // A socket file this user may not open says so (a program that changed its user, such as
+    // nginx's workers, needs `dpmd client --api-group`); anything else: no daemon there.
+    const int e = errno == EACCES || errno == EPERM ? EACCES : ENETDOWN;
     ::close(fd);
-    errno = ENETDOWN;  // no daemon at that path
+    errno = e;
     return -1;
   }
+  struct stat st {};
+  ::fstat(fd, &st);
   t_control.fd = fd;
+  t_control.ino = st.st_ino;
   t_control.pid = ::getpid();
   t_control.generation = generation;
   return fd;
 }
 
-void DropControl() {
-  if (t_control.fd >= 0) ::close(t_control.fd);
-  t_control.fd = -1;
-}
+void DropControl() { CloseControl(t_control); }
 
 // Sends one request and waits for its reply. Returns the reply's errno (0 on success) or
 // ENETDOWN when the daemon cannot be reached. *received_fd gets a descriptor passed back.
@@ -210,7 +225,7 @@ extern "C" {
 
 void dpm_set_daemon_path(const char* path) {
   std::lock_guard<std::mutex> lock(g_path_mu);
-  g_path = path != nullptr ? path : "";
+  SetPath() = path != nullptr ? path : "";
   g_path_generation.fetch_add(1, std::memory_order_acq_rel);
 }
 

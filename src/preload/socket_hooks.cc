@@ -43,6 +43,21 @@ const HookConfig* Config() {
   return config;
 }
 
+namespace {
+
+// At load, before the program runs: the environment is read while it is dpm-run's. Programs
+// that clear their environment for their children (nginx's workers keep only TZ) still reach
+// the daemon and keep the configuration.
+__attribute__((constructor)) void ReadEnvironment() {
+  if (const char* path = std::getenv("DPM_SOCKET"); path != nullptr && *path != '\0') {
+    InDpmScope in_dpm;
+    dpm_set_daemon_path(path);
+  }
+  Config();
+}
+
+}  // namespace
+
 bool ForKernel(const sockaddr* addr, socklen_t len) {
   const HookConfig* c = Config();
   if (c == nullptr || addr == nullptr || len < static_cast<socklen_t>(sizeof(sockaddr_in)) ||
