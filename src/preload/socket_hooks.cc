@@ -1,6 +1,6 @@
 // libdpm-preload.so, the socket calls: socket(), bind(), listen(), accept(), accept4(),
 // connect(), getsockname(), getpeername(), setsockopt(), getsockopt(), shutdown(), close(),
-// close_range(), dup(), dup2(), dup3(), fcntl(F_DUPFD*) of an unmodified dynamically linked
+// close_range(), dup(), dup2(), dup3(), fcntl(F_DUPFD*), epoll_ctl() of an unmodified dynamically linked
 // program, mapped onto the dpm instance through libdpm (docs/preload.md). What is not an IPv4
 // TCP/UDP socket goes to the C library unchanged; so does every call made while libdpm itself
 // runs (in_dpm.h). The data calls are in data_hooks.cc.
@@ -265,6 +265,12 @@ int dup2(int fd, int to) {
   if (KindOf(to) != kNotOurs) Forget(to);
   const int r = libc::dup2(fd, to);
   if (r >= 0 && Ours(fd)) Duplicated(fd, r);
+  return r;
+}
+
+int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
+  const int r = libc::epoll_ctl(epfd, op, fd, event);
+  if (r == 0 && !InDpm() && (KindOf(fd) & kFresh) != 0) RecordFreshEpoll(epfd, op, fd, event);
   return r;
 }
 
