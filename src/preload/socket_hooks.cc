@@ -142,7 +142,7 @@ int socket(int domain, int type, int protocol) {
     const int one = 1;
     dpm_setsockopt(fd, DPM_SOL, DPM_PORT_FIXED, &one, sizeof(one));
   }
-  SetKind(fd, (tcp ? kTcp : kUdp) | (config->kernel_nets.empty() ? 0 : kFresh));
+  SetKind(fd, (tcp ? kTcp | kIdleTcp : kUdp) | (config->kernel_nets.empty() ? 0 : kFresh));
   return fd;
 }
 
@@ -194,8 +194,14 @@ int accept(int fd, sockaddr* addr, socklen_t* len) {
 int connect(int fd, const sockaddr* addr, socklen_t len) {
   if (!Ours(fd)) return libc::connect(fd, addr, len);
   if (int settled = SettleFresh(fd, addr, len)) return settled < 0 ? -1 : libc::connect(fd, addr, len);
-  InDpmScope in_dpm;
-  return dpm_connect(fd, addr, len);
+  int r;
+  {
+    InDpmScope in_dpm;
+    r = dpm_connect(fd, addr, len);
+  }
+  const uint8_t kind = KindOf(fd);
+  if ((kind & kIdleTcp) != 0 && (r == 0 || errno == EINPROGRESS)) SetKind(fd, kind & ~kIdleTcp);
+  return r;
 }
 
 int getsockname(int fd, sockaddr* addr, socklen_t* len) {
