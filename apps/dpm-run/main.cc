@@ -23,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "api/protocol.h"
 #include "api/unix_address.h"
+#include "preload/hook_config.h"
 #include "apps/cli_parse.h"
 #include "dpm/socket.h"
 
@@ -85,21 +86,16 @@ std::string FindPreload() {
 // it), else what is wrong with it. The address must be the prefix's network (no host bits),
 // as `ip route` wants it, so a typo like 10.1.0.0/8 does not silently mean 10.0.0.0/8.
 std::string CheckPrefix(const std::string& text) {
-  std::vector<std::string> parts = absl::StrSplit(text, '/');
-  if (parts.size() == 1) parts.push_back("32");
-  in_addr a{};
-  int len = -1;
-  if (parts.size() != 2 || inet_pton(AF_INET, parts[0].c_str(), &a) != 1 || !absl::SimpleAtoi(parts[1], &len) ||
-      len < 0 || len > 32) {
+  absl::StatusOr<std::vector<dpm::preload::Ipv4Prefix>> parsed = dpm::preload::ParsePrefixes(text);
+  if (!parsed.ok() || parsed->size() != 1) {
     return "'" + text + "' is not an IPv4 prefix A.B.C.D/LEN (LEN 0..32) or address A.B.C.D";
   }
-  const uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
-  const uint32_t host = ntohl(a.s_addr);
-  if ((host & ~mask) != 0) {
-    in_addr net{htonl(host & mask)};
+  const dpm::preload::Ipv4Prefix& p = parsed->front();
+  if ((p.address & ~p.Mask()) != 0) {
+    in_addr net{htonl(p.address & p.Mask())};
     char buf[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &net, buf, sizeof(buf));
-    return "'" + text + "' has host bits set (the network is " + buf + "/" + parts[1] + ")";
+    return "'" + text + "' has host bits set (the network is " + buf + "/" + std::to_string(p.length) + ")";
   }
   return "";
 }

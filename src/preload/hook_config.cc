@@ -12,9 +12,7 @@
 namespace dpm::preload {
 
 bool Ipv4Prefix::Contains(uint32_t address_host) const {
-  if (length == 0) return true;
-  const uint32_t mask = length >= 32 ? 0xffffffffu : ~(0xffffffffu >> length);
-  return (address_host & mask) == (address & mask);
+  return (address_host & Mask()) == (address & Mask());
 }
 
 bool HookConfig::ForKernel(uint32_t address_host) const {

@@ -24,6 +24,8 @@ struct Ipv4Prefix {
   uint32_t address = 0;
   int length = 0;
   bool Contains(uint32_t address_host) const;
+  /// The prefix's netmask, host byte order (0 for length 0).
+  uint32_t Mask() const { return length == 0 ? 0 : ~uint32_t{0} << (32 - length); }
 };
 
 struct HookConfig {
