@@ -4,6 +4,8 @@
 #  - client: three connections at once from the hooked program to a kernel asyncio echo server
 #    in "wan"; every echo's sha256 matches, the server saw them come from the stack
 #    (10.77.1.2), and the client's own getsockname() says the same.
+#  - threads: 16 threads of one hooked program open, use and close 10 blocking connections each
+#    at the same time (tests/e2e/threaded_clients.py); every echo intact, nothing left behind.
 #  - refused: open_connection to a closed port in "wan" raises ConnectionRefusedError
 #    (ECONNREFUSED, which asyncio reads from SO_ERROR once the socket is writable).
 #  - server: asyncio.start_server under dpm-run listens inside the stack; a kernel client in
@@ -65,6 +67,15 @@ e2e_expect_eq "dpm-run: the client's exit status" 0 "$rc"
 client_checks dpm-run "$TMP/d-client.out" 10.77.1.2
 e2e_check "the daemon opened a socket for each connection (sockets_opened grew by at least 3)" \
   test "$(e2e_json "$API" 's["sockets_opened"]')" -ge $((opened_before + 3))
+
+echo "--- 16 threads at once, 10 connections each, under dpm-run ---"
+rc=0
+timeout 120 ip netns exec "$HOST" "$DPMRUN" --api-socket "$API" -- "$PYTHON" "$E2E_DIR/threaded_clients.py" \
+  198.51.100.10 8000 16 10 >"$TMP/d-threads.out" 2>&1 || rc=$?
+sed 's/^/  /' "$TMP/d-threads.out"
+e2e_expect_eq "every threaded connection echoed intact" "0 threads 16 rounds 10 ok 160 failed 0" \
+  "$rc $(tail -n 1 "$TMP/d-threads.out")"
+e2e_check "the daemon holds no socket after the threads' connections closed" e2e_wait_for 5 e2e_idle "$API"
 
 echo "--- connect to a closed port under dpm-run ---"
 rc=0
