@@ -31,6 +31,7 @@ preload_run "$HOST" "$API" -- timeout 60 curl -sS --max-time 50 -o "$TMP/got" \
   -w '%{http_code} %{local_ip}:%{local_port} %{size_download}\n' http://198.51.100.10/f \
   >"$TMP/curl.out" 2>"$TMP/curl.err" || echo "  curl exited with $?: $(cat "$TMP/curl.err")"
 echo "  curl: $(cat "$TMP/curl.out")"
+code="" local_ep="" got_size=""
 read -r code local_ep got_size <"$TMP/curl.out" || true
 e2e_expect_eq "HTTP status and the whole file" "200 $(file_size "$TMP/www/f")" "${code:-} ${got_size:-}"
 e2e_expect_eq "body sha256 equals the file's" "$(sha "$TMP/www/f")" "$(sha "$TMP/got" 2>/dev/null || echo none)"
@@ -38,8 +39,8 @@ e2e_check "curl's getsockname() gives the stack's address (${local_ep:-})" \
   grep -Eq '^10\.77\.1\.2:[0-9]+$' <<<"${local_ep:-}"
 e2e_wait_for 5 grep -q '"GET /f ' "$TMP/nginx-access.log" || true
 sed 's/^/  nginx: /' "$TMP/nginx-access.log"
-e2e_check "nginx saw the request from the stack, at curl's own endpoint" \
-  grep -q "^${local_ep:-none} \"GET /f HTTP/1.1\" 200 $(file_size "$TMP/www/f")$" "$TMP/nginx-access.log"
+e2e_check "nginx saw the request from the stack (10.77.1.2), at curl's own port" \
+  grep -q "^10\.77\.1\.2:${local_ep##*:} \"GET /f HTTP/1.1\" 200 $(file_size "$TMP/www/f")$" "$TMP/nginx-access.log"
 e2e_check "the daemon served curl's socket" test "$(e2e_json "$API" 's["sockets_opened"]')" -ge 1
 e2e_check "the daemon holds no socket and no active pcb afterwards" e2e_wait_for 5 e2e_idle "$API"
 
@@ -75,6 +76,7 @@ e2e_check "the gateway has a DPM session with that external endpoint (internal $
 touch "$TMP/go"
 wait "$GCURL" || echo "  curl pipeline exited with $?"
 echo "  curl: $(cat "$TMP/gcurl.err")"
+gcode="" glocal="" gsize=""
 read -r gcode glocal gsize <"$TMP/gcurl.err" || true
 e2e_expect_eq "HTTP status and the whole file" "200 $(file_size "$TMP/www/big")" "${gcode:-} ${gsize:-}"
 e2e_expect_eq "body sha256 equals the file's" "$(sha "$TMP/www/big")" "$(cat "$TMP/gsum" 2>/dev/null || echo none)"
