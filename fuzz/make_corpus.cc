@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
       {"bind", BindRequest{ref, local}},
       {"listen", ListenRequest{ref, 128}},
       {"connect", ConnectRequest{ref, remote}},
+      {"connect_nonblocking", ConnectRequest{ref, remote, ConnectRequest::kConnectNonBlocking}},
       {"getsockname", NameRequest{ref, false}},
       {"getpeername", NameRequest{ref, true}},
       {"shutdown", ShutdownRequest{ref, SHUT_WR}},

@@ -9,11 +9,13 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "apps/cli_number.h"
+#include "apps/cli_parse.h"
 #include "dpm/socket.h"
 
 namespace {
@@ -256,16 +258,7 @@ int main(int argc, char** argv) {
       ->check(dpm::apps::WholeNumber(0, 63));
   std::vector<std::string> positional;
   app.add_option("args", positional, "HOST PORT to connect, or PORT to listen")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "dpm-cat: %s (see dpm-cat --help)\n", e.what());
-    return 2;
-  }
+  if (std::optional<int> done = dpm::apps::ParseCommandLine(app, argc, argv, "dpm-cat")) return *done;
 
   if (!g.socket_path.empty()) dpm_set_daemon_path(g.socket_path.c_str());
   if (g.listen) {

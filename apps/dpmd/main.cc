@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -26,6 +27,7 @@
 #include "api/protocol.h"
 #include "api/unix_address.h"
 #include "apps/cli_number.h"
+#include "apps/cli_parse.h"
 #include "apps/dpmd/config_check.h"
 #include "apps/dpmd/gateway_cmd.h"
 #include "dpm/socket.h"
@@ -333,18 +335,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "dpmd: %s (see dpmd --help)\n", e.what());
-    return 2;
-  }
+  if (std::optional<int> done = dpm::apps::ParseCommandLine(app, argc, argv, "dpmd")) return *done;
   RaiseDescriptorLimit();
   if (client->parsed()) return RunClient(o);
   if (gw.command->parsed()) return dpmd::RunGateway(gw);

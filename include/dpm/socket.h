@@ -11,7 +11,8 @@
  * Errors: every call returns -1 and sets errno to the value the Linux kernel would give for
  * the same mistake (EBADF, EINVAL, EAFNOSUPPORT, EADDRINUSE, EADDRNOTAVAIL, ECONNREFUSED,
  * ETIMEDOUT, ENOTCONN, EISCONN, EOPNOTSUPP, ENOPROTOOPT, ...). ECONNREFUSED / ENOENT from the
- * daemon's own socket (daemon not running) are reported as ENETDOWN.
+ * daemon's own socket (daemon not running) are reported as ENETDOWN; a socket file this user
+ * may not open (or a daemon that refuses this user's credentials) gives EACCES.
  *
  * Threads: every function is reentrant and may be called from any thread; each thread has
  * its own control connection to the daemon, so a blocking dpm_connect() in one thread never
@@ -123,7 +124,10 @@ int dpm_listen(int fd, int backlog);
 int dpm_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
 
 /** Connects a TCP socket (blocks until established or failed) or sets the default peer of a
- * UDP socket. Errors: EBADF, ENOTSOCK, EAFNOSUPPORT, EINVAL, EISCONN, ECONNREFUSED (RST),
+ * UDP socket. On a non-blocking TCP descriptor (O_NONBLOCK) it returns -1 with EINPROGRESS at
+ * once, as connect(2) does: the descriptor turns writable for poll/select/epoll when the
+ * connection is established or has failed, and SO_ERROR (dpm_getsockopt) then gives 0 or the
+ * error; a second call meanwhile gives EALREADY, after success EISCONN. Errors: EBADF, ENOTSOCK, EAFNOSUPPORT, EINVAL, EISCONN, ECONNREFUSED (RST),
  * ETIMEDOUT (no answer after lwIP's SYN retries), ENETUNREACH (no route), EADDRNOTAVAIL. */
 int dpm_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 

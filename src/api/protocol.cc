@@ -170,7 +170,12 @@ absl::StatusOr<Request> ParseRequest(absl::Span<const uint8_t> bytes) {
       if (static_cast<Opcode>(op) == Opcode::kBind) {
         out = BindRequest{ref, e};
       } else {
-        out = ConnectRequest{ref, e};
+        ConnectRequest q{ref, e};
+        if (!r.ReadHost(&q.flags)) return Missing("connect flags");
+        if ((q.flags & ~ConnectRequest::kConnectNonBlocking) != 0) {
+          return absl::InvalidArgumentError(absl::StrCat("unknown connect flags ", q.flags));
+        }
+        out = q;
       }
       break;
     }
@@ -259,6 +264,7 @@ struct RequestEncoder {
     Header(Opcode::kConnect);
     WriteRef(w, q.ref);
     WriteEndpoint(w, q.remote);
+    w.WriteHost(q.flags);
   }
   void operator()(const NameRequest& q) {
     Header(q.peer ? Opcode::kGetPeerName : Opcode::kGetSockName);

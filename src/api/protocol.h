@@ -26,7 +26,7 @@
 
 namespace dpm::api {
 
-inline constexpr uint16_t kVersion = 1;
+inline constexpr uint16_t kVersion = 2;  // 2: CONNECT carries flags
 /// Largest request or reply the daemon reads or writes, bytes.
 inline constexpr size_t kMaxMessage = 64 * 1024;
 /// Largest socket option value carried, bytes.
@@ -78,7 +78,20 @@ struct SocketRef {
 struct SocketRequest { int32_t domain = 0, type = 0, protocol = 0, tuple = 0; };
 struct BindRequest { SocketRef ref; Endpoint local; };
 struct ListenRequest { SocketRef ref; int32_t backlog = 0; };
-struct ConnectRequest { SocketRef ref; Endpoint remote; };
+/// CONNECT. flags: kConnectNonBlocking — answer at once (EINPROGRESS, or an error found
+/// before the handshake) and report the result as a kernel socket does: the program's
+/// descriptor turns writable when the connection is up or has failed, and SO_ERROR holds the
+/// failure. Such a request carries the program's own end of the socket pair in SCM_RIGHTS
+/// (`descriptor`, not part of the bytes), which the daemon fills until the kernel reports it not
+/// writable and empties when the connect ends (docs/api.md "Non-blocking connect").
+/// Wire: SocketRef, Endpoint, u32 flags.
+struct ConnectRequest {
+  static constexpr uint32_t kConnectNonBlocking = 1;
+  SocketRef ref;
+  Endpoint remote;
+  uint32_t flags = 0;
+  int descriptor = -1;  // out of band (SCM_RIGHTS); -1 when none came
+};
 struct NameRequest { SocketRef ref; bool peer = false; };
 struct ShutdownRequest { SocketRef ref; int32_t how = 0; };
 struct SetSockOptRequest {

@@ -1,7 +1,9 @@
 // libdpm: the program side of the modified socket API (include/dpm/socket.h, docs/api.md).
 #include "dpm/socket.h"
+#include "lib/internal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -27,12 +29,17 @@ using dpm::api::SocketRef;
 
 // ---- where the daemon is ----
 std::mutex g_path_mu;
-std::string g_path;  // empty: DPM_SOCKET or the default
+// Empty: DPM_SOCKET or the default. Made on first use, so a call from another library's
+// constructor (the preload hook's) never meets it unconstructed.
+std::string& SetPath() {
+  static auto* path = new std::string();
+  return *path;
+}
 std::atomic<uint64_t> g_path_generation{0};  // bumped by dpm_set_daemon_path()
 
 std::string DaemonPath() {
   std::lock_guard<std::mutex> lock(g_path_mu);
-  if (!g_path.empty()) return g_path;
+  if (!SetPath().empty()) return SetPath();
   const char* env = std::getenv("DPM_SOCKET");
   return env != nullptr && *env != '\0' ? env : DPM_DEFAULT_DAEMON_PATH;
 }
@@ -42,18 +49,25 @@ struct Control {
   int fd = -1;
   pid_t pid = 0;
   uint64_t generation = 0;  // of the daemon path it was opened for
+  ino_t ino = 0;            // so a number the program closed and reused is never closed here
   ~Control() {
-    if (fd >= 0) ::close(fd);
+    if (fd >= 0 && pid == ::getpid()) ::close(fd);
   }
 };
+
+// Closes the control connection `c` names if the number still names it.
+void CloseControl(Control& c) {
+  struct stat st {};
+  if (c.fd >= 0 && ::fstat(c.fd, &st) == 0 && st.st_ino == c.ino) ::close(c.fd);
+  c.fd = -1;
+}
 thread_local Control t_control;
 
 int ConnectControl() {
   uint64_t generation = g_path_generation.load(std::memory_order_acquire);
   if (t_control.fd >= 0 && t_control.pid == ::getpid() && t_control.generation == generation) return t_control.fd;
   // Inherited across fork (the parent's), or opened for a daemon path since replaced.
-  if (t_control.fd >= 0) ::close(t_control.fd);
-  t_control.fd = -1;
+  CloseControl(t_control);
   absl::StatusOr<dpm::api::UnixAddress> where = dpm::api::ParseUnixAddress(DaemonPath());
   if (!where.ok()) {
     errno = ENETDOWN;
@@ -62,32 +76,35 @@ int ConnectControl() {
   int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   if (::connect(fd, where->sockaddr_ptr(), where->length) != 0) {
+    // A socket file this user may not open says so (a program that changed its user, such as
+    // nginx's workers, needs `dpmd client --api-group`); anything else: no daemon there.
+    const int e = errno == EACCES || errno == EPERM ? EACCES : ENETDOWN;
     ::close(fd);
-    errno = ENETDOWN;  // no daemon at that path
+    errno = e;
     return -1;
   }
+  struct stat st {};
+  ::fstat(fd, &st);
   t_control.fd = fd;
+  t_control.ino = st.st_ino;
   t_control.pid = ::getpid();
   t_control.generation = generation;
   return fd;
 }
 
-void DropControl() {
-  if (t_control.fd >= 0) ::close(t_control.fd);
-  t_control.fd = -1;
-}
+void DropControl() { CloseControl(t_control); }
 
 // Sends one request and waits for its reply. Returns the reply's errno (0 on success) or
 // ENETDOWN when the daemon cannot be reached. *received_fd gets a descriptor passed back.
-int Transact(const dpm::api::Request& request, dpm::api::Reply* reply, int* received_fd = nullptr) {
+// `pass_fd` (>= 0) goes with the request in SCM_RIGHTS (a non-blocking connect's own descriptor).
+int Transact(const dpm::api::Request& request, dpm::api::Reply* reply, int* received_fd = nullptr,
+             int pass_fd = -1) {
   std::vector<uint8_t> bytes = dpm::api::EncodeRequest(request);
   for (int attempt = 0; attempt < 2; ++attempt) {
     int fd = ConnectControl();
     if (fd < 0) return errno;
-    ssize_t sent;
-    do {
-      sent = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
+    iovec v{bytes.data(), bytes.size()};
+    ssize_t sent = dpm::os::SendWithFd(fd, &v, 1, pass_fd);
     if (sent < 0) {
       DropControl();  // the daemon restarted: reconnect once
       continue;
@@ -133,6 +150,12 @@ absl::flat_hash_map<int, Entry>& Table() {
   return *table;
 }
 
+// fork() while another thread holds the table's lock would leave the child's copy locked
+// for good: hold it across the fork, so both sides start with it free.
+[[maybe_unused]] const int g_atfork = [] {
+  return pthread_atfork([] { g_table_mu.lock(); }, [] { g_table_mu.unlock(); }, [] { g_table_mu.unlock(); });
+}();
+
 void Register(int fd, const SocketRef& ref, bool tcp) {
   struct stat st {};
   ::fstat(fd, &st);
@@ -169,6 +192,13 @@ int Fail(int err) {
   return -1;
 }
 
+// Options of the program's own descriptor (buffer sizes, timeouts): they act on the socket
+// pair, which is where the program's reads and writes wait.
+bool LocalOption(int level, int name) {
+  return level == SOL_SOCKET && (name == SO_SNDBUF || name == SO_RCVBUF || name == SO_RCVTIMEO ||
+                                 name == SO_SNDTIMEO || name == SO_RCVLOWAT);
+}
+
 int ToEndpoint(const sockaddr* sa, socklen_t len, Endpoint* e) {
   if (sa != nullptr && len >= static_cast<socklen_t>(sizeof(sa_family_t)) && sa->sa_family == AF_UNSPEC) {
     *e = Endpoint{};
@@ -195,7 +225,7 @@ extern "C" {
 
 void dpm_set_daemon_path(const char* path) {
   std::lock_guard<std::mutex> lock(g_path_mu);
-  g_path = path != nullptr ? path : "";
+  SetPath() = path != nullptr ? path : "";
   g_path_generation.fetch_add(1, std::memory_order_acq_rel);
 }
 
@@ -274,8 +304,18 @@ int dpm_connect(int fd, const sockaddr* addr, socklen_t addrlen) {
   Endpoint remote;
   if (int e = ToEndpoint(addr, addrlen, &remote)) return Fail(e);
   if (entry.tcp && remote.family == AF_UNSPEC) return Fail(EAFNOSUPPORT);
+  dpm::api::ConnectRequest request{entry.ref, remote};
+  // Non-blocking (docs/api.md "Non-blocking connect"): the daemon answers EINPROGRESS at once
+  // and closes the descriptor's way out until the handshake ends; it needs the descriptor for
+  // that, so it goes along.
+  const int status_flags = ::fcntl(fd, F_GETFL);
+  const bool nonblocking = entry.tcp && status_flags >= 0 && (status_flags & O_NONBLOCK) != 0;
+  if (nonblocking) request.flags |= dpm::api::ConnectRequest::kConnectNonBlocking;
   dpm::api::Reply reply;
-  if (int e = Transact(dpm::api::ConnectRequest{entry.ref, remote}, &reply)) return Fail(e);
+  if (int e = Transact(request, &reply, nullptr, nonblocking ? fd : -1)) {
+    if (e == EINPROGRESS) Update(fd, [](Entry& x) { x.connected = true; });
+    return Fail(e);
+  }
   if (remote.family == AF_UNSPEC) {
     Update(fd, [](Entry& e) { e.connected = false; });
   } else {
@@ -308,9 +348,7 @@ int dpm_close(int fd) {
 int dpm_setsockopt(int fd, int level, int optname, const void* optval, socklen_t optlen) {
   Entry entry;
   if (!Lookup(fd, &entry)) return -1;
-  if (level == SOL_SOCKET && (optname == SO_SNDBUF || optname == SO_RCVBUF)) {
-    return ::setsockopt(fd, level, optname, optval, optlen);
-  }
+  if (LocalOption(level, optname)) return ::setsockopt(fd, level, optname, optval, optlen);
   if (optval == nullptr && optlen > 0) return Fail(EFAULT);
   if (optlen > dpm::api::kMaxOptionValue) return Fail(EINVAL);
   dpm::api::SetSockOptRequest request{entry.ref, level, optname, {}};
@@ -325,58 +363,36 @@ int dpm_getsockopt(int fd, int level, int optname, void* optval, socklen_t* optl
   Entry entry;
   if (!Lookup(fd, &entry)) return -1;
   if (optval == nullptr || optlen == nullptr) return Fail(EFAULT);
-  if (level == SOL_SOCKET && (optname == SO_SNDBUF || optname == SO_RCVBUF)) {
-    return ::getsockopt(fd, level, optname, optval, optlen);
-  }
+  if (LocalOption(level, optname)) return ::getsockopt(fd, level, optname, optval, optlen);
   dpm::api::Reply reply;
   if (int e = Transact(dpm::api::GetSockOptRequest{entry.ref, level, optname}, &reply)) return Fail(e);
-  if (reply.body.size() != sizeof(int)) return Fail(EPROTO);
-  socklen_t n = std::min<socklen_t>(*optlen, sizeof(int));
+  if (reply.body.empty() || reply.body.size() > dpm::api::kMaxOptionValue) return Fail(EPROTO);
+  socklen_t n = std::min<socklen_t>(*optlen, static_cast<socklen_t>(reply.body.size()));
   std::memcpy(optval, reply.body.data(), n);
   *optlen = n;
   return 0;
 }
 
 ssize_t dpm_sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* dest, socklen_t destlen) {
-  Entry entry;
-  if (!Lookup(fd, &entry)) return -1;
-  if (entry.tcp) {
-    if (dest != nullptr) return Fail(entry.connected ? EISCONN : ENOTCONN);
-    return ::send(fd, buf, len, flags);
-  }
-  Endpoint to;
-  if (dest != nullptr) {
-    if (int e = Endpoint::FromSockaddr(dest, destlen, &to)) return Fail(e);
-    if (to.family != AF_INET) return Fail(EAFNOSUPPORT);
-  } else if (!entry.connected) {
-    return Fail(EDESTADDRREQ);
-  }
-  if (len > 65507) return Fail(EMSGSIZE);
-  std::vector<uint8_t> header = dpm::api::EncodeEndpoint(to);
-  iovec parts[2] = {{header.data(), header.size()}, {const_cast<void*>(buf), len}};
+  iovec part{const_cast<void*>(buf), len};
   msghdr m{};
-  m.msg_iov = parts;
-  m.msg_iovlen = 2;
-  ssize_t n = ::sendmsg(fd, &m, flags | MSG_NOSIGNAL);
-  if (n < 0) return -1;
-  return static_cast<ssize_t>(len);
+  m.msg_name = const_cast<sockaddr*>(dest);
+  m.msg_namelen = dest != nullptr ? destlen : 0;
+  m.msg_iov = &part;
+  m.msg_iovlen = 1;
+  return dpm::lib::SendMessage(fd, &m, flags);
 }
 
 ssize_t dpm_recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* src, socklen_t* srclen) {
-  Entry entry;
-  if (!Lookup(fd, &entry)) return -1;
-  if (entry.tcp) return ::recv(fd, buf, len, flags);
-  uint8_t header[dpm::api::kDatagramHeaderSize];
-  iovec parts[2] = {{header, sizeof(header)}, {buf, len}};
+  iovec part{buf, len};
   msghdr m{};
-  m.msg_iov = parts;
-  m.msg_iovlen = 2;
-  ssize_t n = ::recvmsg(fd, &m, flags);
-  if (n <= 0) return n;
-  if (static_cast<size_t>(n) < sizeof(header)) return Fail(EPROTO);
-  absl::StatusOr<Endpoint> from = dpm::api::ParseEndpoint(absl::MakeConstSpan(header, sizeof(header)));
-  if (from.ok() && src != nullptr && srclen != nullptr) from->ToSockaddr(src, srclen);
-  return n - static_cast<ssize_t>(sizeof(header));
+  m.msg_name = src;
+  m.msg_namelen = src != nullptr && srclen != nullptr ? *srclen : 0;
+  m.msg_iov = &part;
+  m.msg_iovlen = 1;
+  ssize_t n = dpm::lib::ReceiveMessage(fd, &m, flags);
+  if (n >= 0 && src != nullptr && srclen != nullptr) *srclen = m.msg_namelen;
+  return n;
 }
 
 ssize_t dpm_send(int fd, const void* buf, size_t len, int flags) {
@@ -388,3 +404,98 @@ ssize_t dpm_recv(int fd, void* buf, size_t len, int flags) {
 }
 
 }  // extern "C"
+
+namespace dpm::lib {
+
+bool IsDpmSocket(int fd, bool* tcp) {
+  const int saved = errno;
+  Entry entry;
+  const bool found = Lookup(fd, &entry);
+  errno = saved;
+  if (found && tcp != nullptr) *tcp = entry.tcp;
+  return found;
+}
+
+void CopyEntry(int from, int to) {
+  std::lock_guard<std::mutex> lock(g_table_mu);
+  auto it = Table().find(from);
+  if (it == Table().end()) return;
+  Entry copy = it->second;
+  Table()[to] = copy;
+}
+
+ssize_t SendMessage(int fd, const msghdr* message, int flags) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  const auto* dest = static_cast<const sockaddr*>(message->msg_name);
+  if (entry.tcp) {
+    if (dest != nullptr && !entry.connected) return Fail(ENOTCONN);
+    msghdr bytes_only = *message;  // a connected TCP socket ignores the address, as Linux's does
+    bytes_only.msg_name = nullptr;
+    bytes_only.msg_namelen = 0;
+    return ::sendmsg(fd, &bytes_only, flags);
+  }
+  Endpoint to;
+  if (dest != nullptr) {
+    if (int e = Endpoint::FromSockaddr(dest, message->msg_namelen, &to)) return Fail(e);
+    if (to.family != AF_INET) return Fail(EAFNOSUPPORT);
+  } else if (!entry.connected) {
+    return Fail(EDESTADDRREQ);
+  }
+  size_t len = 0;
+  for (size_t i = 0; i < message->msg_iovlen; ++i) len += message->msg_iov[i].iov_len;
+  if (len > 65507) return Fail(EMSGSIZE);
+  if (message->msg_iovlen > 1023) return Fail(EMSGSIZE);  // IOV_MAX, counting the header's
+  std::vector<uint8_t> header = dpm::api::EncodeEndpoint(to);
+  iovec parts[1024];
+  parts[0] = {header.data(), header.size()};
+  for (size_t i = 0; i < message->msg_iovlen; ++i) parts[i + 1] = message->msg_iov[i];
+  msghdr m{};
+  m.msg_iov = parts;
+  m.msg_iovlen = message->msg_iovlen + 1;
+  ssize_t n = ::sendmsg(fd, &m, flags | MSG_NOSIGNAL);
+  if (n < 0) return -1;
+  return static_cast<ssize_t>(len);
+}
+
+ssize_t ReceiveMessage(int fd, msghdr* message, int flags) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  if (entry.tcp) {
+    message->msg_namelen = 0;
+    message->msg_controllen = 0;
+    return ::recvmsg(fd, message, flags & ~MSG_CMSG_CLOEXEC);
+  }
+  if (message->msg_iovlen > 1023) return Fail(EMSGSIZE);
+  uint8_t header[dpm::api::kDatagramHeaderSize];
+  iovec parts[1024];
+  parts[0] = {header, sizeof(header)};
+  for (size_t i = 0; i < message->msg_iovlen; ++i) parts[i + 1] = message->msg_iov[i];
+  msghdr m{};
+  m.msg_iov = parts;
+  m.msg_iovlen = message->msg_iovlen + 1;
+  ssize_t n = ::recvmsg(fd, &m, flags & ~MSG_CMSG_CLOEXEC);
+  message->msg_flags = m.msg_flags & (MSG_TRUNC | MSG_EOR);
+  message->msg_controllen = 0;  // no control messages: options that ask for them are refused
+  if (n <= 0) {
+    message->msg_namelen = 0;
+    return n;
+  }
+  if (static_cast<size_t>(n) < sizeof(header)) return Fail(EPROTO);
+  absl::StatusOr<Endpoint> from = dpm::api::ParseEndpoint(absl::MakeConstSpan(header, sizeof(header)));
+  if (from.ok() && message->msg_name != nullptr) {
+    socklen_t len = message->msg_namelen;
+    from->ToSockaddr(static_cast<sockaddr*>(message->msg_name), &len);
+    message->msg_namelen = len;
+  } else {
+    message->msg_namelen = 0;
+  }
+  return n - static_cast<ssize_t>(sizeof(header));
+}
+
+void ForgetEntry(int fd) {
+  std::lock_guard<std::mutex> lock(g_table_mu);
+  Table().erase(fd);
+}
+
+}  // namespace dpm::lib

@@ -128,7 +128,15 @@ void ControlConn::OnReadable() {
 
 bool ControlConn::ServeOne() {
   uint8_t buf[api::kMaxMessage];
-  ssize_t n = ::recv(sd_.native_handle(), buf, sizeof(buf), MSG_DONTWAIT);
+  int passed = -1;  // a non-blocking CONNECT carries the program's descriptor
+  ssize_t n = os::RecvWithFd(sd_.native_handle(), buf, sizeof(buf), MSG_DONTWAIT, &passed);
+  // Only a CONNECT takes the descriptor; any other request's is closed on the way out.
+  struct ClosePassed {
+    int& fd;
+    ~ClosePassed() {
+      if (fd >= 0) ::close(fd);
+    }
+  } close_passed{passed};
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
     WaitRead();
     return false;
@@ -150,6 +158,10 @@ bool ControlConn::ServeOne() {
     listener_.counters_.bad_requests++;
     Reply(static_cast<api::Opcode>(op), EINVAL);
   } else {
+    if (auto* connect = std::get_if<api::ConnectRequest>(&*request)) {
+      connect->descriptor = passed;  // the handler owns it from here
+      passed = -1;
+    }
     listener_.handler_(shared_from_this(), *request, static_cast<api::Opcode>(op));
   }
   return true;

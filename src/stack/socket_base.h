@@ -24,6 +24,7 @@
 #include "lwip/err.h"
 #include "lwip/ip_addr.h"
 #include "stack/dpm_session_client.h"
+#include "stack/kept_options.h"
 #include "stack/service_status.h"
 
 namespace dpm::stack {
@@ -116,6 +117,8 @@ class Socket : public std::enable_shared_from_this<Socket> {
   virtual void OnDpmEvent(const driver::Event& event) {}
   /// Marks the port not replaceable (DPM_PORT_FIXED, or an explicit bind).
   bool dpm_port_fixed = false;
+  /// Options kept as set and reported back (stack/kept_options.h).
+  KeptOptions kept_options;
   /// DPM_TUPLE_DYNAMIC: its lease was asked for (once per socket).
   bool lease_requested = false;
   /// On the host's dirty list (SocketHost::MarkDirty).

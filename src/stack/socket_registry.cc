@@ -102,13 +102,7 @@ void SocketRegistry::Handle(const std::shared_ptr<ControlConn>& conn, const api:
               conn->Reply(op, s->tcp() ? s->Listen(q.backlog) : EOPNOTSUPP);
             }
           },
-          [&](const api::ConnectRequest& q) {
-            auto s = Target(conn, request, q.ref, op, true);
-            if (s == nullptr) return;
-            int e = s->Connect(q.remote, conn);
-            if (e < 0) return conn->Defer();
-            conn->Reply(op, e);
-          },
+          [&](const api::ConnectRequest& q) { Connect(conn, request, q, op); },
           [&](const api::NameRequest& q) {
             auto s = Target(conn, request, q.ref, op, false);
             if (s == nullptr) return;
@@ -140,13 +134,40 @@ std::shared_ptr<Socket> SocketRegistry::Target(const std::shared_ptr<ControlConn
   // exchange and is then handled as if the address had been there all along.
   if (takes_address && s->tuple() == DPM_TUPLE_DYNAMIC && s->own_address() == 0 && !s->lease_requested) {
     conn->Defer();
-    host_.addresses().ObtainLease(s, [this, conn, request, op](int error) {
+    // The request's descriptor (a non-blocking connect's) is closed when this call returns: the
+    // replay has none, so that connect is answered when it ends, as a blocking one is.
+    api::Request replay = request;
+    if (auto* connect = std::get_if<api::ConnectRequest>(&replay)) connect->descriptor = -1;
+    host_.addresses().ObtainLease(s, [this, conn, replay, op](int error) {
       if (error != 0) return conn->Reply(op, error);
-      Handle(conn, request, op);
+      Handle(conn, replay, op);
     });
     return nullptr;
   }
   return s;
+}
+
+void SocketRegistry::Connect(const std::shared_ptr<ControlConn>& conn, const api::Request& request,
+                             const api::ConnectRequest& q, api::Opcode op) {
+  struct ClosePassed {
+    int fd;
+    ~ClosePassed() {
+      if (fd >= 0) ::close(fd);
+    }
+  } passed{q.descriptor};  // the program's descriptor is used only during this call
+  auto s = Target(conn, request, q.ref, op, true);
+  if (s == nullptr) return;
+  // A UDP connect is never in progress for long (at most a DPM setup): it is answered when done.
+  const bool nonblocking =
+      (q.flags & api::ConnectRequest::kConnectNonBlocking) != 0 && q.descriptor >= 0 && s->tcp();
+  bool gated = false;
+  if (nonblocking) {
+    if (int e = std::static_pointer_cast<TcpSocket>(s)->RaiseGate(q.descriptor, &gated)) return conn->Reply(op, e);
+  }
+  int e = s->Connect(q.remote, nonblocking ? nullptr : conn);
+  if (e < 0) return nonblocking ? conn->Reply(op, EINPROGRESS) : conn->Defer();
+  if (gated) std::static_pointer_cast<TcpSocket>(s)->LowerGate();
+  conn->Reply(op, e);
 }
 
 void SocketRegistry::Open(const std::shared_ptr<ControlConn>& conn, const api::SocketRequest& q, api::Opcode op) {
@@ -236,14 +257,20 @@ void SocketRegistry::SetOption(const std::shared_ptr<ControlConn>& conn, Socket&
     if (!ReadInt(q.value, &v)) return conn->Reply(op, EINVAL);
     return conn->Reply(op, s.SetAddressDscp(v));
   }
+  if (KeptOptionSize(q.level, q.name) != 0) return conn->Reply(op, s.kept_options.Set(q.level, q.name, q.value));
   conn->Reply(op, s.SetOption(q.level, q.name, q.value));
 }
 
 void SocketRegistry::GetOption(const std::shared_ptr<ControlConn>& conn, Socket& s, const api::GetSockOptRequest& q,
                                api::Opcode op) {
+  if (KeptOptionSize(q.level, q.name) != 0) return conn->Reply(op, 0, s.kept_options.Get(q.level, q.name));
   int value = 0;
   int err = 0;
-  if (q.level == DPM_SOL && q.name == DPM_PORT_FIXED) {
+  if (q.level == SOL_SOCKET && q.name == SO_DOMAIN) {
+    value = AF_INET;
+  } else if (q.level == SOL_SOCKET && q.name == SO_PROTOCOL) {
+    value = s.tcp() ? IPPROTO_TCP : IPPROTO_UDP;
+  } else if (q.level == DPM_SOL && q.name == DPM_PORT_FIXED) {
     value = s.dpm_port_fixed ? 1 : 0;
   } else if (q.level == DPM_SOL && q.name == DPM_ADDRESS_DSCP) {
     value = s.AddressDscp();

@@ -60,6 +60,10 @@ class SocketRegistry {
  private:
   // The dispatch: one function per request type (std::visit in Handle).
   void Open(const std::shared_ptr<ControlConn>& conn, const api::SocketRequest& q, api::Opcode op);
+  // CONNECT; a non-blocking one (with the program's descriptor) is answered EINPROGRESS at once
+  // and ends through the gate (TcpSocket::RaiseGate).
+  void Connect(const std::shared_ptr<ControlConn>& conn, const api::Request& request, const api::ConnectRequest& q,
+               api::Opcode op);
   // The socket a request names, or nullptr once the request is answered (EBADF) or deferred
   // for a lease (`takes_address`: bind/connect/listen of a DPM_TUPLE_DYNAMIC socket).
   std::shared_ptr<Socket> Target(const std::shared_ptr<ControlConn>& conn, const api::Request& request,

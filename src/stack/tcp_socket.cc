@@ -1,6 +1,8 @@
 #include "stack/tcp_socket.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -270,10 +272,65 @@ void TcpSocket::CacheNames() {
   }
 }
 
-// A connect that cannot go on: answer it, and leave the socket closed with the error.
-void TcpSocket::FailConnect(int error) {
+int TcpSocket::RaiseGate(int program_fd, bool* raised) {
+  *raised = false;
+  if (state_ != State::kOpen || pcb_ == nullptr || gate_bytes_ != 0) return 0;
+  const int near = sd_.native_handle();
+  DropQueued(SIZE_MAX);  // written before any connect: never going anywhere
+  // The kernel takes a write while the sender's queued bytes are below its SO_SNDBUF and
+  // reports it writable only below a quarter of that, so writing until EAGAIN closes both.
+  static const uint8_t kZeros[16384] = {};
+  constexpr size_t kMaxGate = 16u << 20;  // far above any SO_SNDBUF the kernel grants
+  size_t total = 0;
+  while (total < kMaxGate) {
+    ssize_t n = ::send(program_fd, kZeros, sizeof(kZeros), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    total += static_cast<size_t>(n);
+  }
+  int queued = 0;
+  pollfd p{program_fd, POLLOUT, 0};
+  if (::ioctl(near, FIONREAD, &queued) != 0 || static_cast<size_t>(queued) != total || total == 0 ||
+      (::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0)) {
+    DropQueued(total);  // not our pair's other end, or it will not fill
+    return EINVAL;
+  }
+  gate_bytes_ = total;
+  *raised = true;
+  return 0;
+}
+
+void TcpSocket::LowerGate() {
+  gate_bytes_ -= DropQueued(gate_bytes_);
+  gate_bytes_ = 0;  // what was not there any more was read by no one else: nothing to wait for
+}
+
+size_t TcpSocket::DropQueued(size_t limit) {
+  uint8_t buf[16384];
+  size_t dropped = 0;
+  while (dropped < limit) {
+    ssize_t n = ::recv(sd_.native_handle(), buf, std::min(sizeof(buf), limit - dropped), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    dropped += static_cast<size_t>(n);
+  }
+  return dropped;
+}
+
+void TcpSocket::ConnectDone(int error) {
   if (pending_connect_) pending_connect_->Reply(api::Opcode::kConnect, error);
   pending_connect_.reset();
+  if (gate_bytes_ == 0) return;
+  LowerGate();  // the program's descriptor turns writable: the connect has ended
+  if (error != 0) {
+    last_error_ = error;  // SO_ERROR
+    ::shutdown(sd_.native_handle(), SHUT_WR);  // reads see end-of-file, as after a failed connect
+  }
+}
+
+// A connect that cannot go on: answer it, and leave the socket closed with the error.
+void TcpSocket::FailConnect(int error) {
+  ConnectDone(error);
   last_error_ = error;
   state_ = State::kClosed;
   dpm_client_.ReleaseAll();
@@ -319,8 +376,7 @@ void TcpSocket::Detach(Leave how) {
 }
 
 void TcpSocket::DropPcbForLostAddress() {
-  if (pending_connect_) pending_connect_->Reply(api::Opcode::kConnect, ENETDOWN);
-  pending_connect_.reset();
+  if (state_ == State::kConnecting) ConnectDone(ENETDOWN);
   Detach(Leave::kSilent);
   FreePending();
   unsent_.clear();
@@ -339,6 +395,7 @@ void TcpSocket::WaitIdle() { Await(Wait::wait_read, &idle_waiting_, [this] { OnI
 
 void TcpSocket::OnIdleReadable() {
   if (state_ == State::kConnected) return PumpFromApp();
+  if (gate_bytes_ != 0) return;  // the gate is what is queued; the connect's end re-arms the wait
   uint8_t buf[4096];
   ssize_t n = ::recv(sd_.native_handle(), buf, sizeof(buf), MSG_DONTWAIT);
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -514,8 +571,7 @@ err_t TcpSocket::OnConnected(void* arg, tcp_pcb* /*pcb*/, err_t err) {
   if (s == nullptr) return ERR_OK;
   s->state_ = State::kConnected;
   s->CacheNames();
-  if (auto conn = s->pending_connect_) conn->Reply(api::Opcode::kConnect, ErrnoOf(err));
-  s->pending_connect_.reset();
+  s->ConnectDone(ErrnoOf(err));
   s->PumpFromApp();
   return ERR_OK;
 }
@@ -554,16 +610,18 @@ void TcpSocket::OnError(void* arg, err_t err) {
   int e = err == ERR_RST ? (s->state_ == State::kConnecting ? ECONNREFUSED : ECONNRESET)
           : err == ERR_ABRT ? (s->state_ == State::kConnecting ? ETIMEDOUT : ECONNABORTED)
                             : ErrnoOf(err);
+  const bool gated = s->gate_bytes_ != 0;
   if (s->state_ == State::kConnecting) {
-    if (auto conn = s->pending_connect_) conn->Reply(api::Opcode::kConnect, e);
-    s->pending_connect_.reset();
+    s->ConnectDone(e);
   } else {
     s->last_error_ = e;
   }
   s->state_ = State::kClosed;
   s->FreePending();
   s->unsent_.clear();
-  ::shutdown(s->sd_.native_handle(), SHUT_RDWR);  // the program sees EOF, then EPIPE
+  // The program sees EOF, then EPIPE. After a non-blocking connect it still asks SO_ERROR,
+  // so the socket must outlive the hang-up (ConnectDone shut only the way to the program).
+  if (!gated) ::shutdown(s->sd_.native_handle(), SHUT_RDWR);
   s->WaitIdle();
 }
 

@@ -43,6 +43,18 @@ class TcpSocket : public Socket {
   void OnDpmEvent(const driver::Event& e) override;
   void Flush() override;
 
+  /// Non-blocking connect (docs/api.md "Non-blocking connect"): before Connect(), fills the
+  /// program's end of the pair (`program_fd`, the descriptor the program passed; not kept) with
+  /// gate bytes until the kernel refuses more, so neither poll/select/epoll nor a write sees it
+  /// writable while the handshake runs; Connect() is then called with no ControlConn, and the
+  /// connect's end (established or failed, SO_ERROR set) empties the gate, which the kernel
+  /// reports as writable. Bytes queued before the connect are dropped, as before any connect.
+  /// *raised is false when the socket is not in a state to connect (Connect() answers at once).
+  /// Errors: EINVAL (`program_fd` is not this socket's other end).
+  int RaiseGate(int program_fd, bool* raised);
+  /// Empties a raised gate at once (a Connect() that answered without starting a handshake).
+  void LowerGate();
+
   /// Queues a new connection for the program listening here; false if the queue is full.
   bool QueueAccepted(api::AcceptRecord record, int far_fd);
 
@@ -65,6 +77,11 @@ class TcpSocket : public Socket {
   void CacheNames();
   // A connect that cannot go on: answer it, and leave the socket closed with the error.
   void FailConnect(int error);
+  // The connect ended (0 or an errno): answers a blocking connect, or — non-blocking — lowers
+  // the gate, keeps a failure for SO_ERROR and shuts the pair's way to the program (EOF).
+  void ConnectDone(int error);
+  // Reads and drops up to `limit` bytes queued on the near end; returns how many.
+  size_t DropQueued(size_t limit);
   void DetachPcb(bool graceful) { Detach(graceful ? Leave::kGraceful : Leave::kReset); }
   void Detach(Leave how);
   void FreePending();
@@ -104,6 +121,7 @@ class TcpSocket : public Socket {
   api::Endpoint dpm_external_, true_remote_;
   api::Endpoint local_, peer_;
   std::shared_ptr<ControlConn> pending_connect_;  // answered when the handshake ends
+  size_t gate_bytes_ = 0;  // non-blocking connect under way: gate bytes queued on the near end
   // Network → program.
   std::vector<Chunk> pending_;  // chunks before pending_head_ are consumed
   size_t pending_head_ = 0;

@@ -64,7 +64,7 @@ std::string Describe(const Request& request) {
       return absl::StrCat("listen ", Describe(q.ref), " ", q.backlog);
     }
     std::string operator()(const ConnectRequest& q) {
-      return absl::StrCat("connect ", Describe(q.ref), " ", Describe(q.remote));
+      return absl::StrCat("connect ", Describe(q.ref), " ", Describe(q.remote), " flags=", q.flags);
     }
     std::string operator()(const NameRequest& q) {
       return absl::StrCat("name ", Describe(q.ref), " peer=", q.peer);
@@ -113,7 +113,10 @@ std::vector<Sample> Samples() {
       {"bind_v6", BindRequest{kRef, V6("2001:db8::1", 443)}, Opcode::kBind, {ref, endpoint}},
       {"bind_any", BindRequest{kRef, Endpoint{}}, Opcode::kBind, {ref, endpoint}},
       {"listen", ListenRequest{kRef, 128}, Opcode::kListen, {ref, {"backlog", 4}}},
-      {"connect", ConnectRequest{kRef, V4("198.51.100.10", 80)}, Opcode::kConnect, {ref, endpoint}},
+      {"connect", ConnectRequest{kRef, V4("198.51.100.10", 80)}, Opcode::kConnect,
+       {ref, endpoint, {"connect flags", 4}}},
+      {"connect_nonblocking", ConnectRequest{kRef, V4("198.51.100.10", 80), ConnectRequest::kConnectNonBlocking},
+       Opcode::kConnect, {ref, endpoint, {"connect flags", 4}}},
       {"getsockname", NameRequest{kRef, false}, Opcode::kGetSockName, {ref}},
       {"getpeername", NameRequest{kRef, true}, Opcode::kGetPeerName, {ref}},
       {"shutdown", ShutdownRequest{kRef, SHUT_WR}, Opcode::kShutdown, {ref, {"how", 4}}},
@@ -209,7 +212,7 @@ TEST(ApiRequest, TrailingBytesAreRejected) {
 }
 
 TEST(ApiRequest, BadVersionIsRejectedAndNamed) {
-  for (uint16_t version : {uint16_t{0}, uint16_t{2}, uint16_t{7}, uint16_t{0xffff}}) {
+  for (uint16_t version : {uint16_t{0}, uint16_t{1}, uint16_t{7}, uint16_t{0xffff}}) {
     std::vector<uint8_t> bytes = EncodeRequest(StatusRequest{false});
     PutHostU16(bytes, 0, version);
     absl::StatusOr<Request> parsed = ParseRequest(bytes);
@@ -269,6 +272,16 @@ TEST(ApiRequest, StatusFormatOtherThanZeroOrOneIsRejected) {
     ASSERT_FALSE(parsed.ok());
     EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(parsed.status().message(), absl::StrCat("bad status format ", format));
+  }
+}
+
+TEST(ApiRequest, ConnectFlagsOtherThanNonBlockingAreRejectedAndNamed) {
+  for (uint32_t flags : {2u, 3u, 0x80000000u}) {
+    ConnectRequest q{kRef, V4("198.51.100.10", 80)};
+    q.flags = flags;
+    absl::StatusOr<Request> parsed = ParseRequest(EncodeRequest(q));
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_EQ(parsed.status().message(), absl::StrCat("unknown connect flags ", flags));
   }
 }
 

@@ -12,6 +12,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -337,6 +339,114 @@ TEST_F(SocketServiceTest, AListenerAnswersASynWithASynAckAndAcceptReturnsAfterTh
   EXPECT_EQ(ntohs(peer.sin_port), 5555);
   EXPECT_EQ(service_->socket_count(), 2u) << "the listener and the accepted connection";
   dpm_close(conn);
+  dpm_close(fd);
+}
+
+// What poll(2) says of `fd` now (POLLOUT and friends), without waiting.
+short PollNow(int fd, short events) {
+  pollfd p{fd, events, 0};
+  return ::poll(&p, 1, 0) == 1 ? p.revents : 0;
+}
+
+int SoError(int fd) {
+  int value = -1;
+  socklen_t len = sizeof(value);
+  if (dpm_getsockopt(fd, SOL_SOCKET, SO_ERROR, &value, &len) != 0) return -errno;
+  return value;
+}
+
+// A non-blocking connect is answered EINPROGRESS at once; until the handshake ends neither
+// poll nor epoll (registered before connect, edge-triggered, as nginx does) sees the
+// descriptor writable and a write gets EAGAIN; the SYN-ACK makes it writable, SO_ERROR is 0, and
+// the program's first bytes are the connection's first (the gate never reaches the wire).
+TEST_F(SocketServiceTest, NonBlockingConnectAnswersEinprogressAndTurnsWritableWhenEstablished) {
+  Start();
+  const int fd = Call([] { return dpm_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0, DPM_TUPLE_COMMON); });
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+  ASSERT_EQ(::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(80);
+  to.sin_addr.s_addr = htonl(kPeerAddress);
+  const int connect_errno =
+      Call([&] { return dpm_connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 ? 0 : errno; });
+  EXPECT_EQ(connect_errno, EINPROGRESS);
+  EXPECT_EQ(PollNow(fd, POLLIN | POLLOUT), 0) << "neither readable nor writable while connecting";
+  EXPECT_EQ(::epoll_wait(ep, &ev, 1, 0), 0) << "epoll reports nothing while connecting";
+  EXPECT_EQ(::write(fd, "x", 1), -1);
+  EXPECT_EQ(errno, EAGAIN) << "a write while connecting waits, as on a kernel socket";
+  EXPECT_EQ(Call([&] { return dpm_connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 ? 0 : errno; }),
+            EALREADY);
+  std::optional<Segment> syn = NextSegment();
+  ASSERT_TRUE(syn);
+  EXPECT_EQ(syn->flags & (kSyn | kAck), kSyn);
+  link_->InjectInbound(Tcp({kPeerAddress, kStackAddress, 80, syn->sport, 5000, syn->seq + 1, kSyn | kAck}));
+  ASSERT_TRUE(Serve([&] { return (PollNow(fd, POLLOUT) & POLLOUT) != 0; })) << "writable once established";
+  ASSERT_EQ(::epoll_wait(ep, &ev, 1, 0), 1);
+  EXPECT_NE(ev.events & EPOLLOUT, 0u) << "epoll reports the connect's end";
+  EXPECT_EQ(Call([&] { return SoError(fd); }), 0);
+  EXPECT_EQ(Call([&] { return dpm_connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 ? 0 : errno; }),
+            EISCONN);
+  ASSERT_EQ(::write(fd, "hello", 5), 5);
+  std::optional<Segment> data = Next<Segment>([](const std::vector<uint8_t>& p) -> std::optional<Segment> {
+    std::optional<Segment> s = ParseTcp(p);
+    if (s && s->data > 0) return s;
+    return std::nullopt;
+  });
+  ASSERT_TRUE(data);
+  EXPECT_EQ(data->data, 5u) << "only the program's bytes are sent";
+  EXPECT_EQ(data->seq, syn->seq + 1);
+  ::close(ep);
+  dpm_close(fd);
+}
+
+// A refused non-blocking connect (RST) turns the descriptor writable with ECONNREFUSED in
+// SO_ERROR (read once, then 0), and reads see end-of-file.
+TEST_F(SocketServiceTest, NonBlockingConnectRefusedGivesEconnrefusedThroughSoError) {
+  Start();
+  const int fd = Call([] { return dpm_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0, DPM_TUPLE_COMMON); });
+  ASSERT_GE(fd, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(81);
+  to.sin_addr.s_addr = htonl(kPeerAddress);
+  EXPECT_EQ(Call([&] { return dpm_connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 ? 0 : errno; }),
+            EINPROGRESS);
+  std::optional<Segment> syn = NextSegment();
+  ASSERT_TRUE(syn);
+  EXPECT_EQ(PollNow(fd, POLLOUT), 0);
+  link_->InjectInbound(Tcp({kPeerAddress, kStackAddress, 81, syn->sport, 0, syn->seq + 1, kRst | kAck}));
+  ASSERT_TRUE(Serve([&] { return (PollNow(fd, POLLOUT) & POLLOUT) != 0; })) << "writable once refused";
+  EXPECT_EQ(Call([&] { return SoError(fd); }), ECONNREFUSED);
+  EXPECT_EQ(Call([&] { return SoError(fd); }), 0) << "SO_ERROR is cleared by reading it";
+  char c;
+  EXPECT_EQ(::read(fd, &c, 1), 0) << "end-of-file after a failed connect";
+  dpm_close(fd);
+}
+
+// A descriptor number that dup2() pointed at another socket's pair behind libdpm's back is not
+// taken for the socket it named (its inode changed): the non-blocking connect is refused with
+// ENOTSOCK before the daemon is asked to fill anything.
+TEST_F(SocketServiceTest, NonBlockingConnectOnAReplacedDescriptorIsRefused) {
+  Start();
+  const int fd = Call([] { return dpm_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0, DPM_TUPLE_COMMON); });
+  ASSERT_GE(fd, 0);
+  const int other = Call([] { return dpm_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0, DPM_TUPLE_COMMON); });
+  ASSERT_GE(other, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(80);
+  to.sin_addr.s_addr = htonl(kPeerAddress);
+  const int saved = ::dup(fd);
+  ASSERT_EQ(::dup2(other, fd), fd);
+  EXPECT_EQ(Call([&] { return dpm_connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 ? 0 : errno; }),
+            ENOTSOCK);
+  ::dup2(saved, fd);
+  ::close(saved);
+  dpm_close(other);
   dpm_close(fd);
 }
 

@@ -1,0 +1,34 @@
+// libdpm's own descriptor table, for the preload hook (src/preload/), which is built from the
+// same sources: it must learn of descriptors that dup()/dup2()/fcntl(F_DUPFD) made and of
+// descriptors the kernel reuses, which libdpm's public calls never see.
+#ifndef DPM_LIB_INTERNAL_H_
+#define DPM_LIB_INTERNAL_H_
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+namespace dpm::lib {
+
+/// True when `fd` is a dpm socket of this process (its descriptor, checked by inode, so a
+/// number closed behind libdpm's back and reused is not). *tcp (if not null) gets its kind.
+/// errno is left as it was.
+bool IsDpmSocket(int fd, bool* tcp);
+/// `to` now names the same dpm socket as `from` (after dup and friends); nothing if `from` is
+/// not one.
+void CopyEntry(int from, int to);
+/// sendmsg(2) on a dpm socket: TCP sends the bytes (an address is ignored once connected,
+/// ENOTCONN before); UDP sends one datagram to msg_name, or to the connected peer when it is
+/// null (EDESTADDRREQ if none), framed as docs/api.md says. Returns payload bytes taken.
+/// msg_control is not sent. Errors: EBADF, ENOTSOCK, EAFNOSUPPORT, EINVAL, EMSGSIZE (over
+/// 65507 bytes), EAGAIN, EPIPE.
+ssize_t SendMessage(int fd, const msghdr* message, int flags);
+/// recvmsg(2) on a dpm socket: TCP receives bytes; UDP one datagram, its sender in msg_name
+/// (msg_namelen set as recvmsg sets it), MSG_TRUNC in msg_flags when it was cut. No control
+/// messages (msg_controllen 0). Returns payload bytes (0 at TCP end-of-file).
+ssize_t ReceiveMessage(int fd, msghdr* message, int flags);
+/// `fd` no longer names a dpm socket (it was closed, or dup2() replaced it).
+void ForgetEntry(int fd);
+
+}  // namespace dpm::lib
+
+#endif  // DPM_LIB_INTERNAL_H_

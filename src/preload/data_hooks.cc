@@ -1,0 +1,215 @@
+// libdpm-preload.so, the data calls. A dpm TCP socket is a stream socket pair end, so read(),
+// write(), send(), recv(), sendfile(), writev() ... work on it as they are and go straight to
+// the C library; only an address given to sendto()/sendmsg() on TCP is dropped (Linux ignores
+// it on a connected socket, a socket pair would refuse it). A dpm UDP socket carries each
+// datagram framed with its address (docs/api.md), so send*/recv*/read/write/readv/writev on it
+// go through libdpm's framing (lib/internal.h SendMessage / ReceiveMessage).
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+
+#include "lib/internal.h"
+#include "preload/descriptors.h"
+#include "preload/hook_state.h"
+#include "preload/in_dpm.h"
+#include "preload/libc_calls.h"
+
+namespace dpm::preload {
+namespace {
+
+// The entry of `fd` when this call must go through libdpm: a UDP socket, or — when the call
+// names an address — any dpm socket. kNotOurs: hand the call to the C library.
+uint8_t Framed(int fd, bool has_address) {
+  if (InDpm()) return kNotOurs;
+  const uint8_t kind = KindOf(fd);
+  if ((kind & kUdp) != 0 || (has_address && kind != kNotOurs)) return kind;
+  return kNotOurs;
+}
+
+msghdr Message(iovec* parts, size_t count, const sockaddr* name = nullptr, socklen_t namelen = 0) {
+  msghdr m{};
+  m.msg_name = const_cast<sockaddr*>(name);
+  m.msg_namelen = name != nullptr ? namelen : 0;
+  m.msg_iov = parts;
+  m.msg_iovlen = count;
+  return m;
+}
+
+// Sends through libdpm; a number libdpm no longer knows (closed behind the hook's back and
+// reused) is dropped from the table and the call goes to the C library. *settled: the fresh
+// socket became the kernel's (the caller then calls the C library too).
+ssize_t Send(int fd, const msghdr* m, int flags, bool* to_libc) {
+  *to_libc = false;
+  if (m->msg_name != nullptr) {
+    const int settled = SettleFresh(fd, static_cast<const sockaddr*>(m->msg_name), m->msg_namelen);
+    if (settled < 0) return -1;
+    if (settled > 0) {
+      *to_libc = true;
+      return 0;
+    }
+  } else {
+    SettleFresh(fd, nullptr, 0);
+  }
+  InDpmScope in_dpm;
+  const int saved = errno;
+  ssize_t n = lib::SendMessage(fd, m, flags);
+  if (n < 0 && errno == ENOTSOCK) {
+    SetKind(fd, kNotOurs);
+    errno = saved;
+    *to_libc = true;
+  }
+  return n;
+}
+
+ssize_t Receive(int fd, msghdr* m, int flags, bool* to_libc) {
+  *to_libc = false;
+  InDpmScope in_dpm;
+  const int saved = errno;
+  ssize_t n = lib::ReceiveMessage(fd, m, flags);
+  if (n < 0 && errno == ENOTSOCK) {
+    SetKind(fd, kNotOurs);
+    errno = saved;
+    *to_libc = true;
+  }
+  return n;
+}
+
+}  // namespace
+}  // namespace dpm::preload
+
+using namespace dpm::preload;
+
+extern "C" {
+
+ssize_t sendmsg(int fd, const msghdr* message, int flags) {
+  bool to_libc = true;
+  ssize_t n = 0;
+  if (Framed(fd, message != nullptr && message->msg_name != nullptr) != kNotOurs) {
+    if (message == nullptr) {
+      errno = EFAULT;
+      return -1;
+    }
+    n = Send(fd, message, flags, &to_libc);
+  }
+  return to_libc ? libc::sendmsg(fd, message, flags) : n;
+}
+
+ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* to, socklen_t tolen) {
+  if (Framed(fd, to != nullptr) == kNotOurs) return libc::sendto(fd, buf, len, flags, to, tolen);
+  iovec part{const_cast<void*>(buf), len};
+  msghdr m = Message(&part, 1, to, tolen);
+  bool to_libc;
+  ssize_t n = Send(fd, &m, flags, &to_libc);
+  return to_libc ? libc::sendto(fd, buf, len, flags, to, tolen) : n;
+}
+
+ssize_t send(int fd, const void* buf, size_t len, int flags) {
+  if (Framed(fd, false) == kNotOurs) return libc::send(fd, buf, len, flags);
+  iovec part{const_cast<void*>(buf), len};
+  msghdr m = Message(&part, 1);
+  bool to_libc;
+  ssize_t n = Send(fd, &m, flags, &to_libc);
+  return to_libc ? libc::send(fd, buf, len, flags) : n;
+}
+
+ssize_t write(int fd, const void* buf, size_t len) {
+  if (Framed(fd, false) == kNotOurs) return libc::write(fd, buf, len);
+  iovec part{const_cast<void*>(buf), len};
+  msghdr m = Message(&part, 1);
+  bool to_libc;
+  ssize_t n = Send(fd, &m, 0, &to_libc);
+  return to_libc ? libc::write(fd, buf, len) : n;
+}
+
+ssize_t writev(int fd, const iovec* iov, int count) {
+  if (Framed(fd, false) == kNotOurs) return libc::writev(fd, iov, count);
+  if (count < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  msghdr m = Message(const_cast<iovec*>(iov), static_cast<size_t>(count));
+  bool to_libc;
+  ssize_t n = Send(fd, &m, 0, &to_libc);
+  return to_libc ? libc::writev(fd, iov, count) : n;
+}
+
+int sendmmsg(int fd, mmsghdr* messages, unsigned count, int flags) {
+  if (Framed(fd, true) == kNotOurs || messages == nullptr) return libc::sendmmsg(fd, messages, count, flags);
+  unsigned sent = 0;
+  for (; sent < count && sent < 1024; ++sent) {
+    bool to_libc;
+    ssize_t n = Send(fd, &messages[sent].msg_hdr, flags, &to_libc);
+    if (to_libc) return sent == 0 ? libc::sendmmsg(fd, messages, count, flags) : static_cast<int>(sent);
+    if (n < 0) return sent == 0 ? -1 : static_cast<int>(sent);  // as Linux: the count so far
+    messages[sent].msg_len = static_cast<unsigned>(n);
+  }
+  return static_cast<int>(sent);
+}
+
+ssize_t recvmsg(int fd, msghdr* message, int flags) {
+  if (Framed(fd, false) == kNotOurs || message == nullptr) return libc::recvmsg(fd, message, flags);
+  bool to_libc;
+  ssize_t n = Receive(fd, message, flags, &to_libc);
+  return to_libc ? libc::recvmsg(fd, message, flags) : n;
+}
+
+ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from, socklen_t* fromlen) {
+  if (Framed(fd, false) == kNotOurs) return libc::recvfrom(fd, buf, len, flags, from, fromlen);
+  iovec part{buf, len};
+  msghdr m = Message(&part, 1, from, from != nullptr && fromlen != nullptr ? *fromlen : 0);
+  bool to_libc;
+  ssize_t n = Receive(fd, &m, flags, &to_libc);
+  if (to_libc) return libc::recvfrom(fd, buf, len, flags, from, fromlen);
+  if (n >= 0 && from != nullptr && fromlen != nullptr) *fromlen = m.msg_namelen;
+  return n;
+}
+
+ssize_t recv(int fd, void* buf, size_t len, int flags) {
+  if (Framed(fd, false) == kNotOurs) return libc::recv(fd, buf, len, flags);
+  iovec part{buf, len};
+  msghdr m = Message(&part, 1);
+  bool to_libc;
+  ssize_t n = Receive(fd, &m, flags, &to_libc);
+  return to_libc ? libc::recv(fd, buf, len, flags) : n;
+}
+
+ssize_t read(int fd, void* buf, size_t len) {
+  if (Framed(fd, false) == kNotOurs) return libc::read(fd, buf, len);
+  iovec part{buf, len};
+  msghdr m = Message(&part, 1);
+  bool to_libc;
+  ssize_t n = Receive(fd, &m, 0, &to_libc);
+  return to_libc ? libc::read(fd, buf, len) : n;
+}
+
+ssize_t readv(int fd, const iovec* iov, int count) {
+  if (Framed(fd, false) == kNotOurs) return libc::readv(fd, iov, count);
+  if (count < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  msghdr m = Message(const_cast<iovec*>(iov), static_cast<size_t>(count));
+  bool to_libc;
+  ssize_t n = Receive(fd, &m, 0, &to_libc);
+  return to_libc ? libc::readv(fd, iov, count) : n;
+}
+
+// Linux blocks (as `flags` say) for the first datagram only when MSG_WAITFORONE is given; the
+// hook returns what is queued after the first in every case (the timeout is not used).
+int recvmmsg(int fd, mmsghdr* messages, unsigned count, int flags, struct timespec* timeout) {
+  if (Framed(fd, false) == kNotOurs || messages == nullptr) return libc::recvmmsg(fd, messages, count, flags, timeout);
+  unsigned got = 0;
+  int call_flags = flags & ~MSG_WAITFORONE;
+  for (; got < count && got < 1024; ++got) {
+    bool to_libc;
+    ssize_t n = Receive(fd, &messages[got].msg_hdr, call_flags, &to_libc);
+    if (to_libc) return got == 0 ? libc::recvmmsg(fd, messages, count, flags, timeout) : static_cast<int>(got);
+    if (n < 0) return got == 0 ? -1 : static_cast<int>(got);
+    messages[got].msg_len = static_cast<unsigned>(n);
+    call_flags |= MSG_DONTWAIT;
+  }
+  return static_cast<int>(got);
+}
+
+}  // extern "C"

@@ -1,0 +1,287 @@
+// libdpm-preload.so, the socket calls: socket(), bind(), listen(), accept(), accept4(),
+// connect(), getsockname(), getpeername(), setsockopt(), getsockopt(), shutdown(), close(),
+// close_range(), dup(), dup2(), dup3(), fcntl(F_DUPFD*) of an unmodified dynamically linked
+// program, mapped onto the dpm instance through libdpm (docs/preload.md). What is not an IPv4
+// TCP/UDP socket goes to the C library unchanged; so does every call made while libdpm itself
+// runs (in_dpm.h). The data calls are in data_hooks.cc.
+//
+// Source: the tunneling patent's socket API hooking component, and the per-socket-address
+// patent's modified socket functions applied to programs that were never rewritten.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "dpm/socket.h"
+#include "lib/internal.h"
+#include "preload/descriptors.h"
+#include "preload/handover.h"
+#include "preload/hook_config.h"
+#include "preload/hook_state.h"
+#include "preload/in_dpm.h"
+#include "preload/libc_calls.h"
+
+namespace dpm::preload {
+
+const HookConfig* Config() {
+  static const HookConfig* config = [] {
+    absl::StatusOr<HookConfig> c =
+        ParseHookConfig(std::getenv("DPM_TUPLE"), std::getenv("DPM_FIXED_PORTS"), std::getenv("DPM_KERNEL_NETS"));
+    if (!c.ok()) {
+      std::fprintf(stderr, "libdpm-preload: %s; IPv4 sockets are refused (EINVAL)\n",
+                   std::string(c.status().message()).c_str());
+      return static_cast<const HookConfig*>(nullptr);
+    }
+    return static_cast<const HookConfig*>(new HookConfig(std::move(*c)));
+  }();
+  return config;
+}
+
+namespace {
+
+// At load, before the program runs: the environment is read while it is dpm-run's. Programs
+// that clear their environment for their children (nginx's workers keep only TZ) still reach
+// the daemon and keep the configuration.
+__attribute__((constructor)) void ReadEnvironment() {
+  if (const char* path = std::getenv("DPM_SOCKET"); path != nullptr && *path != '\0') {
+    InDpmScope in_dpm;
+    dpm_set_daemon_path(path);
+  }
+  Config();
+}
+
+}  // namespace
+
+bool ForKernel(const sockaddr* addr, socklen_t len) {
+  const HookConfig* c = Config();
+  if (c == nullptr || addr == nullptr || len < static_cast<socklen_t>(sizeof(sockaddr_in)) ||
+      addr->sa_family != AF_INET) {
+    return false;
+  }
+  return c->ForKernel(ntohl(reinterpret_cast<const sockaddr_in*>(addr)->sin_addr.s_addr));
+}
+
+int SettleFresh(int fd, const sockaddr* addr, socklen_t len) {
+  const uint8_t kind = KindOf(fd);
+  if ((kind & kFresh) == 0) return 0;
+  if (ForKernel(addr, len)) return HandToKernel(fd, kind) == 0 ? 1 : -1;
+  SetKind(fd, kind & ~kFresh);
+  DropFreshOptions(fd);
+  return 0;
+}
+
+namespace {
+
+bool Ours(int fd) { return !InDpm() && KindOf(fd) != kNotOurs; }
+
+// After a dup: `to` names the dpm socket `from` names. Neither may be handed to the kernel
+// any more (the other number would keep the dpm socket).
+void Duplicated(int from, int to) {
+  const uint8_t kind = KindOf(from) & ~kFresh;
+  if (to >= kMaxTracked) return;  // cannot happen for numbers the kernel gives below the limit
+  SetKind(from, kind);
+  DropFreshOptions(from);
+  InDpmScope in_dpm;
+  lib::CopyEntry(from, to);
+  SetKind(to, kind);
+}
+
+// `fd` is about to stop naming what it named (close, or dup2/dup3 onto it).
+void Forget(int fd) {
+  if (KindOf(fd) == kNotOurs) return;
+  SetKind(fd, kNotOurs);
+  DropFreshOptions(fd);
+  InDpmScope in_dpm;
+  lib::ForgetEntry(fd);
+}
+
+int DupCommand(int fd, int cmd, void* arg, int (*call)(int, int, void*)) {
+  const bool ours = Ours(fd) && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC);
+  const int r = call(fd, cmd, arg);
+  if (ours && r >= 0) Duplicated(fd, r);
+  return r;
+}
+
+}  // namespace
+}  // namespace dpm::preload
+
+using namespace dpm::preload;
+
+extern "C" {
+
+int socket(int domain, int type, int protocol) {
+  if (InDpm()) return libc::socket(domain, type, protocol);
+  const int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+  const bool tcp = base == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP);
+  const bool udp = base == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP);
+  if (domain == AF_INET6) {
+    errno = EAFNOSUPPORT;  // an IPv4-only host: programs fall back to IPv4
+    return -1;
+  }
+  if (domain != AF_INET || (!tcp && !udp)) return libc::socket(domain, type, protocol);
+  const HookConfig* config = Config();
+  if (config == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  InDpmScope in_dpm;
+  const int fd = dpm_socket(AF_INET, type, protocol, config->tuple);
+  if (fd < 0) return -1;
+  if (fd >= kMaxTracked) {
+    dpm_close(fd);
+    errno = EMFILE;
+    return -1;
+  }
+  if (config->fixed_ports) {
+    const int one = 1;
+    dpm_setsockopt(fd, DPM_SOL, DPM_PORT_FIXED, &one, sizeof(one));
+  }
+  SetKind(fd, (tcp ? kTcp : kUdp) | (config->kernel_nets.empty() ? 0 : kFresh));
+  return fd;
+}
+
+int bind(int fd, const sockaddr* addr, socklen_t len) {
+  if (!Ours(fd)) return libc::bind(fd, addr, len);
+  if (int settled = SettleFresh(fd, addr, len)) return settled < 0 ? -1 : libc::bind(fd, addr, len);
+  InDpmScope in_dpm;
+  return dpm_bind(fd, addr, len);
+}
+
+int listen(int fd, int backlog) {
+  if (!Ours(fd)) return libc::listen(fd, backlog);
+  SettleFresh(fd, nullptr, 0);
+  InDpmScope in_dpm;
+  return dpm_listen(fd, backlog);
+}
+
+int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  if (!Ours(fd)) return libc::accept4(fd, addr, len, flags);
+  if ((flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  int conn;
+  {
+    InDpmScope in_dpm;
+    conn = dpm_accept(fd, addr, len);
+    if (conn < 0) return -1;
+    if (conn >= kMaxTracked) {
+      dpm_close(conn);
+      errno = EMFILE;
+      return -1;
+    }
+  }
+  if ((flags & SOCK_NONBLOCK) != 0) {
+    const intptr_t status = libc::fcntl(conn, F_GETFL, nullptr);
+    libc::fcntl(conn, F_SETFL, reinterpret_cast<void*>(status | O_NONBLOCK));
+  }
+  if ((flags & SOCK_CLOEXEC) != 0) libc::fcntl(conn, F_SETFD, reinterpret_cast<void*>(FD_CLOEXEC));
+  SetKind(conn, kTcp);
+  return conn;
+}
+
+int accept(int fd, sockaddr* addr, socklen_t* len) {
+  if (!Ours(fd)) return libc::accept(fd, addr, len);
+  return accept4(fd, addr, len, 0);
+}
+
+int connect(int fd, const sockaddr* addr, socklen_t len) {
+  if (!Ours(fd)) return libc::connect(fd, addr, len);
+  if (int settled = SettleFresh(fd, addr, len)) return settled < 0 ? -1 : libc::connect(fd, addr, len);
+  InDpmScope in_dpm;
+  return dpm_connect(fd, addr, len);
+}
+
+int getsockname(int fd, sockaddr* addr, socklen_t* len) {
+  if (!Ours(fd)) return libc::getsockname(fd, addr, len);
+  InDpmScope in_dpm;
+  return dpm_getsockname(fd, addr, len);
+}
+
+int getpeername(int fd, sockaddr* addr, socklen_t* len) {
+  if (!Ours(fd)) return libc::getpeername(fd, addr, len);
+  InDpmScope in_dpm;
+  return dpm_getpeername(fd, addr, len);
+}
+
+int setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
+  if (!Ours(fd)) return libc::setsockopt(fd, level, name, value, len);
+  int r;
+  {
+    InDpmScope in_dpm;
+    r = dpm_setsockopt(fd, level, name, value, len);
+  }
+  if (r == 0 && (KindOf(fd) & kFresh) != 0) RecordFreshOption(fd, level, name, value, len);
+  return r;
+}
+
+int getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
+  if (!Ours(fd)) return libc::getsockopt(fd, level, name, value, len);
+  InDpmScope in_dpm;
+  return dpm_getsockopt(fd, level, name, value, len);
+}
+
+int shutdown(int fd, int how) {
+  if (!Ours(fd)) return libc::shutdown(fd, how);
+  InDpmScope in_dpm;
+  return dpm_shutdown(fd, how);
+}
+
+int close(int fd) {
+  if (!InDpm()) Forget(fd);
+  return libc::close(fd);
+}
+
+int close_range(unsigned first, unsigned last, int flags) {
+  if (!InDpm() && (flags & CLOSE_RANGE_CLOEXEC) == 0) {
+    const unsigned end = last < static_cast<unsigned>(kMaxTracked) ? last : static_cast<unsigned>(kMaxTracked) - 1;
+    for (unsigned fd = first; fd <= end && fd >= first; ++fd) Forget(static_cast<int>(fd));
+  }
+  return libc::close_range(first, last, flags);
+}
+
+int dup(int fd) {
+  const int r = libc::dup(fd);
+  if (r >= 0 && Ours(fd)) Duplicated(fd, r);
+  return r;
+}
+
+int dup3(int fd, int to, int flags) {
+  if (InDpm()) return libc::dup3(fd, to, flags);
+  if (fd != to && KindOf(to) != kNotOurs) Forget(to);
+  const int r = libc::dup3(fd, to, flags);
+  if (r >= 0 && Ours(fd)) Duplicated(fd, r);
+  return r;
+}
+
+int dup2(int fd, int to) {
+  if (InDpm() || fd == to) return libc::dup2(fd, to);
+  if (KindOf(to) != kNotOurs) Forget(to);
+  const int r = libc::dup2(fd, to);
+  if (r >= 0 && Ours(fd)) Duplicated(fd, r);
+  return r;
+}
+
+int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  return DupCommand(fd, cmd, arg, &libc::fcntl);
+}
+
+int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  return DupCommand(fd, cmd, arg, &libc::fcntl64);
+}
+
+}  // extern "C"
