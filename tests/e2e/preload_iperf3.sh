@@ -6,8 +6,8 @@
 #      with -R (the stack sends).
 #  (b) iperf3 -c through dpm-run in "host" against a kernel iperf3 -s in "wan", the same two
 #      directions.
-# Each run's --json reports on both ends: bytes sent and received (> 0; no speed is asserted),
-# and the endpoints each end saw: the stack's address is 10.77.1.2 on both sides (so the
+# Each run's --json reports on both ends: no error, bytes sent and received (> 0; no speed is
+# asserted), and the endpoints each end saw: the stack's address is 10.77.1.2 on both sides (so the
 # connection went through the stack, not the kernel of "host", whose address is 198.51.100.1).
 # After every run the daemon holds no socket and no active pcb.
 #
@@ -36,6 +36,10 @@ check_run() {
       "$(json_field "$f" 'j["end"]["sum_received"]["bytes"]') bytes;" \
       "$(json_field "$f" '" ".join("%s:%s-%s:%s" % (c["local_host"], c["local_port"], c["remote_host"], c["remote_port"]) for c in j["start"]["connected"])')"
   done
+  # iperf3 puts what went wrong in "error" (the run may still have moved data): e.g. a socket
+  # option it reads every interval (TCP_INFO) that the hook refused.
+  e2e_expect_eq "$name: neither end reports an error" "" \
+    "$(json_field "$sj" 'j.get("error", "")')$(json_field "$cj" 'j.get("error", "")')"
   local server_side=sum_received
   [ "$dir" = -R ] && server_side=sum_sent
   e2e_check "$name: the client received bytes" test "$(json_field "$cj" 'j["end"]["sum_received"]["bytes"]')" -gt 0 2>/dev/null
