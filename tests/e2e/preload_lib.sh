@@ -49,3 +49,34 @@ try:
 except Exception:
     print("")' "$1" "$2"
 }
+
+# preload_nginx MAIN HTTP : starts an nginx through dpm-run in $HOST on a fresh `dpmd client`
+# (10.77.1.2/24 on TUN dpm0, API socket $API = $TMP/api.sock) and waits for its listener
+# 0.0.0.0:8080 in the stack. Its configuration $TMP/ng/nginx.conf: workers as www-data (the
+# daemon gets --api-group www-data so they may use the API as the master, root, does), pid,
+# error log and temporary files in $TMP/ng, `daemon off`; MAIN adds main-context lines, HTTP
+# the http block's lines (a `server { listen 8080; ... }` among them). Sets NGINX_PID.
+preload_nginx() {
+  API=$TMP/api.sock
+  e2e_dpmd "$HOST" "$API" --tun dpm0 --address 10.77.1.2/24 --gateway 10.77.1.1 --host-address 10.77.1.1/24 \
+    --api-group www-data
+  mkdir -p "$TMP/ng"
+  cat >"$TMP/ng/nginx.conf" <<CONF
+daemon off;
+user www-data www-data;
+pid $TMP/ng/nginx.pid;
+error_log $TMP/ng/error.log info;
+$1
+http {
+  client_body_temp_path $TMP/ng;
+  proxy_temp_path $TMP/ng;
+  fastcgi_temp_path $TMP/ng;
+  uwsgi_temp_path $TMP/ng;
+  scgi_temp_path $TMP/ng;
+  $2
+}
+CONF
+  e2e_bg "$HOST" "$DPMRUN" --api-socket "$API" -- nginx -c "$TMP/ng/nginx.conf"
+  NGINX_PID=$LAST_PID
+  e2e_wait_for 10 has_listener "$API" 0.0.0.0:8080 || { cat "$TMP/ng/error.log" >&2 || true; }
+}

@@ -15,34 +15,20 @@ e2e_init preload_nginx_listener
 e2e_require_preload
 e2e_topology
 
-API=$TMP/api.sock
-# nginx's workers run as www-data: the group lets them use the API as the master (root) does.
-e2e_dpmd "$HOST" "$API" --tun dpm0 --address 10.77.1.2/24 --gateway 10.77.1.1 --host-address 10.77.1.1/24 \
-  --api-group www-data
-
-mkdir -p "$TMP/www" "$TMP/ng"
+mkdir -p "$TMP/www"
 : >"$TMP/www/empty"
 head -c 1000 /dev/urandom >"$TMP/www/small"
 head -c $((200 * 1024 + 3)) /dev/urandom >"$TMP/www/mid"
 head -c $((3 * 1024 * 1024 + 777)) /dev/urandom >"$TMP/www/large"
 head -c $((17 * 1024 * 1024 + 1)) /dev/urandom >"$TMP/www/huge"
 chmod a+r "$TMP"/www/*
-cat >"$TMP/ng/nginx.conf" <<CONF
-daemon off;
+# shellcheck disable=SC2016  # nginx's variables
+preload_nginx '
 master_process on;
 worker_processes 2;
-user www-data www-data;
-pid $TMP/ng/nginx.pid;
-error_log $TMP/ng/error.log info;
-events { use epoll; worker_connections 256; }
-http {
-  log_format peers '\$remote_addr:\$remote_port \$server_addr:\$server_port "\$request" \$status \$body_bytes_sent';
+events { use epoll; worker_connections 256; }' "
+  log_format peers '\$remote_addr:\$remote_port \$server_addr:\$server_port \"\$request\" \$status \$body_bytes_sent';
   access_log $TMP/ng/access.log peers;
-  client_body_temp_path $TMP/ng;
-  proxy_temp_path $TMP/ng;
-  fastcgi_temp_path $TMP/ng;
-  uwsgi_temp_path $TMP/ng;
-  scgi_temp_path $TMP/ng;
   default_type application/octet-stream;
   sendfile on;
   keepalive_requests 100000;
@@ -51,13 +37,7 @@ http {
     root $TMP/www;
     # The same files read into buffers and written with writev instead of sendfile.
     location /copy/ { alias $TMP/www/; sendfile off; output_buffers 2 64k; }
-  }
-}
-CONF
-
-e2e_bg "$HOST" "$DPMRUN" --api-socket "$API" -- nginx -c "$TMP/ng/nginx.conf"
-NGINX_PID=$LAST_PID
-e2e_wait_for 10 has_listener "$API" 0.0.0.0:8080 || { cat "$TMP/ng/error.log" >&2 || true; }
+  }"
 socket_rows "$API" | sed 's/^/  socket: /'
 e2e_check "the daemon lists nginx's listener on 0.0.0.0:8080" has_listener "$API" 0.0.0.0:8080
 e2e_check "the kernel of \"host\" has no listener on 8080" \

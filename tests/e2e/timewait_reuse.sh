@@ -15,31 +15,15 @@ e2e_init timewait_reuse
 e2e_require_preload
 e2e_topology
 
-API=$TMP/api.sock
-e2e_dpmd "$HOST" "$API" --tun dpm0 --address 10.77.1.2/24 --gateway 10.77.1.1 --host-address 10.77.1.1/24 \
-  --api-group www-data
-mkdir -p "$TMP/www" "$TMP/ng"
+mkdir -p "$TMP/www"
 echo "hello" >"$TMP/www/hello"
 chmod a+r "$TMP/www/hello"
-cat >"$TMP/ng/nginx.conf" <<CONF
-daemon off;
-user www-data www-data;
-pid $TMP/ng/nginx.pid;
-error_log $TMP/ng/error.log;
-events { worker_connections 64; }
-http {
-  log_format peers '\$remote_addr:\$remote_port "\$request" \$status';
+# shellcheck disable=SC2016  # nginx's variables
+preload_nginx 'events { worker_connections 64; }' "
+  log_format peers '\$remote_addr:\$remote_port \"\$request\" \$status';
   access_log $TMP/ng/access.log peers;
-  client_body_temp_path $TMP/ng;
-  proxy_temp_path $TMP/ng;
-  fastcgi_temp_path $TMP/ng;
-  uwsgi_temp_path $TMP/ng;
-  scgi_temp_path $TMP/ng;
-  server { listen 8080; root $TMP/www; }
-}
-CONF
-e2e_bg "$HOST" "$DPMRUN" --api-socket "$API" -- nginx -c "$TMP/ng/nginx.conf"
-e2e_wait_for 10 has_listener "$API" 0.0.0.0:8080 || e2e_fail "nginx did not listen in the stack"
+  server { listen 8080; root $TMP/www; }"
+has_listener "$API" 0.0.0.0:8080 || e2e_fail "nginx did not listen in the stack"
 
 # fetch : GET /hello from 198.51.100.10:40000, reading until nginx's FIN before closing (so the
 # client closes second and keeps no TIME-WAIT of its own); prints the status line and whether
