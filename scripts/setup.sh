@@ -11,7 +11,8 @@ packages=(
   libboost-dev libcli11-dev libabsl-dev libgtest-dev libgmock-dev libssl-dev nlohmann-json3-dev
   man-db groff-base                             # e2e.install_consumer: man pages render and resolve
   iproute2 iputils-ping iputils-arping procps psmisc nginx-light iperf3 curl wrk socat tshark python3 python3-scapy natpmpc dnsmasq-base
-  nftables                                      # bench: kernel masquerade baseline
+  nftables                                      # bench: kernel masquerade baseline; e2e: holding a handshake
+  openssh-server openssh-client bind9-dnsutils  # preload tests: ssh to an sshd, dig
 )
 
 need_root() { [ "$(id -u)" = 0 ] || { echo "setup: must run as root to install packages (missing: $*)" >&2; exit 1; }; }
@@ -22,8 +23,8 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   need_root "${missing[@]}"
-  # Packages must not start their services in the root namespace (nginx would): tests start
-  # their own servers inside network namespaces.
+  # Packages must not start their services in the root namespace (nginx and sshd would):
+  # tests start their own servers inside network namespaces.
   policy=/usr/sbin/policy-rc.d; made_policy=0
   if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; made_policy=1; fi
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections

@@ -363,6 +363,7 @@ int dpm_getsockopt(int fd, int level, int optname, void* optval, socklen_t* optl
   Entry entry;
   if (!Lookup(fd, &entry)) return -1;
   if (optval == nullptr || optlen == nullptr) return Fail(EFAULT);
+  if (static_cast<int>(*optlen) < 0) return Fail(EINVAL);  // as the kernel reads a socklen_t
   if (LocalOption(level, optname)) return ::getsockopt(fd, level, optname, optval, optlen);
   dpm::api::Reply reply;
   if (int e = Transact(dpm::api::GetSockOptRequest{entry.ref, level, optname}, &reply)) return Fail(e);

@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <csignal>
 
 #include "lib/internal.h"
 #include "preload/descriptors.h"
@@ -25,6 +26,19 @@ uint8_t Framed(int fd, bool has_address) {
   const uint8_t kind = KindOf(fd);
   if ((kind & kUdp) != 0 || (has_address && kind != kNotOurs)) return kind;
   return kNotOurs;
+}
+
+// A TCP socket that is neither connected nor connecting: Linux fails reads with ENOTCONN and
+// writes with EPIPE (and SIGPIPE, unless MSG_NOSIGNAL). True when `fd` is one; errno is set.
+bool Idle(int fd, bool write, int flags) {
+  if (InDpm() || (KindOf(fd) & kIdleTcp) == 0) return false;
+  if (!write) {
+    errno = ENOTCONN;
+    return true;
+  }
+  if ((flags & MSG_NOSIGNAL) == 0) ::raise(SIGPIPE);
+  errno = EPIPE;
+  return true;
 }
 
 msghdr Message(iovec* parts, size_t count, const sockaddr* name = nullptr, socklen_t namelen = 0) {
@@ -83,6 +97,7 @@ using namespace dpm::preload;
 extern "C" {
 
 ssize_t sendmsg(int fd, const msghdr* message, int flags) {
+  if (Idle(fd, true, flags)) return -1;
   bool to_libc = true;
   ssize_t n = 0;
   if (Framed(fd, message != nullptr && message->msg_name != nullptr) != kNotOurs) {
@@ -96,6 +111,7 @@ ssize_t sendmsg(int fd, const msghdr* message, int flags) {
 }
 
 ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* to, socklen_t tolen) {
+  if (Idle(fd, true, flags)) return -1;
   if (Framed(fd, to != nullptr) == kNotOurs) return libc::sendto(fd, buf, len, flags, to, tolen);
   iovec part{const_cast<void*>(buf), len};
   msghdr m = Message(&part, 1, to, tolen);
@@ -105,6 +121,7 @@ ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* t
 }
 
 ssize_t send(int fd, const void* buf, size_t len, int flags) {
+  if (Idle(fd, true, flags)) return -1;
   if (Framed(fd, false) == kNotOurs) return libc::send(fd, buf, len, flags);
   iovec part{const_cast<void*>(buf), len};
   msghdr m = Message(&part, 1);
@@ -114,6 +131,7 @@ ssize_t send(int fd, const void* buf, size_t len, int flags) {
 }
 
 ssize_t write(int fd, const void* buf, size_t len) {
+  if (Idle(fd, true, 0)) return -1;
   if (Framed(fd, false) == kNotOurs) return libc::write(fd, buf, len);
   iovec part{const_cast<void*>(buf), len};
   msghdr m = Message(&part, 1);
@@ -123,6 +141,7 @@ ssize_t write(int fd, const void* buf, size_t len) {
 }
 
 ssize_t writev(int fd, const iovec* iov, int count) {
+  if (Idle(fd, true, 0)) return -1;
   if (Framed(fd, false) == kNotOurs) return libc::writev(fd, iov, count);
   if (count < 0) {
     errno = EINVAL;
@@ -148,6 +167,7 @@ int sendmmsg(int fd, mmsghdr* messages, unsigned count, int flags) {
 }
 
 ssize_t recvmsg(int fd, msghdr* message, int flags) {
+  if (Idle(fd, false, flags)) return -1;
   if (Framed(fd, false) == kNotOurs || message == nullptr) return libc::recvmsg(fd, message, flags);
   bool to_libc;
   ssize_t n = Receive(fd, message, flags, &to_libc);
@@ -155,6 +175,7 @@ ssize_t recvmsg(int fd, msghdr* message, int flags) {
 }
 
 ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from, socklen_t* fromlen) {
+  if (Idle(fd, false, flags)) return -1;
   if (Framed(fd, false) == kNotOurs) return libc::recvfrom(fd, buf, len, flags, from, fromlen);
   iovec part{buf, len};
   msghdr m = Message(&part, 1, from, from != nullptr && fromlen != nullptr ? *fromlen : 0);
@@ -166,6 +187,7 @@ ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from, sockl
 }
 
 ssize_t recv(int fd, void* buf, size_t len, int flags) {
+  if (Idle(fd, false, flags)) return -1;
   if (Framed(fd, false) == kNotOurs) return libc::recv(fd, buf, len, flags);
   iovec part{buf, len};
   msghdr m = Message(&part, 1);
@@ -175,6 +197,7 @@ ssize_t recv(int fd, void* buf, size_t len, int flags) {
 }
 
 ssize_t read(int fd, void* buf, size_t len) {
+  if (Idle(fd, false, 0)) return -1;
   if (Framed(fd, false) == kNotOurs) return libc::read(fd, buf, len);
   iovec part{buf, len};
   msghdr m = Message(&part, 1);
@@ -184,6 +207,7 @@ ssize_t read(int fd, void* buf, size_t len) {
 }
 
 ssize_t readv(int fd, const iovec* iov, int count) {
+  if (Idle(fd, false, 0)) return -1;
   if (Framed(fd, false) == kNotOurs) return libc::readv(fd, iov, count);
   if (count < 0) {
     errno = EINVAL;

@@ -20,6 +20,9 @@ enum DescriptorKind : uint8_t {
   /// Neither bound nor connected yet: its first bind/connect/sendto may still hand it to the
   /// kernel (an address in DPM_KERNEL_NETS).
   kFresh = 4,
+  /// TCP, neither connected nor connecting (new, or listening): its data calls fail as the
+  /// kernel's do on such a socket (reads ENOTCONN, writes EPIPE) instead of reaching the pair.
+  kIdleTcp = 8,
 };
 
 /// Descriptor numbers the table covers; a dpm socket is never given a number above.

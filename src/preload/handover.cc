@@ -23,9 +23,20 @@ struct Option {
   std::vector<uint8_t> value;
 };
 
+struct Registration {
+  int epfd;
+  epoll_event event;
+};
+
+// What a fresh socket was given: options, and epoll registrations.
+struct Fresh {
+  std::vector<Option> options;
+  std::vector<Registration> registrations;
+};
+
 std::mutex g_mu;
-absl::flat_hash_map<int, std::vector<Option>>& Kept() {
-  static auto* kept = new absl::flat_hash_map<int, std::vector<Option>>();
+absl::flat_hash_map<int, Fresh>& Kept() {
+  static auto* kept = new absl::flat_hash_map<int, Fresh>();
   return *kept;
 }
 // A fork() while another thread holds the lock must not leave the child's copy held.
@@ -39,7 +50,19 @@ void RecordFreshOption(int fd, int level, int name, const void* value, socklen_t
   if (value == nullptr || len > 64) return;
   const auto* p = static_cast<const uint8_t*>(value);
   std::lock_guard<std::mutex> lock(g_mu);
-  Kept()[fd].push_back(Option{level, name, std::vector<uint8_t>(p, p + len)});
+  Kept()[fd].options.push_back(Option{level, name, std::vector<uint8_t>(p, p + len)});
+}
+
+void RecordFreshEpoll(int epfd, int op, int fd, const epoll_event* event) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  std::vector<Registration>& list = Kept()[fd].registrations;
+  for (auto it = list.begin(); it != list.end(); ++it) {
+    if (it->epfd != epfd) continue;
+    if (op == EPOLL_CTL_MOD && event != nullptr) it->event = *event;
+    if (op == EPOLL_CTL_DEL) list.erase(it);
+    return;
+  }
+  if (op == EPOLL_CTL_ADD && event != nullptr) list.push_back(Registration{epfd, *event});
 }
 
 void DropFreshOptions(int fd) {
@@ -54,16 +77,16 @@ int HandToKernel(int fd, uint8_t kind) {
   const int type = (kind & kTcp) != 0 ? SOCK_STREAM : SOCK_DGRAM;
   const int kernel = libc::socket(AF_INET, type | ((status & O_NONBLOCK) != 0 ? SOCK_NONBLOCK : 0), 0);
   if (kernel < 0) return -1;
-  std::vector<Option> options;
+  Fresh fresh;
   {
     std::lock_guard<std::mutex> lock(g_mu);
     auto it = Kept().find(fd);
     if (it != Kept().end()) {
-      options = std::move(it->second);
+      fresh = std::move(it->second);
       Kept().erase(it);
     }
   }
-  for (const Option& o : options) {
+  for (const Option& o : fresh.options) {
     // What the kernel refuses it would have refused at the time; the program was told then.
     libc::setsockopt(kernel, o.level, o.name, o.value.data(), static_cast<socklen_t>(o.value.size()));
   }
@@ -79,6 +102,7 @@ int HandToKernel(int fd, uint8_t kind) {
     InDpmScope in_dpm;
     lib::ForgetEntry(fd);
   }
+  for (Registration& r : fresh.registrations) libc::epoll_ctl(r.epfd, EPOLL_CTL_ADD, fd, &r.event);
   libc::close(kernel);
   return 0;
 }

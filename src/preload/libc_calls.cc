@@ -71,6 +71,8 @@ DPM_LIBC_CALL(ssize_t, write, (int fd, const void* buf, size_t len), (fd, buf, l
 DPM_LIBC_CALL(ssize_t, readv, (int fd, const iovec* iov, int count), (fd, iov, count))
 DPM_LIBC_CALL(ssize_t, writev, (int fd, const iovec* iov, int count), (fd, iov, count))
 
+DPM_LIBC_CALL(int, epoll_ctl, (int epfd, int op, int fd, epoll_event* event), (epfd, op, fd, event))
+
 #undef DPM_LIBC_CALL
 
 }  // namespace dpm::preload::libc

@@ -7,6 +7,7 @@
 #ifndef DPM_PRELOAD_LIBC_CALLS_H_
 #define DPM_PRELOAD_LIBC_CALLS_H_
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -44,6 +45,7 @@ ssize_t read(int fd, void* buf, size_t len);
 ssize_t write(int fd, const void* buf, size_t len);
 ssize_t readv(int fd, const iovec* iov, int count);
 ssize_t writev(int fd, const iovec* iov, int count);
+int epoll_ctl(int epfd, int op, int fd, epoll_event* event);
 
 }  // namespace dpm::preload::libc
 

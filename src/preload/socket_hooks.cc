@@ -1,6 +1,6 @@
 // libdpm-preload.so, the socket calls: socket(), bind(), listen(), accept(), accept4(),
 // connect(), getsockname(), getpeername(), setsockopt(), getsockopt(), shutdown(), close(),
-// close_range(), dup(), dup2(), dup3(), fcntl(F_DUPFD*) of an unmodified dynamically linked
+// close_range(), dup(), dup2(), dup3(), fcntl(F_DUPFD*), epoll_ctl() of an unmodified dynamically linked
 // program, mapped onto the dpm instance through libdpm (docs/preload.md). What is not an IPv4
 // TCP/UDP socket goes to the C library unchanged; so does every call made while libdpm itself
 // runs (in_dpm.h). The data calls are in data_hooks.cc.
@@ -142,7 +142,7 @@ int socket(int domain, int type, int protocol) {
     const int one = 1;
     dpm_setsockopt(fd, DPM_SOL, DPM_PORT_FIXED, &one, sizeof(one));
   }
-  SetKind(fd, (tcp ? kTcp : kUdp) | (config->kernel_nets.empty() ? 0 : kFresh));
+  SetKind(fd, (tcp ? kTcp | kIdleTcp : kUdp) | (config->kernel_nets.empty() ? 0 : kFresh));
   return fd;
 }
 
@@ -194,8 +194,14 @@ int accept(int fd, sockaddr* addr, socklen_t* len) {
 int connect(int fd, const sockaddr* addr, socklen_t len) {
   if (!Ours(fd)) return libc::connect(fd, addr, len);
   if (int settled = SettleFresh(fd, addr, len)) return settled < 0 ? -1 : libc::connect(fd, addr, len);
-  InDpmScope in_dpm;
-  return dpm_connect(fd, addr, len);
+  int r;
+  {
+    InDpmScope in_dpm;
+    r = dpm_connect(fd, addr, len);
+  }
+  const uint8_t kind = KindOf(fd);
+  if ((kind & kIdleTcp) != 0 && (r == 0 || errno == EINPROGRESS)) SetKind(fd, kind & ~kIdleTcp);
+  return r;
 }
 
 int getsockname(int fd, sockaddr* addr, socklen_t* len) {
@@ -265,6 +271,12 @@ int dup2(int fd, int to) {
   if (KindOf(to) != kNotOurs) Forget(to);
   const int r = libc::dup2(fd, to);
   if (r >= 0 && Ours(fd)) Duplicated(fd, r);
+  return r;
+}
+
+int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
+  const int r = libc::epoll_ctl(epfd, op, fd, event);
+  if (r == 0 && !InDpm() && (KindOf(fd) & kFresh) != 0) RecordFreshEpoll(epfd, op, fd, event);
   return r;
 }
 

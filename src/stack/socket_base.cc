@@ -9,6 +9,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "lwip/netif.h"
 #include "os/entropy.h"
 #include "stack/address_ownership.h"
 #include "stack/dpm_driver_host.h"
@@ -119,6 +120,15 @@ int Socket::CheckLocal(const api::Endpoint& e) {
 
 bool Socket::DpmApplies(const api::Endpoint& remote) const {
   return host_.dpm() != nullptr && host_.dpm()->Applies(remote);
+}
+
+bool Socket::Routable(const api::Endpoint& remote) {
+  const netif* nif = netif_default;
+  if (nif == nullptr) return false;
+  if (!ip4_addr_isany_val(*netif_ip4_gw(nif))) return true;
+  ip4_addr_t to;
+  ip4_addr_set_u32(&to, htonl(remote.ipv4_host()));
+  return ip4_addr_netcmp(&to, netif_ip4_addr(nif), netif_ip4_netmask(nif)) || ip4_addr_isbroadcast(&to, nif);
 }
 
 DpmSetupCalls Socket::DpmCalls() {

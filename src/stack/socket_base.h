@@ -163,6 +163,9 @@ class Socket : public std::enable_shared_from_this<Socket> {
   const ip_addr_t* AnyOrOwn() const { return own_address_ != 0 ? &own_ip_ : IP4_ADDR_ANY; }
   // True when a session to `remote` starts with a DPM setup exchange (the DPM patent).
   bool DpmApplies(const api::Endpoint& remote) const;
+  // False when the stack has no way to `remote` (IPv4): no gateway, and not on the link's
+  // subnet. connect() then fails with ENETUNREACH at once, as the kernel's does without a route.
+  static bool Routable(const api::Endpoint& remote);
   // Setups of this socket's DPM sessions, begun and released at the host's DPM driver, whose
   // events come back to OnDpmEvent (for a DpmSessionClient; used only when DpmApplies).
   DpmSetupCalls DpmCalls();

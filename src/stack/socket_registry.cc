@@ -264,6 +264,11 @@ void SocketRegistry::SetOption(const std::shared_ptr<ControlConn>& conn, Socket&
 void SocketRegistry::GetOption(const std::shared_ptr<ControlConn>& conn, Socket& s, const api::GetSockOptRequest& q,
                                api::Opcode op) {
   if (KeptOptionSize(q.level, q.name) != 0) return conn->Reply(op, 0, s.kept_options.Get(q.level, q.name));
+  // A level the socket's protocols do not have: Linux's IP layer answers EOPNOTSUPP.
+  if (q.level != SOL_SOCKET && q.level != IPPROTO_IP && q.level != DPM_SOL &&
+      q.level != (s.tcp() ? IPPROTO_TCP : IPPROTO_UDP)) {
+    return conn->Reply(op, EOPNOTSUPP);
+  }
   int value = 0;
   int err = 0;
   if (q.level == SOL_SOCKET && q.name == SO_DOMAIN) {

@@ -90,11 +90,12 @@ int TcpSocket::Connect(const api::Endpoint& remote, const std::shared_ptr<Contro
   switch (state_) {
     case State::kConnecting: return EALREADY;
     case State::kConnected: return EISCONN;
-    case State::kListening: return EINVAL;
+    case State::kListening: return EISCONN;  // as Linux answers connect() on a listener
     case State::kClosed: return last_error_ != 0 ? last_error_ : ECONNABORTED;
     case State::kOpen: break;
   }
   if (remote.ipv4_host() == 0 || remote.port_be == 0) return remote.port_be == 0 ? ECONNREFUSED : ENETUNREACH;
+  if (!Routable(remote)) return ENETUNREACH;
   if (int e = TakeOwnAddress()) return e;
   if (DpmApplies(remote)) {
     // DPM patent, claims 1-5: agree on the registered address and port with the DPM server first;

@@ -54,6 +54,7 @@ int UdpSocket::Connect(const api::Endpoint& remote, const std::shared_ptr<Contro
     return 0;
   }
   if (remote.family != AF_INET) return EAFNOSUPPORT;
+  if (!Routable(remote)) return ENETUNREACH;
   if (int e = TakeOwnAddress()) return e;
   if (DpmApplies(remote)) {
     // DPM patent, claims 1-5, for a datagram session: the setup exchange first; connect() answers

@@ -23,6 +23,8 @@ E2E_ROOT=$(cd "$E2E_DIR/../.." && pwd)
 BUILD=${BUILD:-$E2E_ROOT/build}
 DPMD=$BUILD/dpmd
 DPMCAT=$BUILD/dpm-cat
+DPMRUN=$BUILD/dpm-run                 # runs an unmodified program on a dpm instance (preload hook)
+PRELOAD_LIB=$BUILD/libdpm-preload.so
 E2E_BIN=$BUILD/tests/e2e  # test programs built from tests/e2e/*.cc
 # Scapy lives in Debian's python3 (python3-scapy); a pyenv or venv python3 on PATH may lack it.
 if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
@@ -50,6 +52,24 @@ e2e_require_cmd() {
 # e2e_require_build : fails clearly when the binaries are missing.
 e2e_require_build() {
   [ -x "$DPMD" ] && [ -x "$DPMCAT" ] || { echo "FAIL: no dpmd/dpm-cat in BUILD=$BUILD (build first)" >&2; exit 1; }
+}
+
+# e2e_require_preload : fails clearly when dpm-run or the preload library is missing.
+e2e_require_preload() {
+  [ -x "$DPMRUN" ] && [ -f "$PRELOAD_LIB" ] || e2e_fail "no dpm-run/libdpm-preload.so in BUILD=$BUILD (build dpm-run dpm_preload)"
+}
+
+# e2e_require_test_program NAME : $E2E_BIN/NAME, or a clear failure; sets $TEST_PROGRAM.
+e2e_require_test_program() {
+  TEST_PROGRAM=$E2E_BIN/$1
+  [ -x "$TEST_PROGRAM" ] || e2e_fail "no $TEST_PROGRAM (build the tests)"
+}
+
+# e2e_tcp_echo NS ADDR PORT LOG : starts a kernel TCP echo server (peers.py tcp-echo) in NS;
+# LOG gets "IP:PORT" of every connection's source, so a test sees which stack a client used.
+e2e_tcp_echo() {
+  e2e_bg "$1" "$PY" "$E2E_DIR/peers.py" tcp-echo "$2" "$3" "$4"
+  e2e_wait_for 10 grep -q ready "$4" || e2e_fail "the echo server on $2:$3 did not start"
 }
 
 # e2e_reap NAME : removes what an earlier run of test NAME left when it was killed with

@@ -9,10 +9,14 @@
                                              RESULT gets "eof", "reset" or "other:<error>"
   peers.py tcp-idle-server ADDR PORT RESULT  accept one connection, then as tcp-idle-client
                                              (also a sink: it reads and discards everything)
+  peers.py tcp-echo ADDR PORT LOG            echo every connection's bytes back until its EOF,
+                                             then close; log "ready" once, then "IP:PORT" per
+                                             connection accepted
 """
 import os
 import socket
 import sys
+import threading
 
 
 def write_result(path, text):
@@ -103,6 +107,31 @@ def read_until_gone(s, result):
     s.close()
 
 
+def tcp_echo(addr, port, log):
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((addr, int(port)))
+    ls.listen(64)
+
+    def serve(conn):
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                conn.sendall(data)
+        except OSError:
+            pass
+        conn.close()
+
+    with open(log, "a", buffering=1) as f:
+        f.write("ready\n")
+        while True:
+            conn, peer = ls.accept()
+            f.write("%s:%d\n" % peer)
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
 def main(argv):
     commands = {
         "udp-echo": udp_echo,
@@ -110,6 +139,7 @@ def main(argv):
         "tcp-sender": tcp_sender,
         "tcp-idle-client": tcp_idle_client,
         "tcp-idle-server": tcp_idle_server,
+        "tcp-echo": tcp_echo,
     }
     if len(argv) < 2 or argv[1] not in commands:
         sys.stderr.write(__doc__)
