@@ -125,3 +125,49 @@ bench_wait_pid() {
 bench_field() {
   sed -n "s/.*[ :]$2=\\([^ ]*\\).*/\\1/p" "$1" | tail -n 1
 }
+
+# bench_outer RUN MTU DEST_PREFIX : the outside namespace S and the forwarding namespace H,
+#   S (198.51.100.10/24) ══ veth ══ H (198.51.100.1/24, ip_forward=1),
+# every device at MTU; S routes DEST_PREFIX via H. Sets $S and $H.
+bench_outer() {
+  local run=$1 mtu=$2 dest_prefix=$3
+  bench_netns S "$run-s"
+  bench_netns H "$run-h"
+  bench_veth "$S" "b$$s$run" 198.51.100.10/24 "$H" "b$$h$run" 198.51.100.1/24 "$mtu"
+  ip -n "$S" route add "$dest_prefix" via 198.51.100.1
+  ip netns exec "$H" sysctl -qw net.ipv4.ip_forward=1
+}
+
+# bench_inner_kernel RUN MTU : namespace R (kernel TCP, 10.77.2.2/24) behind H over a second
+# veth (H side 10.77.2.1/24), R's default route via H: the kernel path with bench_outer's shape
+# (S must route 10.77.2.0/24). Sets $R.
+bench_inner_kernel() {
+  local run=$1 mtu=$2
+  bench_netns R "$run-r"
+  bench_veth "$H" "b$$i$run" 10.77.2.1/24 "$R" "b$$r$run" 10.77.2.2/24 "$mtu"
+  ip -n "$R" route add default via 10.77.2.1
+}
+
+# bench_dpmd RUN MTU [ARGS...] : `dpmd client` in H on TUN dpm0 (stack 10.77.1.2/24, kernel
+# side 10.77.1.1/24) at MTU, API socket $TMP/dpmd-RUN.sock (S must route 10.77.1.0/24). Sets
+# $API and $DPMD_PID; returns once dpmd is ready.
+bench_dpmd() {
+  local run=$1 mtu=$2
+  shift 2
+  API=$TMP/dpmd-$run.sock
+  bench_bg "$H" "$TMP/dpmd-$run.log" "$DPMD" client --tun dpm0 --mtu "$mtu" --address 10.77.1.2/24 \
+    --gateway 10.77.1.1 --host-address 10.77.1.1/24 --api-socket "$API" "$@"
+  DPMD_PID=$LAST_PID
+  bench_wait_log 10 "$TMP/dpmd-$run.log" "dpmd: ready" "$DPMD_PID"
+}
+
+# bench_median : the median of the numbers on stdin (0 when there are none).
+bench_median() {
+  tr ' ' '\n' | awk 'NF' | sort -g |
+    awk '{v[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
+}
+
+# bench_ratio A B [FORMAT] : A / B (FORMAT default %.2f), "-" when either is empty or B is 0.
+bench_ratio() {
+  awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN { if (a != "" && b != "" && b > 0) printf f, a / b; else print "-" }'
+}

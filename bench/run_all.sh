@@ -2,7 +2,7 @@
 # Every dpm benchmark, one after the other (bench/README.md). Run as root:
 #   sudo bench/run_all.sh
 # Uses the binaries in $BUILD (default ./build); the environment knobs of throughput.sh,
-# idle_memory.sh and setup_latency.sh pass through. Exits non-zero if a run lost bytes or
+# idle_memory.sh, setup_latency.sh and preload.sh pass through. Exits non-zero if a run lost bytes or
 # missed a target.
 set -uo pipefail
 dir=$(cd "$(dirname "$0")" && pwd)
@@ -18,4 +18,6 @@ echo
 "$dir/setup_latency.sh" || rc=1
 echo
 "$dir/address_sockets.sh" || rc=1
+echo
+"$dir/preload.sh" || rc=1
 exit $rc

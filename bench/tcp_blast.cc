@@ -1,4 +1,6 @@
-// tcp_blast — kernel-socket TCP sender for bench/throughput.sh.
+// tcp_blast / dpm_blast — the TCP sender of bench/throughput.sh and bench/preload.sh, built
+// twice from this file: tcp_blast on kernel sockets, dpm_blast (BENCH_BLAST_DPM) through
+// libdpm (dpm_socket / dpm_connect / dpm_shutdown / dpm_close; the data with plain send()).
 //
 // Connects to HOST:PORT and writes from a 256 KiB buffer for --seconds T (default 5) or
 // until --bytes N are written, then shuts down its sending side and waits for the receiver
@@ -6,6 +8,7 @@
 // wrote ("tcp_blast: bytes=N seconds=S gbps=G"); the sink's count must match.
 //
 // Usage: tcp_blast HOST PORT [--seconds T | --bytes N] [--connect-timeout S]
+//        dpm_blast HOST PORT [...] [--api-socket PATH]
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -15,16 +18,38 @@
 
 #include "bench_util.h"
 
+#ifdef BENCH_BLAST_DPM
+#include "dpm/socket.h"
+#endif
+
 namespace {
+#ifdef BENCH_BLAST_DPM
+constexpr const char* kProgram = "dpm_blast";
+int Socket() { return dpm_socket(AF_INET, SOCK_STREAM, 0, DPM_TUPLE_COMMON); }
+int Connect(int fd, const sockaddr_in& a) { return dpm_connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)); }
+int ShutdownWrite(int fd) { return dpm_shutdown(fd, SHUT_WR); }
+int Close(int fd) { return dpm_close(fd); }
+#else
 constexpr const char* kProgram = "tcp_blast";
+int Socket() { return ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); }
+int Connect(int fd, const sockaddr_in& a) { return ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)); }
+int ShutdownWrite(int fd) { return ::shutdown(fd, SHUT_WR); }
+int Close(int fd) { return ::close(fd); }
+#endif
 constexpr size_t kBuffer = 256 * 1024;
 
 void Usage() {
   std::fprintf(stderr,
-               "usage: %s HOST PORT [--seconds T | --bytes N[K|M|G]] [--connect-timeout S]\n"
+               "usage: %s HOST PORT [--seconds T | --bytes N[K|M|G]] [--connect-timeout S]%s\n"
                "  writes to HOST:PORT for T seconds (default 5) or N bytes, then half-closes\n"
                "  and waits for the receiver to close\n",
-               kProgram);
+               kProgram,
+#ifdef BENCH_BLAST_DPM
+               " [--api-socket PATH]"
+#else
+               ""
+#endif
+  );
   std::exit(2);
 }
 }  // namespace
@@ -48,6 +73,10 @@ int main(int argc, char** argv) {
       if (!bench::ParseSize(value, &limit) || limit == 0) Usage();
     } else if (flag == "--connect-timeout") {
       connect_timeout = std::atof(value);
+#ifdef BENCH_BLAST_DPM
+    } else if (flag == "--api-socket") {
+      dpm_set_daemon_path(value);
+#endif
     } else {
       Usage();
     }
@@ -58,11 +87,11 @@ int main(int argc, char** argv) {
   int fd = -1;
   double give_up = bench::NowSeconds() + connect_timeout;
   for (;;) {
-    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = Socket();
     if (fd < 0) bench::Die(kProgram, "socket: %s", std::strerror(errno));
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof(peer)) == 0) break;
+    if (Connect(fd, peer) == 0) break;
     int err = errno;
-    ::close(fd);
+    Close(fd);
     if (bench::NowSeconds() > give_up) bench::Die(kProgram, "connect %s:%u: %s", host, port, std::strerror(err));
     ::usleep(50 * 1000);
   }
@@ -89,11 +118,11 @@ int main(int argc, char** argv) {
   }
   double wrote = bench::NowSeconds() - start;
   // Half-close and wait for the receiver's close: it has then read every byte.
-  ::shutdown(fd, SHUT_WR);
+  ShutdownWrite(fd);
   char sink[4096];
   while (::recv(fd, sink, sizeof(sink), 0) > 0) {
   }
-  ::close(fd);
+  Close(fd);
   bench::PrintRate(kProgram, sent, wrote);
   return 0;
 }

@@ -27,17 +27,7 @@ FAILED=0
 declare -A RESULT  # "path mtu" → list of Gbit/s
 declare -A CHECK   # "path mtu" → "ok" or the mismatch
 
-# The sender and its link into H, common to every path:
-#   S (198.51.100.10/24) ══ veth ══ H (198.51.100.1/24, forwards)
-# $S and $H are set; S routes DEST_PREFIX via H.
-make_sender_side() {
-  local mtu=$1 dest_prefix=$2
-  bench_netns S "$RUN-s"
-  bench_netns H "$RUN-h"
-  bench_veth "$S" "b$$s$RUN" 198.51.100.10/24 "$H" "b$$h$RUN" 198.51.100.1/24 "$mtu"
-  ip -n "$S" route add "$dest_prefix" via 198.51.100.1
-  ip netns exec "$H" sysctl -qw net.ipv4.ip_forward=1
-}
+# The sender and its link into H, common to every path: bench_outer (lib.sh).
 
 # run_blast DEST SINK_PID SINK_LOG: runs the sender in S, waits for the sink, records.
 # Sets GBPS and OK.
@@ -85,12 +75,10 @@ perf_stop() {
 
 # (a) dpm: S ══ veth ══ H ── TUN dpm0 ── dpmd (lwIP 10.77.1.2) ── UNIX pair ── dpm_sink
 run_dpm() {
-  local mtu=$1 api=$TMP/dpmd-$RUN.sock
-  make_sender_side "$mtu" 10.77.1.0/24
-  bench_bg "$H" "$TMP/dpmd-$RUN.log" "$DPMD" client --tun dpm0 --mtu "$mtu" --address 10.77.1.2/24 \
-    --gateway 10.77.1.1 --host-address 10.77.1.1/24 --api-socket "$api"
-  local dpmd_pid=$LAST_PID
-  bench_wait_log 10 "$TMP/dpmd-$RUN.log" "dpmd: ready" "$dpmd_pid"
+  local mtu=$1
+  bench_outer "$RUN" "$mtu" 10.77.1.0/24
+  bench_dpmd "$RUN" "$mtu"
+  local api=$API dpmd_pid=$DPMD_PID
   bench_bg "$H" "$TMP/sink-$RUN.log" "$BIN/dpm_sink" --api-socket "$api" --port $PORT --timeout $((SECS + 60))
   local sink_pid=$LAST_PID
   bench_wait_log 10 "$TMP/sink-$RUN.log" "listening" "$sink_pid"
@@ -104,7 +92,7 @@ run_dpm() {
 # (b) bare forwarder: S ══ veth ══ H ── tunA ── tun_forwarder ── tunB ── R (10.77.2.2) kernel_sink
 run_fwd() {
   local mtu=$1
-  make_sender_side "$mtu" 10.77.2.0/24
+  bench_outer "$RUN" "$mtu" 10.77.2.0/24
   bench_netns R "$RUN-r"
   ip -n "$H" tuntap add dev tunA mode tun
   ip -n "$H" tuntap add dev tunB mode tun
@@ -131,18 +119,13 @@ run_fwd() {
 # (c) kernel: S ══ veth ══ H ══ veth ══ R (10.77.2.2) kernel_sink — the same hops, no TUN.
 run_kernel() {
   local mtu=$1
-  make_sender_side "$mtu" 10.77.2.0/24
-  bench_netns R "$RUN-r"
-  bench_veth "$H" "b$$i$RUN" 10.77.2.1/24 "$R" "b$$r$RUN" 10.77.2.2/24 "$mtu"
-  ip -n "$R" route add default via 10.77.2.1
+  bench_outer "$RUN" "$mtu" 10.77.2.0/24
+  bench_inner_kernel "$RUN" "$mtu"
   bench_bg "$R" "$TMP/sink-$RUN.log" "$BIN/kernel_sink" --address 10.77.2.2 --port $PORT --timeout $((SECS + 60))
   local sink_pid=$LAST_PID
   bench_wait_log 10 "$TMP/sink-$RUN.log" "listening" "$sink_pid"
   run_blast 10.77.2.2 "$sink_pid" "$TMP/sink-$RUN.log" || true
 }
-
-# median of the numbers on stdin (0 when there are none)
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{v[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
 echo "throughput: one TCP stream, ${SECS}s per measurement, MTU $MTUS, $REPEAT run(s) per cell, $(nproc) CPUs"
 for rep in $(seq "$REPEAT"); do
@@ -173,12 +156,12 @@ echo
 printf '%-24s %6s %10s %10s %10s  %s\n' path MTU Gbit/s "x fwd" "x kernel" "bytes"
 verdict=""
 for mtu in $MTUS; do
-  fwd=$(echo "${RESULT["fwd $mtu"]:-}" | median)
-  kern=$(echo "${RESULT["kernel $mtu"]:-}" | median)
+  fwd=$(echo "${RESULT["fwd $mtu"]:-}" | bench_median)
+  kern=$(echo "${RESULT["kernel $mtu"]:-}" | bench_median)
   for path in $PATHS; do
-    g=$(echo "${RESULT["$path $mtu"]}" | median)
-    rf=$(awk -v a="$g" -v b="$fwd" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-    rk=$(awk -v a="$g" -v b="$kern" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }')
+    g=$(echo "${RESULT["$path $mtu"]}" | bench_median)
+    rf=$(bench_ratio "$g" "$fwd")
+    rk=$(bench_ratio "$g" "$kern" %.3f)
     printf '%-24s %6s %10.2f %10s %10s  %s\n' "$(label "$path")" "$mtu" "$g" "$rf" "$rk" "${CHECK["$path $mtu"]:-sent = received}"
     if [ "$path" = dpm ] && [ "$mtu" = 1500 ]; then
       verdict=$(awk -v r="$rf" 'BEGIN { if (r == "-") print "not measured"; else if (r >= 0.5) print "met"; else print "NOT met" }')
