@@ -29,8 +29,10 @@ namespace dpm::api {
 inline constexpr uint16_t kVersion = 2;  // 2: CONNECT carries flags
 /// Largest request or reply the daemon reads or writes, bytes.
 inline constexpr size_t kMaxMessage = 64 * 1024;
-/// Largest socket option value carried, bytes.
+/// Largest socket option value a SETSOCKOPT request carries, bytes.
 inline constexpr size_t kMaxOptionValue = 64;
+/// Largest option value a GETSOCKOPT reply carries (a struct tcp_info), bytes.
+inline constexpr size_t kMaxOptionReply = 512;
 
 enum class Opcode : uint16_t {
   kSocket = 1,
@@ -115,7 +117,8 @@ std::vector<uint8_t> EncodeRequest(const Request& request);
 
 /// Reply: header (opcode of the request), i32 error (0 or an errno value), then a body that
 /// depends on the opcode: SOCKET → SocketRef; GETSOCKNAME/GETPEERNAME → Endpoint;
-/// GETSOCKOPT → u16 length + value; STATUS → text; the others → nothing.
+/// GETSOCKOPT → the value's bytes (an int for most options, at most kMaxOptionReply);
+/// STATUS → text; the others → nothing.
 struct Reply {
   Opcode opcode = Opcode::kSocket;
   int32_t error = 0;

@@ -367,7 +367,7 @@ int dpm_getsockopt(int fd, int level, int optname, void* optval, socklen_t* optl
   if (LocalOption(level, optname)) return ::getsockopt(fd, level, optname, optval, optlen);
   dpm::api::Reply reply;
   if (int e = Transact(dpm::api::GetSockOptRequest{entry.ref, level, optname}, &reply)) return Fail(e);
-  if (reply.body.empty() || reply.body.size() > dpm::api::kMaxOptionValue) return Fail(EPROTO);
+  if (reply.body.empty() || reply.body.size() > dpm::api::kMaxOptionReply) return Fail(EPROTO);
   socklen_t n = std::min<socklen_t>(*optlen, static_cast<socklen_t>(reply.body.size()));
   std::memcpy(optval, reply.body.data(), n);
   *optlen = n;

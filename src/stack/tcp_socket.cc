@@ -210,6 +210,34 @@ int TcpSocket::GetOption(int level, int name, int* value) {
   return ENOPROTOOPT;
 }
 
+int TcpSocket::Info(tcp_info* out) const {
+  *out = tcp_info{};
+  if (pcb_ == nullptr) {
+    out->tcpi_state = TCP_CLOSE;
+    return 0;
+  }
+  static constexpr uint8_t kLinuxState[] = {TCP_CLOSE,     TCP_LISTEN,    TCP_SYN_SENT, TCP_SYN_RECV,
+                                            TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT,
+                                            TCP_CLOSING,   TCP_LAST_ACK,  TCP_TIME_WAIT};
+  out->tcpi_state = pcb_->state < sizeof(kLinuxState) ? kLinuxState[pcb_->state] : TCP_CLOSE;
+  if (state_ == State::kListening) return 0;  // a listening pcb keeps nothing more
+  constexpr uint32_t kTickUs = TCP_SLOW_INTERVAL * 1000;
+  const uint32_t mss = std::max<uint32_t>(pcb_->mss, 1);
+  out->tcpi_snd_mss = out->tcpi_rcv_mss = out->tcpi_advmss = pcb_->mss;
+  out->tcpi_rto = static_cast<uint32_t>(std::max<int>(pcb_->rto, 0)) * kTickUs;
+  out->tcpi_rtt = static_cast<uint32_t>(std::max<int>(pcb_->sa, 0) >> 3) * kTickUs;
+  out->tcpi_rttvar = static_cast<uint32_t>(std::max<int>(pcb_->sv, 0) >> 2) * kTickUs;
+  out->tcpi_snd_cwnd = pcb_->cwnd / mss;
+  out->tcpi_snd_ssthresh = pcb_->ssthresh / mss;
+  out->tcpi_retransmits = pcb_->nrtx;
+  out->tcpi_total_retrans = pcb_->nrtx;
+  out->tcpi_rcv_space = pcb_->rcv_wnd;
+  uint32_t unacked = 0;
+  for (const tcp_seg* seg = pcb_->unacked; seg != nullptr; seg = seg->next) ++unacked;
+  out->tcpi_unacked = unacked;
+  return 0;
+}
+
 void TcpSocket::Destroy() {
   if (pending_connect_) pending_connect_->Reply(api::Opcode::kConnect, ECONNABORTED);
   pending_connect_.reset();

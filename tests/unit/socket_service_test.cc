@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -33,6 +34,7 @@
 #include "dhcp/dhcp_message.h"
 #include "dpm/socket.h"
 #include "gtest/gtest.h"
+#include "lwip/priv/tcp_priv.h"
 #include "stack/clock.h"
 #include "stack/stack.h"
 #include "test_bytes.h"
@@ -256,6 +258,20 @@ class SocketServiceTest : public ::testing::Test {
     }
   }
 
+  // A dpm TCP socket listening on `port` (backlog 4), or -1.
+  int ListeningSocket(uint16_t port) {
+    const int fd = Call([] { return dpm_socket(AF_INET, SOCK_STREAM, 0, DPM_TUPLE_COMMON); });
+    if (fd < 0) return -1;
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_port = htons(port);
+    if (Call([&] { return dpm_bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)); }) != 0 ||
+        Call([&] { return dpm_listen(fd, 4); }) != 0) {
+      return -1;
+    }
+    return fd;
+  }
+
   // A connected dpm TCP socket to kPeerAddress:80, the handshake answered on the wire.
   int ConnectedSocket(Segment* syn_out = nullptr) {
     const int fd = Call([] { return dpm_socket(AF_INET, SOCK_STREAM, 0, DPM_TUPLE_COMMON); });
@@ -311,13 +327,8 @@ TEST_F(SocketServiceTest, ConnectSendsASynAndReturnsZeroAfterTheSynAck) {
 
 TEST_F(SocketServiceTest, AListenerAnswersASynWithASynAckAndAcceptReturnsAfterTheAck) {
   Start();
-  const int fd = Call([] { return dpm_socket(AF_INET, SOCK_STREAM, 0, DPM_TUPLE_COMMON); });
+  const int fd = ListeningSocket(8080);
   ASSERT_GE(fd, 0);
-  sockaddr_in local{};
-  local.sin_family = AF_INET;
-  local.sin_port = htons(8080);
-  ASSERT_EQ(Call([&] { return dpm_bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)); }), 0);
-  ASSERT_EQ(Call([&] { return dpm_listen(fd, 4); }), 0);
   sockaddr_in peer{};
   auto accepted = std::async(std::launch::async, [fd, &peer] {
     socklen_t len = sizeof(peer);
@@ -447,6 +458,61 @@ TEST_F(SocketServiceTest, NonBlockingConnectOnAReplacedDescriptorIsRefused) {
   ::dup2(saved, fd);
   ::close(saved);
   dpm_close(other);
+  dpm_close(fd);
+}
+
+// A server that closes first keeps its side in TIME-WAIT; a client coming back from the same
+// port with a SYN beyond the old connection's sequence space gets a new connection (a SYN-ACK),
+// as on Linux (RFC 1122 4.2.2.13, RFC 6191; lwIP patch 0003), not the RST unpatched lwIP sends.
+TEST_F(SocketServiceTest, ASynBeyondATimeWaitConnectionOpensANewOne) {
+  Start();
+  const int fd = ListeningSocket(8080);
+  ASSERT_GE(fd, 0);
+  auto accepted = std::async(std::launch::async, [fd] { return dpm_accept(fd, nullptr, nullptr); });
+  link_->InjectInbound(Tcp({kPeerAddress, kStackAddress, 5555, 8080, 1000, 0, kSyn}));
+  std::optional<Segment> syn_ack = NextSegment();
+  ASSERT_TRUE(syn_ack);
+  link_->InjectInbound(Tcp({kPeerAddress, kStackAddress, 5555, 8080, 1001, syn_ack->seq + 1, kAck}));
+  ASSERT_TRUE(Serve([&] { return accepted.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }));
+  const int conn = accepted.get();
+  ASSERT_GE(conn, 0);
+  dpm_close(conn);  // the server closes first: FIN
+  std::optional<Segment> fin = NextSegment();
+  ASSERT_TRUE(fin);
+  ASSERT_NE(fin->flags & kFin, 0);
+  // The client acknowledges and sends its FIN; the stack's ACK of it leaves it in TIME-WAIT.
+  link_->InjectInbound(Tcp({kPeerAddress, kStackAddress, 5555, 8080, 1001, fin->seq + 1, kAck | kFin}));
+  std::optional<Segment> last_ack = NextSegment();
+  ASSERT_TRUE(last_ack);
+  EXPECT_EQ(last_ack->flags & (kAck | kFin | kRst), kAck);
+  ASSERT_EQ(tcp_tw_pcbs != nullptr, true) << "the stack's side waits in TIME-WAIT";
+  // Back from the same port, beyond the old sequence space.
+  link_->InjectInbound(Tcp({kPeerAddress, kStackAddress, 5555, 8080, 90000, 0, kSyn}));
+  std::optional<Segment> answer = NextSegment();
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->flags & (kSyn | kAck | kRst), kSyn | kAck) << "a new connection, not a reset";
+  EXPECT_EQ(answer->ack, 90001u);
+  dpm_close(fd);
+}
+
+// TCP_INFO answers from lwIP's view of the connection (iperf3 reads it every interval).
+TEST_F(SocketServiceTest, TcpInfoGivesTheConnectionsStateAndMss) {
+  Start();
+  const int fd = ConnectedSocket();
+  ASSERT_GE(fd, 0);
+  tcp_info info{};
+  socklen_t len = sizeof(info);
+  ASSERT_EQ(Call([&] { return dpm_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len); }), 0) << std::strerror(errno);
+  EXPECT_EQ(len, sizeof(info));
+  EXPECT_EQ(info.tcpi_state, TCP_ESTABLISHED);
+  EXPECT_EQ(info.tcpi_snd_mss, 536u) << "the peer's SYN-ACK carried no MSS option: RFC 9293's default";
+  EXPECT_GT(info.tcpi_snd_cwnd, 0u);
+  char cc[16] = {};
+  socklen_t cc_len = sizeof(cc);
+  ASSERT_EQ(Call([&] { return dpm_getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, &cc_len); }), 0);
+  EXPECT_STREQ(cc, "reno");
+  EXPECT_EQ(Call([&] { return dpm_setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "cubic", 5) == 0 ? 0 : errno; }),
+            ENOENT);
   dpm_close(fd);
 }
 

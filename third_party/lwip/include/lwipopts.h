@@ -107,6 +107,9 @@
 #define TCP_OVERSIZE                  TCP_MSS
 #define LWIP_TCP_KEEPALIVE            1
 #define SO_REUSE                      1   /* SO_REUSEADDR: bind over TIME-WAIT */
+/* patch 0003: a SYN beyond a TIME-WAIT connection's sequence space opens a new connection on its
+   4-tuple (RFC 1122 4.2.2.13, RFC 6191), as Linux accepts it, instead of a RST or an ACK. */
+#define LWIP_TCP_TIMEWAIT_SYN_REUSE   1
 #define TCP_SYNMAXRTX                 6
 #define TCP_MAXRTX                    12
 #define LWIP_CALLBACK_API             1
