@@ -152,7 +152,11 @@ int dpm_close(int fd);
 int dpm_setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen);
 
 /** SOL_SOCKET SO_ERROR (the last asynchronous error, e.g. ECONNRESET, then cleared),
- * SO_TYPE, and the options of dpm_setsockopt(). Errors as dpm_setsockopt(). */
+ * SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN; IPPROTO_TCP TCP_MAXSEG, TCP_INFO (struct
+ * tcp_info from lwIP's view: state, MSS, RTO, RTT, cwnd, ssthresh; fields lwIP lacks are 0),
+ * TCP_CONGESTION ("reno"); and the options of dpm_setsockopt(). At most *optlen bytes are
+ * written and *optlen is set to the value's size. Errors as dpm_setsockopt(), and EOPNOTSUPP
+ * (a level the socket's protocol does not have), EINVAL (negative *optlen). */
 int dpm_getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen);
 
 /** Sends one datagram (UDP) to dest, or to the connected peer when dest is NULL; for TCP it
