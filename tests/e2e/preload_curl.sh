@@ -10,6 +10,8 @@
 #      endpoint is the registered address and port, and the gateway's session table has a DPM
 #      session with that external endpoint; once curl finishes, the body matches, curl's
 #      getsockname() gave that endpoint, and nginx logged exactly that address:port.
+#  (c) `dpm-run --fixed-ports` behind the same gateway: the DPM session's external port is the
+#      program's own (internal) port.
 source "$(dirname "$0")/preload_lib.sh"
 e2e_require_root preload_curl
 e2e_require_cmd nginx curl
@@ -85,5 +87,23 @@ e2e_wait_for 5 grep -q '"GET /big ' "$TMP/nginx-access.log" || true
 sed 's/^/  nginx: /' "$TMP/nginx-access.log"
 e2e_check "nginx logged the registered address:port" \
   grep -q "^$registered 198.51.100.10 \"GET /big HTTP/1.1\" 200 $(file_size "$TMP/www/big")$" "$TMP/nginx-access.log"
+e2e_check "the client holds no socket and no active pcb afterwards" e2e_wait_for 5 e2e_idle "$C1_API"
+
+echo "--- (c) dpm-run --fixed-ports: the gateway keeps the program's own port ---"
+# Held open the same way; the DPM session's external port must be the internal one (the DPM
+# patent, claims 1-4: a port that is not replaceable is kept as the registered port).
+{
+  preload_run "$LAN" "$C1_API" --fixed-ports -- timeout 120 curl -sS --max-time 110 -o - http://198.51.100.10/big \
+    2>"$TMP/fcurl.err" | { e2e_wait_for 90 test -e "$TMP/go2" || true; cat >/dev/null; }
+} &
+FCURL=$!
+e2e_wait_for 30 has_connected "$C1_API" 198.51.100.10:80 || echo "  no connected socket towards nginx in the client's status"
+fixed=$(connected_local "$C1_API" 198.51.100.10:80)
+fixed_internal=$(e2e_json "$GW_API" '" ".join(x["internal"] for x in s["gateway"]["sessions"] if x["dpm"] and x["external"] == "'"$fixed"'")')
+echo "  registered $fixed, internal $fixed_internal"
+e2e_check "the registered endpoint is on the registered address ($fixed)" grep -Eq '^203\.0\.113\.1:[0-9]+$' <<<"$fixed"
+e2e_expect_eq "the registered port is the program's own port" "${fixed##*:}" "${fixed_internal##*:}"
+touch "$TMP/go2"
+wait "$FCURL" || echo "  curl pipeline exited with $?"
 e2e_check "the client holds no socket and no active pcb afterwards" e2e_wait_for 5 e2e_idle "$C1_API"
 e2e_finish
