@@ -4,9 +4,9 @@
 #
 #   namespace "client"                                      namespace "server"
 #   dpmd client 10.77.1.2 -- TUN dpm0 -- kernel 10.77.1.1    python3 -m http.server
-#   dpm-cat, dpmd status                 kernel 198.51.100.1 == veth == 198.51.100.10:80
+#   dpm-cat, dpmd status, dpm-run curl   kernel 198.51.100.1 == veth == 198.51.100.10:80
 #
-# dpm-cat and `dpmd status` run in the client namespace: a program reaches the dpmd of its own
+# dpm-cat, `dpmd status` and curl under dpm-run run in the client namespace: a program reaches the dpmd of its own
 # network namespace. Everything made here is removed on exit, even on failure or Ctrl-C;
 # nothing is configured outside the two namespaces.
 set -euo pipefail
@@ -55,3 +55,6 @@ echo "--- dpm-cat fetches http://198.51.100.10/ through the stack ---"
 printf 'GET / HTTP/1.0\r\n\r\n' | ip netns exec "$CLIENT" timeout 20 "$BUILD/dpm-cat" 198.51.100.10 80
 echo "--- dpmd status ---"
 ip netns exec "$CLIENT" "$BUILD/dpmd" status
+echo "--- unmodified curl through dpm-run (the preload hook puts its socket in the stack) ---"
+ip netns exec "$CLIENT" timeout 20 "$BUILD/dpm-run" -- curl -sS -w 'curl: HTTP %{http_code} from %{local_ip}\n' \
+  http://198.51.100.10/ | sed 's/^hello/curl: hello/'

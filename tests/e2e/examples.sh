@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # e2e.examples (root): examples/client.sh and examples/gateway.sh, run as a user would run
 # them, do what they say and leave nothing behind. Asserts: each exits 0; client.sh's dpm-cat
-# gets the server's page (HTTP 200) through the stack and its `dpmd status` is the client's;
+# gets the server's page (HTTP 200) through the stack and its `dpmd status` is the client's,
+# and curl under dpm-run gets the page from the stack's address;
 # gateway.sh's curl from the plain host gets HTTP 200 and the page, its DPM client's dpm-cat
 # gets a registered local address from the pool, the server saw only pool addresses, and the
 # gateway's status lists both sessions (napt and dpm). Afterwards no namespace and no root
@@ -37,6 +38,8 @@ e2e_check "client: and the page" grep -q "^hello from the server namespace" "$ou
 e2e_check "client: dpm-cat's local address is the stack's" grep -q "^dpm-cat: local 10\.77\.1\.2:" "$out"
 e2e_check "client: dpmd status is the client's, on dpm0" grep -q "^link  *tun:dpm0 .*address 10\.77\.1\.2/24" "$out"
 e2e_check "client: it counted the socket" grep -q "sockets 0 (opened 1, closed 1)" "$out"
+e2e_check "client: curl under dpm-run got the page" grep -q "^curl: hello from the server namespace" "$out"
+e2e_check "client: from the stack's address" grep -q "^curl: HTTP 200 from 10\.77\.1\.2$" "$out"
 
 run_example gateway
 out=$TMP/gateway.out
