@@ -120,7 +120,8 @@ int dpm_listen(int fd, int backlog);
 /** Takes the next established connection from a listening socket; blocks unless the
  * listening descriptor is non-blocking (then EAGAIN). The peer address is written to
  * addr/addrlen when they are not NULL. Returns the new connection's descriptor.
- * Errors: EBADF, ENOTSOCK, EINVAL (not listening), EAGAIN, EMFILE. */
+ * Errors: EBADF, ENOTSOCK, EINVAL (not listening), EAGAIN, EINTR (a signal whose handler does
+ * not restart calls), EMFILE. */
 int dpm_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
 
 /** Connects a TCP socket (blocks until established or failed) or sets the default peer of a

@@ -16,6 +16,10 @@ bool IsDpmSocket(int fd, bool* tcp);
 /// `to` now names the same dpm socket as `from` (after dup and friends); nothing if `from` is
 /// not one.
 void CopyEntry(int from, int to);
+/// accept4(2) on a dpm listener: `flags` SOCK_NONBLOCK / SOCK_CLOEXEC set on the new descriptor,
+/// which is close-on-exec from its arrival when SOCK_CLOEXEC asks (no fork+exec in another thread
+/// can take it meanwhile). Errors as dpm_accept(), and EINVAL (other flags), EINTR (a signal).
+int Accept(int fd, sockaddr* addr, socklen_t* addrlen, int flags);
 /// sendmsg(2) on a dpm socket: TCP sends the bytes (an address is ignored once connected,
 /// ENOTCONN before); UDP sends one datagram to msg_name, or to the connected peer when it is
 /// null (EDESTADDRREQ if none), framed as docs/api.md says. Returns payload bytes taken.

@@ -49,23 +49,34 @@ struct Control {
   int fd = -1;
   pid_t pid = 0;
   uint64_t generation = 0;  // of the daemon path it was opened for
-  ino_t ino = 0;            // so a number the program closed and reused is never closed here
-  ~Control() {
-    if (fd >= 0 && pid == ::getpid()) ::close(fd);
-  }
+  // So a number the program closed and reused is never taken for it, nor closed here.
+  dev_t dev = 0;
+  ino_t ino = 0;
+  ~Control();
 };
+
+// True while `c`'s number still names the control connection it opened.
+bool StillControl(const Control& c) {
+  struct stat st {};
+  return c.fd >= 0 && ::fstat(c.fd, &st) == 0 && st.st_ino == c.ino && st.st_dev == c.dev;
+}
 
 // Closes the control connection `c` names if the number still names it.
 void CloseControl(Control& c) {
-  struct stat st {};
-  if (c.fd >= 0 && ::fstat(c.fd, &st) == 0 && st.st_ino == c.ino) ::close(c.fd);
+  if (StillControl(c)) ::close(c.fd);
   c.fd = -1;
+}
+
+Control::~Control() {
+  if (pid == ::getpid()) CloseControl(*this);
 }
 thread_local Control t_control;
 
 int ConnectControl() {
   uint64_t generation = g_path_generation.load(std::memory_order_acquire);
-  if (t_control.fd >= 0 && t_control.pid == ::getpid() && t_control.generation == generation) return t_control.fd;
+  if (t_control.fd >= 0 && t_control.pid == ::getpid() && t_control.generation == generation && StillControl(t_control)) {
+    return t_control.fd;
+  }
   // Inherited across fork (the parent's), or opened for a daemon path since replaced.
   CloseControl(t_control);
   absl::StatusOr<dpm::api::UnixAddress> where = dpm::api::ParseUnixAddress(DaemonPath());
@@ -86,6 +97,7 @@ int ConnectControl() {
   struct stat st {};
   ::fstat(fd, &st);
   t_control.fd = fd;
+  t_control.dev = st.st_dev;
   t_control.ino = st.st_ino;
   t_control.pid = ::getpid();
   t_control.generation = generation;
@@ -275,28 +287,7 @@ int dpm_listen(int fd, int backlog) {
   return 0;
 }
 
-int dpm_accept(int fd, sockaddr* addr, socklen_t* addrlen) {
-  Entry entry;
-  if (!Lookup(fd, &entry)) return -1;
-  if (!entry.tcp) return Fail(EOPNOTSUPP);
-  if (!entry.listening) return Fail(EINVAL);
-  uint8_t buf[dpm::api::AcceptRecord::kWireSize];
-  int conn = -1;
-  ssize_t n = dpm::os::RecvWithFd(fd, buf, sizeof(buf), MSG_WAITALL, &conn);
-  if (n < 0) return -1;  // EAGAIN for a non-blocking listener
-  absl::StatusOr<dpm::api::AcceptRecord> record =
-      dpm::api::ParseAcceptRecord(absl::MakeConstSpan(buf, static_cast<size_t>(n)));
-  if (n == 0) return Fail(ECONNABORTED);  // the daemon closed the listener
-  if (!record.ok() || conn < 0) {
-    if (conn >= 0) ::close(conn);
-    return Fail(EPROTO);
-  }
-  ::fcntl(conn, F_SETFD, 0);  // accept(2) gives a descriptor without close-on-exec
-  Register(conn, record->ref, true);
-  Update(conn, [](Entry& e) { e.connected = true; });
-  if (addr != nullptr && addrlen != nullptr) record->peer.ToSockaddr(addr, addrlen);
-  return conn;
-}
+int dpm_accept(int fd, sockaddr* addr, socklen_t* addrlen) { return dpm::lib::Accept(fd, addr, addrlen, 0); }
 
 int dpm_connect(int fd, const sockaddr* addr, socklen_t addrlen) {
   Entry entry;
@@ -462,6 +453,8 @@ ssize_t SendMessage(int fd, const msghdr* message, int flags) {
 ssize_t ReceiveMessage(int fd, msghdr* message, int flags) {
   Entry entry;
   if (!Lookup(fd, &entry)) return -1;
+  // No error queue: the pair would hand over the next data instead (IP_RECVERR is only kept).
+  if ((flags & MSG_ERRQUEUE) != 0) return Fail(EAGAIN);
   if (entry.tcp) {
     message->msg_namelen = 0;
     message->msg_controllen = 0;
@@ -492,6 +485,34 @@ ssize_t ReceiveMessage(int fd, msghdr* message, int flags) {
     message->msg_namelen = 0;
   }
   return n - static_cast<ssize_t>(sizeof(header));
+}
+
+int Accept(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
+  Entry entry;
+  if (!Lookup(fd, &entry)) return -1;
+  if (!entry.tcp) return Fail(EOPNOTSUPP);
+  if (!entry.listening) return Fail(EINVAL);
+  if ((flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != 0) return Fail(EINVAL);
+  uint8_t buf[dpm::api::AcceptRecord::kWireSize];
+  int conn = -1;
+  // A signal that does not restart calls interrupts the wait, as it does accept(2)'s.
+  ssize_t n = dpm::os::RecvWithFd(fd, buf, sizeof(buf), MSG_WAITALL, &conn, /*retry_interrupted=*/false);
+  if (n < 0) return -1;  // EAGAIN for a non-blocking listener, EINTR
+  absl::StatusOr<dpm::api::AcceptRecord> record =
+      dpm::api::ParseAcceptRecord(absl::MakeConstSpan(buf, static_cast<size_t>(n)));
+  if (n == 0) return Fail(ECONNABORTED);  // the daemon closed the listener
+  if (!record.ok() || conn < 0) {
+    if (conn >= 0) ::close(conn);
+    return Fail(EPROTO);
+  }
+  // It arrived close-on-exec (no fork+exec elsewhere can take it meanwhile); accept(2) gives
+  // it without, unless SOCK_CLOEXEC asked otherwise.
+  if ((flags & SOCK_CLOEXEC) == 0) ::fcntl(conn, F_SETFD, 0);
+  if ((flags & SOCK_NONBLOCK) != 0) ::fcntl(conn, F_SETFL, ::fcntl(conn, F_GETFL) | O_NONBLOCK);
+  Register(conn, record->ref, true);
+  Update(conn, [](Entry& e) { e.connected = true; });
+  if (addr != nullptr && addrlen != nullptr) record->peer.ToSockaddr(addr, addrlen);
+  return conn;
 }
 
 void ForgetEntry(int fd) {

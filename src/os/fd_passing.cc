@@ -27,7 +27,7 @@ ssize_t SendWithFd(int fd, const iovec* iov, size_t iovcnt, int pass_fd) {
   return n < 0 ? -errno : n;
 }
 
-ssize_t RecvWithFd(int fd, void* buf, size_t len, int flags, int* passed) {
+ssize_t RecvWithFd(int fd, void* buf, size_t len, int flags, int* passed, bool retry_interrupted) {
   iovec v{buf, len};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
   msghdr m{};
@@ -38,7 +38,7 @@ ssize_t RecvWithFd(int fd, void* buf, size_t len, int flags, int* passed) {
   ssize_t n;
   do {
     n = ::recvmsg(fd, &m, flags | MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
+  } while (n < 0 && errno == EINTR && retry_interrupted);
   *passed = -1;
   if (n < 0) return n;
   const bool truncated = (m.msg_flags & MSG_CTRUNC) != 0;

@@ -19,12 +19,14 @@ ssize_t SendWithFd(int fd, const iovec* iov, size_t iovcnt, int pass_fd);
 
 /// Receives one message of at most `len` bytes into `buf` on `fd` with recvmsg(2), `flags`
 /// plus MSG_CMSG_CLOEXEC (a received descriptor is close-on-exec until the caller says
-/// otherwise); interrupted calls (EINTR) are retried. `*passed` gets the one descriptor that
+/// otherwise); interrupted calls (EINTR) are retried unless `retry_interrupted` is false (then
+/// -1 with EINTR, as accept(2) gives a program whose signal handler does not restart calls).
+/// `*passed` gets the one descriptor that
 /// came in SCM_RIGHTS, or -1. Descriptors beyond the first, and every descriptor of a control
 /// message the kernel truncated (MSG_CTRUNC: more than one was sent), are closed and refused,
 /// so none leaks into the process. Returns recvmsg's result: bytes received, 0 at end of
 /// file, or -1 with errno set (EAGAIN on a non-blocking socket with nothing to read).
-ssize_t RecvWithFd(int fd, void* buf, size_t len, int flags, int* passed);
+ssize_t RecvWithFd(int fd, void* buf, size_t len, int flags, int* passed, bool retry_interrupted = true);
 
 }  // namespace dpm::os
 

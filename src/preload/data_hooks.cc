@@ -4,12 +4,14 @@
 // it on a connected socket, a socket pair would refuse it). A dpm UDP socket carries each
 // datagram framed with its address (docs/api.md), so send*/recv*/read/write/readv/writev on it
 // go through libdpm's framing (lib/internal.h SendMessage / ReceiveMessage).
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <cerrno>
 #include <csignal>
 
+#include "dpm/socket.h"
 #include "lib/internal.h"
 #include "preload/descriptors.h"
 #include "preload/hook_state.h"
@@ -32,6 +34,22 @@ uint8_t Framed(int fd, bool has_address) {
 // writes with EPIPE (and SIGPIPE, unless MSG_NOSIGNAL). True when `fd` is one; errno is set.
 bool Idle(int fd, bool write, int flags) {
   if (InDpm() || (KindOf(fd) & kIdleTcp) == 0) return false;
+  {
+    // The mark belongs to the number: the socket may have been connected through another copy
+    // (dup, a forked child), or the number closed behind the hook's back and reused. Only a
+    // dpm socket that has no peer is idle; anything else loses the mark.
+    InDpmScope in_dpm;
+    sockaddr_in peer{};
+    socklen_t len = sizeof(peer);
+    const int saved = errno;
+    const bool idle = lib::IsDpmSocket(fd, nullptr) &&
+                      dpm_getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 && errno == ENOTCONN;
+    errno = saved;
+    if (!idle) {
+      SetKind(fd, KindOf(fd) & ~kIdleTcp);
+      return false;
+    }
+  }
   if (!write) {
     errno = ENOTCONN;
     return true;
@@ -56,14 +74,14 @@ msghdr Message(iovec* parts, size_t count, const sockaddr* name = nullptr, sockl
 ssize_t Send(int fd, const msghdr* m, int flags, bool* to_libc) {
   *to_libc = false;
   if (m->msg_name != nullptr) {
-    const int settled = SettleFresh(fd, static_cast<const sockaddr*>(m->msg_name), m->msg_namelen);
+    const int settled = SettleFresh(fd, static_cast<const sockaddr*>(m->msg_name), m->msg_namelen, /*bind=*/false);
     if (settled < 0) return -1;
     if (settled > 0) {
       *to_libc = true;
       return 0;
     }
   } else {
-    SettleFresh(fd, nullptr, 0);
+    SettleFresh(fd, nullptr, 0, /*bind=*/false);
   }
   InDpmScope in_dpm;
   const int saved = errno;

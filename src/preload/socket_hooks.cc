@@ -58,19 +58,23 @@ __attribute__((constructor)) void ReadEnvironment() {
 
 }  // namespace
 
-bool ForKernel(const sockaddr* addr, socklen_t len) {
+bool ForKernel(const sockaddr* addr, socklen_t len, bool bind) {
   const HookConfig* c = Config();
   if (c == nullptr || addr == nullptr || len < static_cast<socklen_t>(sizeof(sockaddr_in)) ||
       addr->sa_family != AF_INET) {
     return false;
   }
-  return c->ForKernel(ntohl(reinterpret_cast<const sockaddr_in*>(addr)->sin_addr.s_addr));
+  uint32_t to = ntohl(reinterpret_cast<const sockaddr_in*>(addr)->sin_addr.s_addr);
+  // Linux takes a connect or send to 0.0.0.0 as one to this host (127.0.0.1); a bind to it is
+  // "any address" and stays in the stack.
+  if (to == INADDR_ANY && !bind) to = INADDR_LOOPBACK;
+  return c->ForKernel(to);
 }
 
-int SettleFresh(int fd, const sockaddr* addr, socklen_t len) {
+int SettleFresh(int fd, const sockaddr* addr, socklen_t len, bool bind) {
   const uint8_t kind = KindOf(fd);
   if ((kind & kFresh) == 0) return 0;
-  if (ForKernel(addr, len)) return HandToKernel(fd, kind) == 0 ? 1 : -1;
+  if (ForKernel(addr, len, bind)) return HandToKernel(fd, kind) == 0 ? 1 : -1;
   SetKind(fd, kind & ~kFresh);
   DropFreshOptions(fd);
   return 0;
@@ -78,7 +82,27 @@ int SettleFresh(int fd, const sockaddr* addr, socklen_t len) {
 
 namespace {
 
-bool Ours(int fd) { return !InDpm() && KindOf(fd) != kNotOurs; }
+// True when `fd` is a dpm socket the hook should handle. An entry whose number the program
+// closed behind the hook's back (fclose of an fdopen'ed socket, a raw close syscall) and the
+// kernel gave to something else is dropped here, so that descriptor's calls reach the C library.
+bool Ours(int fd) {
+  if (InDpm() || KindOf(fd) == kNotOurs) return false;
+  InDpmScope in_dpm;
+  if (lib::IsDpmSocket(fd, nullptr)) return true;
+  SetKind(fd, kNotOurs);
+  DropFreshOptions(fd);
+  lib::ForgetEntry(fd);
+  return false;
+}
+
+// A descriptor the C library made is not a dpm socket, whatever an old entry of its number says.
+int Kernels(int fd) {
+  if (fd >= 0 && KindOf(fd) != kNotOurs) {
+    SetKind(fd, kNotOurs);
+    DropFreshOptions(fd);
+  }
+  return fd;
+}
 
 // After a dup: `to` names the dpm socket `from` names. Neither may be handed to the kernel
 // any more (the other number would keep the dpm socket).
@@ -101,6 +125,12 @@ void Forget(int fd) {
   lib::ForgetEntry(fd);
 }
 
+// After dup2/dup3(fd, to) succeeded: `to` names what `fd` names.
+void Replaced(int fd, int to) {
+  Forget(to);
+  if (Ours(fd)) Duplicated(fd, to);
+}
+
 int DupCommand(int fd, int cmd, void* arg, int (*call)(int, int, void*)) {
   const bool ours = Ours(fd) && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC);
   const int r = call(fd, cmd, arg);
@@ -116,7 +146,7 @@ using namespace dpm::preload;
 extern "C" {
 
 int socket(int domain, int type, int protocol) {
-  if (InDpm()) return libc::socket(domain, type, protocol);
+  if (InDpm()) return Kernels(libc::socket(domain, type, protocol));  // libdpm's own
   const int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
   const bool tcp = base == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP);
   const bool udp = base == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP);
@@ -124,7 +154,7 @@ int socket(int domain, int type, int protocol) {
     errno = EAFNOSUPPORT;  // an IPv4-only host: programs fall back to IPv4
     return -1;
   }
-  if (domain != AF_INET || (!tcp && !udp)) return libc::socket(domain, type, protocol);
+  if (domain != AF_INET || (!tcp && !udp)) return Kernels(libc::socket(domain, type, protocol));
   const HookConfig* config = Config();
   if (config == nullptr) {
     errno = EINVAL;
@@ -148,52 +178,40 @@ int socket(int domain, int type, int protocol) {
 
 int bind(int fd, const sockaddr* addr, socklen_t len) {
   if (!Ours(fd)) return libc::bind(fd, addr, len);
-  if (int settled = SettleFresh(fd, addr, len)) return settled < 0 ? -1 : libc::bind(fd, addr, len);
+  if (int settled = SettleFresh(fd, addr, len, /*bind=*/true)) return settled < 0 ? -1 : libc::bind(fd, addr, len);
   InDpmScope in_dpm;
   return dpm_bind(fd, addr, len);
 }
 
 int listen(int fd, int backlog) {
   if (!Ours(fd)) return libc::listen(fd, backlog);
-  SettleFresh(fd, nullptr, 0);
+  SettleFresh(fd, nullptr, 0, /*bind=*/true);
   InDpmScope in_dpm;
   return dpm_listen(fd, backlog);
 }
 
 int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
-  if (!Ours(fd)) return libc::accept4(fd, addr, len, flags);
-  if ((flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != 0) {
-    errno = EINVAL;
+  if (!Ours(fd)) return Kernels(libc::accept4(fd, addr, len, flags));
+  InDpmScope in_dpm;
+  const int conn = dpm::lib::Accept(fd, addr, len, flags);
+  if (conn < 0) return -1;
+  if (conn >= kMaxTracked) {
+    dpm_close(conn);
+    errno = EMFILE;
     return -1;
   }
-  int conn;
-  {
-    InDpmScope in_dpm;
-    conn = dpm_accept(fd, addr, len);
-    if (conn < 0) return -1;
-    if (conn >= kMaxTracked) {
-      dpm_close(conn);
-      errno = EMFILE;
-      return -1;
-    }
-  }
-  if ((flags & SOCK_NONBLOCK) != 0) {
-    const intptr_t status = libc::fcntl(conn, F_GETFL, nullptr);
-    libc::fcntl(conn, F_SETFL, reinterpret_cast<void*>(status | O_NONBLOCK));
-  }
-  if ((flags & SOCK_CLOEXEC) != 0) libc::fcntl(conn, F_SETFD, reinterpret_cast<void*>(FD_CLOEXEC));
   SetKind(conn, kTcp);
   return conn;
 }
 
 int accept(int fd, sockaddr* addr, socklen_t* len) {
-  if (!Ours(fd)) return libc::accept(fd, addr, len);
+  if (!Ours(fd)) return Kernels(libc::accept(fd, addr, len));
   return accept4(fd, addr, len, 0);
 }
 
 int connect(int fd, const sockaddr* addr, socklen_t len) {
   if (!Ours(fd)) return libc::connect(fd, addr, len);
-  if (int settled = SettleFresh(fd, addr, len)) return settled < 0 ? -1 : libc::connect(fd, addr, len);
+  if (int settled = SettleFresh(fd, addr, len, /*bind=*/false)) return settled < 0 ? -1 : libc::connect(fd, addr, len);
   int r;
   {
     InDpmScope in_dpm;
@@ -258,19 +276,18 @@ int dup(int fd) {
   return r;
 }
 
+// dup2/dup3: only a call that succeeded replaced what `to` named (a failed one left it).
 int dup3(int fd, int to, int flags) {
   if (InDpm()) return libc::dup3(fd, to, flags);
-  if (fd != to && KindOf(to) != kNotOurs) Forget(to);
   const int r = libc::dup3(fd, to, flags);
-  if (r >= 0 && Ours(fd)) Duplicated(fd, r);
+  if (r >= 0) Replaced(fd, r);
   return r;
 }
 
 int dup2(int fd, int to) {
   if (InDpm() || fd == to) return libc::dup2(fd, to);
-  if (KindOf(to) != kNotOurs) Forget(to);
   const int r = libc::dup2(fd, to);
-  if (r >= 0 && Ours(fd)) Duplicated(fd, r);
+  if (r >= 0) Replaced(fd, r);
   return r;
 }
 

@@ -326,6 +326,7 @@ int TcpSocket::RaiseGate(int program_fd, bool* raised) {
   }
   gate_bytes_ = total;
   *raised = true;
+  WaitGateHangUp();
   return 0;
 }
 
@@ -359,8 +360,9 @@ void TcpSocket::ConnectDone(int error) {
 
 // A connect that cannot go on: answer it, and leave the socket closed with the error.
 void TcpSocket::FailConnect(int error) {
+  // A blocking connect gets the error as its answer, so SO_ERROR is 0 afterwards, as on Linux;
+  // after a non-blocking one SO_ERROR holds it (ConnectDone).
   ConnectDone(error);
-  last_error_ = error;
   state_ = State::kClosed;
   dpm_client_.ReleaseAll();
   if (pcb_ != nullptr) {
@@ -422,9 +424,18 @@ void TcpSocket::FreePending() {
 // Before a connection exists the near end is watched only for hang-up.
 void TcpSocket::WaitIdle() { Await(Wait::wait_read, &idle_waiting_, [this] { OnIdleReadable(); }); }
 
+void TcpSocket::WaitGateHangUp() {
+  // Asio's reactor completes an error wait on EPOLLHUP, not on the gate's EPOLLIN.
+  Await(Wait::wait_error, &gate_waiting_, [this] {
+    if (gate_bytes_ == 0) return;  // the connect ended meanwhile: the idle or data waits took over
+    if (PeerHungUp(sd_.native_handle())) return ReleaseSelf();
+    WaitGateHangUp();
+  });
+}
+
 void TcpSocket::OnIdleReadable() {
   if (state_ == State::kConnected) return PumpFromApp();
-  if (gate_bytes_ != 0) return;  // the gate is what is queued; the connect's end re-arms the wait
+  if (gate_bytes_ != 0) return WaitGateHangUp();  // the gate is what is queued
   uint8_t buf[4096];
   ssize_t n = ::recv(sd_.native_handle(), buf, sizeof(buf), MSG_DONTWAIT);
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {

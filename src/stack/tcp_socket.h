@@ -94,6 +94,9 @@ class TcpSocket : public Socket {
   void FreePending();
   // Before a connection exists the near end is watched only for hang-up.
   void WaitIdle();
+  // While a gate is up the near end holds it (always readable): hang-up alone is watched, so a
+  // program that closes during a non-blocking connect releases the socket at once.
+  void WaitGateHangUp();
   void OnIdleReadable();
   // Program → network. Reads from the pair only while lwIP has room to queue the bytes.
   void PumpFromApp();
@@ -137,7 +140,7 @@ class TcpSocket : public Socket {
   // Program → network: bytes read from the pair that lwIP had no room for yet.
   std::vector<uint8_t> unsent_;
   bool app_eof_ = false;
-  bool read_waiting_ = false, write_waiting_ = false, idle_waiting_ = false;
+  bool read_waiting_ = false, write_waiting_ = false, idle_waiting_ = false, gate_waiting_ = false;
   // Listening.
   size_t backlog_ = TCP_DEFAULT_LISTEN_BACKLOG;
   std::vector<QueuedAccept> accept_queue_;

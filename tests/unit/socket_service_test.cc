@@ -258,6 +258,25 @@ class SocketServiceTest : public ::testing::Test {
     }
   }
 
+  // kPeerAddress:`port` as a sockaddr.
+  static sockaddr_in PeerAt(uint16_t port) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(kPeerAddress);
+    return to;
+  }
+
+  // A non-blocking dpm TCP socket whose connect to kPeerAddress:`port` answered EINPROGRESS, or -1.
+  int ConnectingSocket(uint16_t port) {
+    const int fd = Call([] { return dpm_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0, DPM_TUPLE_COMMON); });
+    if (fd < 0) return -1;
+    sockaddr_in to = PeerAt(port);
+    const int e = Call([&] { return dpm_connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 ? 0 : errno; });
+    EXPECT_EQ(e, EINPROGRESS);
+    return e == EINPROGRESS ? fd : -1;
+  }
+
   // A dpm TCP socket listening on `port` (backlog 4), or -1.
   int ListeningSocket(uint16_t port) {
     const int fd = Call([] { return dpm_socket(AF_INET, SOCK_STREAM, 0, DPM_TUPLE_COMMON); });
@@ -378,10 +397,7 @@ TEST_F(SocketServiceTest, NonBlockingConnectAnswersEinprogressAndTurnsWritableWh
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
   ASSERT_EQ(::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), 0);
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(80);
-  to.sin_addr.s_addr = htonl(kPeerAddress);
+  sockaddr_in to = PeerAt(80);
   const int connect_errno =
       Call([&] { return dpm_connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 ? 0 : errno; });
   EXPECT_EQ(connect_errno, EINPROGRESS);
@@ -418,14 +434,8 @@ TEST_F(SocketServiceTest, NonBlockingConnectAnswersEinprogressAndTurnsWritableWh
 // SO_ERROR (read once, then 0), and reads see end-of-file.
 TEST_F(SocketServiceTest, NonBlockingConnectRefusedGivesEconnrefusedThroughSoError) {
   Start();
-  const int fd = Call([] { return dpm_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0, DPM_TUPLE_COMMON); });
+  const int fd = ConnectingSocket(81);
   ASSERT_GE(fd, 0);
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(81);
-  to.sin_addr.s_addr = htonl(kPeerAddress);
-  EXPECT_EQ(Call([&] { return dpm_connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 ? 0 : errno; }),
-            EINPROGRESS);
   std::optional<Segment> syn = NextSegment();
   ASSERT_TRUE(syn);
   EXPECT_EQ(PollNow(fd, POLLOUT), 0);
@@ -438,6 +448,19 @@ TEST_F(SocketServiceTest, NonBlockingConnectRefusedGivesEconnrefusedThroughSoErr
   dpm_close(fd);
 }
 
+// A program that gives up on a non-blocking connect and closes the descriptor (a connect
+// timeout of its own) releases the socket at once, as close(2) aborts a kernel connect: the
+// gate must not hide the hang-up until lwIP's SYN retries run out.
+TEST_F(SocketServiceTest, ClosingDuringANonBlockingConnectReleasesTheSocketAtOnce) {
+  Start();
+  const int fd = ConnectingSocket(80);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(NextSegment()) << "the SYN";
+  ASSERT_EQ(service_->socket_count(), 1u);
+  dpm_close(fd);
+  EXPECT_TRUE(Serve([&] { return service_->socket_count() == 0; }, 2000)) << "released while still connecting";
+}
+
 // A descriptor number that dup2() pointed at another socket's pair behind libdpm's back is not
 // taken for the socket it named (its inode changed): the non-blocking connect is refused with
 // ENOTSOCK before the daemon is asked to fill anything.
@@ -447,10 +470,7 @@ TEST_F(SocketServiceTest, NonBlockingConnectOnAReplacedDescriptorIsRefused) {
   ASSERT_GE(fd, 0);
   const int other = Call([] { return dpm_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0, DPM_TUPLE_COMMON); });
   ASSERT_GE(other, 0);
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(80);
-  to.sin_addr.s_addr = htonl(kPeerAddress);
+  sockaddr_in to = PeerAt(80);
   const int saved = ::dup(fd);
   ASSERT_EQ(::dup2(other, fd), fd);
   EXPECT_EQ(Call([&] { return dpm_connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 ? 0 : errno; }),
