@@ -132,7 +132,7 @@ void Replaced(int fd, int to) {
 }
 
 int DupCommand(int fd, int cmd, void* arg, int (*call)(int, int, void*)) {
-  const bool ours = Ours(fd) && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC);
+  const bool ours = (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && Ours(fd);  // F_GETFL & co: no lookup
   const int r = call(fd, cmd, arg);
   if (ours && r >= 0) Duplicated(fd, r);
   return r;
