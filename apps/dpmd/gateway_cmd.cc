@@ -19,6 +19,7 @@
 #include "tun/pcap_link.h"
 #include "tun/tun_link.h"
 #include "tun/virtual_link.h"
+#include "wire/ipv4.h"
 
 namespace dpmd {
 namespace {
@@ -28,19 +29,9 @@ namespace {
   std::exit(1);
 }
 
-bool ParseIp(const std::string& text, uint32_t* out) {
-  in_addr a{};
-  if (inet_pton(AF_INET, text.c_str(), &a) != 1) return false;
-  *out = ntohl(a.s_addr);
-  return true;
-}
-
 // "A.B.C.D/N" → address and prefix (prefix defaults to `def`).
 bool ParseCidr(const std::string& text, uint32_t* address, int* prefix, int def) {
-  std::vector<std::string> parts = absl::StrSplit(text, '/');
-  if (parts.empty() || parts.size() > 2 || !ParseIp(parts[0], address)) return false;
-  *prefix = def;
-  return parts.size() == 1 || (absl::SimpleAtoi(parts[1], prefix) && *prefix >= 0 && *prefix <= 32);
+  return dpm::wire::ParseIpv4Prefix(text, def, address, prefix);
 }
 
 // "203.0.113.1-203.0.113.8" or "203.0.113.0/29" (every address of the block) → addresses.
@@ -48,7 +39,7 @@ bool ParsePool(const std::string& text, std::vector<uint32_t>* out) {
   std::vector<std::string> range = absl::StrSplit(text, '-');
   uint32_t first = 0, last = 0;
   if (range.size() == 2) {
-    if (!ParseIp(range[0], &first) || !ParseIp(range[1], &last) || last < first) return false;
+    if (!dpm::wire::ParseIpv4(range[0], &first) || !dpm::wire::ParseIpv4(range[1], &last) || last < first) return false;
   } else {
     int prefix = 32;
     if (!ParseCidr(text, &first, &prefix, 32) || prefix < 16) return false;
@@ -179,7 +170,7 @@ int RunGateway(const GatewayOptions& o) {
   }
   if (!ParsePool(o.pool, &config.nat.external_addresses)) Die("bad --pool '" + o.pool + "' (FIRST-LAST or A.B.C.D/N)");
   config.nat.gateway_inside_address = config.inside.address;
-  if (!o.outside_address.empty() && !ParseIp(o.outside_address, &config.nat.gateway_outside_address)) {
+  if (!o.outside_address.empty() && !dpm::wire::ParseIpv4(o.outside_address, &config.nat.gateway_outside_address)) {
     Die("bad --outside-address '" + o.outside_address + "'");
   }
   std::vector<std::string> ports = absl::StrSplit(o.port_range, '-');

@@ -38,6 +38,7 @@
 #include "tun/tun_link.h"
 #include "tun/virtual_link.h"
 #include "wire/ethernet.h"
+#include "wire/ipv4.h"
 
 namespace {
 
@@ -46,16 +47,9 @@ namespace {
   std::exit(code);
 }
 
-// "10.77.1.2/24" → address (host byte order) and prefix; "10.77.1.2" → prefix `default_prefix`.
+// "10.77.1.2/24" → address (host byte order) and prefix 1..32; "10.77.1.2" → `default_prefix`.
 bool ParsePrefix(const std::string& text, uint32_t* address, int* prefix, int default_prefix) {
-  std::vector<std::string> parts = absl::StrSplit(text, '/');
-  if (parts.empty() || parts.size() > 2) return false;
-  in_addr a{};
-  if (inet_pton(AF_INET, parts[0].c_str(), &a) != 1) return false;
-  *address = ntohl(a.s_addr);
-  *prefix = default_prefix;
-  if (parts.size() == 2 && (!absl::SimpleAtoi(parts[1], prefix) || *prefix < 1 || *prefix > 32)) return false;
-  return true;
+  return dpm::wire::ParseIpv4Prefix(text, default_prefix, address, prefix) && *prefix >= 1;
 }
 
 void RaiseDescriptorLimit() {

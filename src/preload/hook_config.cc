@@ -1,13 +1,11 @@
 #include "preload/hook_config.h"
 
-#include <arpa/inet.h>
-
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "dpm/socket.h"
+#include "wire/ipv4.h"
 
 namespace dpm::preload {
 
@@ -27,17 +25,10 @@ absl::StatusOr<std::vector<Ipv4Prefix>> ParsePrefixes(absl::string_view text) {
   for (absl::string_view item : absl::StrSplit(text, ',')) {
     item = absl::StripAsciiWhitespace(item);
     if (item.empty()) continue;
-    std::pair<std::string, std::string> parts = absl::StrSplit(item, absl::MaxSplits('/', 1));
     Ipv4Prefix p;
-    in_addr a{};
-    int length = 32;
-    if (::inet_pton(AF_INET, parts.first.c_str(), &a) != 1 ||
-        (item.find('/') != absl::string_view::npos && (!absl::SimpleAtoi(parts.second, &length) || length < 0 ||
-                                                      length > 32))) {
+    if (!wire::ParseIpv4Prefix(item, 32, &p.address, &p.length)) {
       return absl::InvalidArgumentError(absl::StrCat("bad prefix '", item, "'"));
     }
-    p.address = ntohl(a.s_addr);
-    p.length = length;
     out.push_back(p);
   }
   return out;

@@ -1,32 +1,23 @@
 #include "stack/address_pool.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "wire/ipv4.h"
 
 namespace dpm::stack {
-namespace {
-
-bool ParseIpv4(const std::string& text, uint32_t* out) {
-  in_addr a{};
-  if (inet_pton(AF_INET, text.c_str(), &a) != 1) return false;
-  *out = ntohl(a.s_addr);
-  return true;
-}
-
-}  // namespace
 
 absl::StatusOr<AddressRange> ParseAddressRange(const std::string& text) {
   const auto bad = [&] { return absl::InvalidArgumentError(absl::StrCat("bad address range '", text, "'")); };
   AddressRange r;
   if (size_t dash = text.find('-'); dash != std::string::npos) {
-    if (!ParseIpv4(text.substr(0, dash), &r.first) || !ParseIpv4(text.substr(dash + 1), &r.last)) return bad();
+    if (!wire::ParseIpv4(text.substr(0, dash), &r.first) || !wire::ParseIpv4(text.substr(dash + 1), &r.last)) {
+      return bad();
+    }
   } else if (size_t slash = text.find('/'); slash != std::string::npos) {
     uint32_t base = 0;
     const std::string bits = text.substr(slash + 1);
-    if (!ParseIpv4(text.substr(0, slash), &base) || bits.empty() || bits.size() > 2 ||
+    if (!wire::ParseIpv4(text.substr(0, slash), &base) || bits.empty() || bits.size() > 2 ||
         !std::all_of(bits.begin(), bits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       return bad();
     }
@@ -40,7 +31,7 @@ absl::StatusOr<AddressRange> ParseAddressRange(const std::string& text) {
       r.last--;
     }
   } else {
-    if (!ParseIpv4(text, &r.first)) return bad();
+    if (!wire::ParseIpv4(text, &r.first)) return bad();
     r.last = r.first;
   }
   if (r.last < r.first) return bad();

@@ -1,7 +1,10 @@
 #include "wire/ipv4.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "wire/checksum.h"
 
@@ -188,6 +191,23 @@ std::vector<uint8_t> BuildIcmpError(uint32_t source, uint8_t type, uint8_t code,
 
 std::string FormatIpv4(uint32_t a) {
   return absl::StrFormat("%d.%d.%d.%d", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+}
+
+bool ParseIpv4(absl::string_view text, uint32_t* address) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, std::string(text).c_str(), &a) != 1) return false;
+  *address = ntohl(a.s_addr);
+  return true;
+}
+
+bool ParseIpv4Prefix(absl::string_view text, int default_length, uint32_t* address, int* length) {
+  const size_t slash = text.find('/');
+  if (!ParseIpv4(text.substr(0, slash), address)) return false;
+  if (slash == absl::string_view::npos) {
+    *length = default_length;
+    return true;
+  }
+  return absl::SimpleAtoi(text.substr(slash + 1), length) && *length >= 0 && *length <= 32;
 }
 
 }  // namespace dpm::wire

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
 namespace dpm::wire {
@@ -293,6 +294,11 @@ void FillTransportChecksum(const Ipv4View& ip);
 
 /// "198.51.100.10": `address` (host byte order) in dotted-quad form, for logs and status.
 std::string FormatIpv4(uint32_t address);
+/// The other way: dotted-quad `text` → *address (host byte order). False if it is not one.
+bool ParseIpv4(absl::string_view text, uint32_t* address);
+/// "A.B.C.D/LEN" → *address (host byte order) and *length (0..32); "A.B.C.D" → *length =
+/// `default_length`. False for anything else (the caller may narrow the range of *length).
+bool ParseIpv4Prefix(absl::string_view text, int default_length, uint32_t* address, int* length);
 
 /// The value part of an IPv4 header (smoltcp's Repr): what a sender chooses.
 struct Ipv4Repr {
