@@ -58,4 +58,8 @@ ssize_t RecvWithFd(int fd, void* buf, size_t len, int flags, int* passed, bool r
   return n;
 }
 
+ScopedFd::~ScopedFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
 }  // namespace dpm::os

@@ -28,6 +28,25 @@ ssize_t SendWithFd(int fd, const iovec* iov, size_t iovcnt, int pass_fd);
 /// file, or -1 with errno set (EAGAIN on a non-blocking socket with nothing to read).
 ssize_t RecvWithFd(int fd, void* buf, size_t len, int flags, int* passed, bool retry_interrupted = true);
 
+/// Closes the descriptor it holds (if >= 0) when it goes out of scope: a descriptor that came
+/// with a message and is used, at most, during its handling. release() gives it up.
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ~ScopedFd();
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
+
 }  // namespace dpm::os
 
 #endif  // DPM_OS_FD_PASSING_H_

@@ -128,15 +128,10 @@ void ControlConn::OnReadable() {
 
 bool ControlConn::ServeOne() {
   uint8_t buf[api::kMaxMessage];
-  int passed = -1;  // a non-blocking CONNECT carries the program's descriptor
-  ssize_t n = os::RecvWithFd(sd_.native_handle(), buf, sizeof(buf), MSG_DONTWAIT, &passed);
+  int received = -1;  // a non-blocking CONNECT carries the program's descriptor
+  ssize_t n = os::RecvWithFd(sd_.native_handle(), buf, sizeof(buf), MSG_DONTWAIT, &received);
   // Only a CONNECT takes the descriptor; any other request's is closed on the way out.
-  struct ClosePassed {
-    int& fd;
-    ~ClosePassed() {
-      if (fd >= 0) ::close(fd);
-    }
-  } close_passed{passed};
+  os::ScopedFd passed(received);
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
     WaitRead();
     return false;
@@ -159,8 +154,7 @@ bool ControlConn::ServeOne() {
     Reply(static_cast<api::Opcode>(op), EINVAL);
   } else {
     if (auto* connect = std::get_if<api::ConnectRequest>(&*request)) {
-      connect->descriptor = passed;  // the handler owns it from here
-      passed = -1;
+      connect->descriptor = passed.release();  // the handler owns it from here
     }
     listener_.handler_(shared_from_this(), *request, static_cast<api::Opcode>(op));
   }
