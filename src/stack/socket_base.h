@@ -8,6 +8,7 @@
 #ifndef DPM_STACK_SOCKET_BASE_H_
 #define DPM_STACK_SOCKET_BASE_H_
 
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -107,6 +108,9 @@ class Socket : public std::enable_shared_from_this<Socket> {
   virtual int Shutdown(int how) = 0;
   virtual int SetOption(int level, int name, const std::vector<uint8_t>& value) = 0;
   virtual int GetOption(int level, int name, int* value) = 0;
+  /// An option whose value is not an int (TCP_INFO, TCP_CONGESTION): its bytes in *out.
+  /// ENOPROTOOPT when (level, name) is not one of those (GetOption answers the int ones).
+  virtual int GetBytesOption(int level, int name, std::vector<uint8_t>* out) { return ENOPROTOOPT; }
   /// Detaches from lwIP (FIN or RST as the state requires) and closes the near end.
   virtual void Destroy() = 0;
   /// The socket's row in `dpmd status`.

@@ -1,19 +1,18 @@
 #include "stack/socket_registry.h"
 
 #include <fcntl.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <string>
 #include <variant>
 
 #include "dpm/socket.h"
 #include "lwip/tcp.h"
 #include "lwip/udp.h"
+#include "os/fd_passing.h"
 #include "stack/address_ownership.h"
 #include "stack/api_listener.h"
 #include "stack/tcp_socket.h"
@@ -21,9 +20,6 @@
 
 namespace dpm::stack {
 namespace {
-
-// TCP_CONGESTION's answer: lwIP does RFC 5681 slow start and congestion avoidance.
-constexpr char kCongestionControl[] = "reno";
 
 // An overload set for std::visit.
 template <typename... F>
@@ -154,12 +150,7 @@ std::shared_ptr<Socket> SocketRegistry::Target(const std::shared_ptr<ControlConn
 
 void SocketRegistry::Connect(const std::shared_ptr<ControlConn>& conn, const api::Request& request,
                              const api::ConnectRequest& q, api::Opcode op) {
-  struct ClosePassed {
-    int fd;
-    ~ClosePassed() {
-      if (fd >= 0) ::close(fd);
-    }
-  } passed{q.descriptor};  // the program's descriptor is used only during this call
+  os::ScopedFd passed(q.descriptor);  // the program's descriptor is used only during this call
   auto s = Target(conn, request, q.ref, op, true);
   if (s == nullptr) return;
   // A UDP connect is never in progress for long (at most a DPM setup): it is answered when done.
@@ -263,27 +254,15 @@ void SocketRegistry::SetOption(const std::shared_ptr<ControlConn>& conn, Socket&
     return conn->Reply(op, s.SetAddressDscp(v));
   }
   if (KeptOptionSize(q.level, q.name) != 0) return conn->Reply(op, s.kept_options.Set(q.level, q.name, q.value));
-  if (s.tcp() && q.level == IPPROTO_TCP && q.name == TCP_CONGESTION) {
-    // lwIP's congestion control is RFC 5681's: the one name it answers to, as Linux's "reno".
-    const std::string name(q.value.begin(), std::find(q.value.begin(), q.value.end(), uint8_t{0}));
-    return conn->Reply(op, name == kCongestionControl ? 0 : ENOENT);
-  }
   conn->Reply(op, s.SetOption(q.level, q.name, q.value));
 }
 
 void SocketRegistry::GetOption(const std::shared_ptr<ControlConn>& conn, Socket& s, const api::GetSockOptRequest& q,
                                api::Opcode op) {
   if (KeptOptionSize(q.level, q.name) != 0) return conn->Reply(op, 0, s.kept_options.Get(q.level, q.name));
-  if (s.tcp() && q.level == IPPROTO_TCP && q.name == TCP_INFO) {
-    tcp_info info;
-    if (int e = static_cast<TcpSocket&>(s).Info(&info)) return conn->Reply(op, e);
-    const auto* p = reinterpret_cast<const uint8_t*>(&info);
-    return conn->Reply(op, 0, std::vector<uint8_t>(p, p + sizeof(info)));
-  }
-  if (s.tcp() && q.level == IPPROTO_TCP && q.name == TCP_CONGESTION) {
-    std::vector<uint8_t> name(16, 0);  // TCP_CA_NAME_MAX
-    std::copy(kCongestionControl, kCongestionControl + std::strlen(kCongestionControl), name.begin());
-    return conn->Reply(op, 0, name);
+  std::vector<uint8_t> bytes;
+  if (int e = s.GetBytesOption(q.level, q.name, &bytes); e != ENOPROTOOPT) {
+    return conn->Reply(op, e, e == 0 ? std::move(bytes) : std::vector<uint8_t>{});
   }
   // A level the socket's protocols do not have: Linux's IP layer answers EOPNOTSUPP.
   if (q.level != SOL_SOCKET && q.level != IPPROTO_IP && q.level != DPM_SOL &&

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <string>
 
 #include "lwip/priv/tcp_priv.h"
 #include "os/fd_passing.h"
@@ -22,6 +23,8 @@ namespace dpm::stack {
 namespace {
 
 constexpr size_t kAppChunk = 65535;  // bytes per read from a program's pair (tcp_write takes u16_t)
+// TCP_CONGESTION's answer: lwIP does RFC 5681 slow start and congestion avoidance.
+constexpr char kCongestionControl[] = "reno";
 
 }  // namespace
 
@@ -149,6 +152,11 @@ int TcpSocket::Shutdown(int how) {
 }
 
 int TcpSocket::SetOption(int level, int name, const std::vector<uint8_t>& value) {
+  if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
+    // lwIP's congestion control is RFC 5681's: the one name it answers to, as Linux's "reno".
+    const std::string algorithm(value.begin(), std::find(value.begin(), value.end(), uint8_t{0}));
+    return algorithm == kCongestionControl ? 0 : ENOENT;
+  }
   int v = 0;
   if (!ReadInt(value, &v)) return EINVAL;
   if (level == SOL_SOCKET && name == SO_REUSEADDR) {
@@ -210,17 +218,33 @@ int TcpSocket::GetOption(int level, int name, int* value) {
   return ENOPROTOOPT;
 }
 
-int TcpSocket::Info(tcp_info* out) const {
+int TcpSocket::GetBytesOption(int level, int name, std::vector<uint8_t>* out) {
+  if (level == IPPROTO_TCP && name == TCP_INFO) {
+    tcp_info info;
+    Info(&info);
+    const auto* p = reinterpret_cast<const uint8_t*>(&info);
+    out->assign(p, p + sizeof(info));
+    return 0;
+  }
+  if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
+    out->assign(16, 0);  // TCP_CA_NAME_MAX
+    std::copy(kCongestionControl, kCongestionControl + sizeof(kCongestionControl) - 1, out->begin());
+    return 0;
+  }
+  return ENOPROTOOPT;
+}
+
+void TcpSocket::Info(tcp_info* out) const {
   *out = tcp_info{};
   if (pcb_ == nullptr) {
     out->tcpi_state = TCP_CLOSE;
-    return 0;
+    return;
   }
   static constexpr uint8_t kLinuxState[] = {TCP_CLOSE,     TCP_LISTEN,    TCP_SYN_SENT, TCP_SYN_RECV,
                                             TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT,
                                             TCP_CLOSING,   TCP_LAST_ACK,  TCP_TIME_WAIT};
   out->tcpi_state = pcb_->state < sizeof(kLinuxState) ? kLinuxState[pcb_->state] : TCP_CLOSE;
-  if (state_ == State::kListening) return 0;  // a listening pcb keeps nothing more
+  if (state_ == State::kListening) return;  // a listening pcb keeps nothing more
   constexpr uint32_t kTickUs = TCP_SLOW_INTERVAL * 1000;
   const uint32_t mss = std::max<uint32_t>(pcb_->mss, 1);
   out->tcpi_snd_mss = out->tcpi_rcv_mss = out->tcpi_advmss = pcb_->mss;
@@ -235,7 +259,6 @@ int TcpSocket::Info(tcp_info* out) const {
   uint32_t unacked = 0;
   for (const tcp_seg* seg = pcb_->unacked; seg != nullptr; seg = seg->next) ++unacked;
   out->tcpi_unacked = unacked;
-  return 0;
 }
 
 void TcpSocket::Destroy() {

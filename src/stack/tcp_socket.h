@@ -40,11 +40,13 @@ class TcpSocket : public Socket {
   int Shutdown(int how) override;
   int SetOption(int level, int name, const std::vector<uint8_t>& value) override;
   int GetOption(int level, int name, int* value) override;
+  /// TCP_INFO and TCP_CONGESTION (below).
+  int GetBytesOption(int level, int name, std::vector<uint8_t>* out) override;
   /// TCP_INFO (struct tcp_info, netinet/tcp.h) from what lwIP keeps of the connection: state,
   /// MSS, RTO, smoothed RTT and its variance (lwIP's 500 ms timer ticks, so coarse), cwnd and
   /// ssthresh in segments, segments unacknowledged, retransmissions of the segment in flight.
-  /// Fields lwIP has no counterpart for are 0. Errors: EINVAL (no connection state left).
-  int Info(tcp_info* out) const;
+  /// Fields lwIP has no counterpart for are 0.
+  void Info(tcp_info* out) const;
   void Destroy() override;
   SocketRow Describe() const override;
   void OnDpmEvent(const driver::Event& e) override;
