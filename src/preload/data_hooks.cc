@@ -21,19 +21,10 @@
 namespace dpm::preload {
 namespace {
 
-// The entry of `fd` when this call must go through libdpm: a UDP socket, or — when the call
-// names an address — any dpm socket. kNotOurs: hand the call to the C library.
-uint8_t Framed(int fd, bool has_address) {
-  if (InDpm()) return kNotOurs;
-  const uint8_t kind = KindOf(fd);
-  if ((kind & kUdp) != 0 || (has_address && kind != kNotOurs)) return kind;
-  return kNotOurs;
-}
-
 // A TCP socket that is neither connected nor connecting: Linux fails reads with ENOTCONN and
 // writes with EPIPE (and SIGPIPE, unless MSG_NOSIGNAL). True when `fd` is one; errno is set.
+// Called only for a number marked kIdleTcp.
 bool Idle(int fd, bool write, int flags) {
-  if (InDpm() || (KindOf(fd) & kIdleTcp) == 0) return false;
   {
     // The mark belongs to the number: the socket may have been connected through another copy
     // (dup, a forked child), or the number closed behind the hook's back and reused. Only a
@@ -57,6 +48,20 @@ bool Idle(int fd, bool write, int flags) {
   if ((flags & MSG_NOSIGNAL) == 0) ::raise(SIGPIPE);
   errno = EPIPE;
   return true;
+}
+
+enum class Route { kLibc, kDpm, kFailed };
+
+// Where a data call on `fd` goes, from one look at the table (the whole cost for descriptors
+// that are not dpm sockets): the C library (not ours, or a TCP socket's plain bytes), libdpm (a
+// UDP socket's datagrams, or any dpm socket when the call names an address), or nowhere (an idle
+// TCP socket: errno is set, see Idle).
+Route RouteOf(int fd, bool write, int flags, bool has_address) {
+  if (InDpm()) return Route::kLibc;
+  const uint8_t kind = KindOf(fd);
+  if (kind == kNotOurs) return Route::kLibc;
+  if ((kind & kIdleTcp) != 0 && Idle(fd, write, flags)) return Route::kFailed;
+  return (kind & kUdp) != 0 || has_address ? Route::kDpm : Route::kLibc;
 }
 
 msghdr Message(iovec* parts, size_t count, const sockaddr* name = nullptr, socklen_t namelen = 0) {
@@ -107,6 +112,30 @@ ssize_t Receive(int fd, msghdr* m, int flags, bool* to_libc) {
   return n;
 }
 
+// Send / Receive, or `libc_call` when the descriptor turned out to be the kernel's.
+template <typename F>
+ssize_t SendOr(int fd, const msghdr* m, int flags, F libc_call) {
+  bool to_libc;
+  const ssize_t n = Send(fd, m, flags, &to_libc);
+  return to_libc ? libc_call() : n;
+}
+template <typename F>
+ssize_t ReceiveOr(int fd, msghdr* m, int flags, F libc_call) {
+  bool to_libc;
+  const ssize_t n = Receive(fd, m, flags, &to_libc);
+  return to_libc ? libc_call() : n;
+}
+
+// The vector calls' count, as msg_iovlen; EINVAL for a negative one, as the kernel says.
+bool VectorCount(int count, size_t* out) {
+  if (count < 0) {
+    errno = EINVAL;
+    return false;
+  }
+  *out = static_cast<size_t>(count);
+  return true;
+}
+
 }  // namespace
 }  // namespace dpm::preload
 
@@ -115,64 +144,48 @@ using namespace dpm::preload;
 extern "C" {
 
 ssize_t sendmsg(int fd, const msghdr* message, int flags) {
-  if (Idle(fd, true, flags)) return -1;
-  bool to_libc = true;
-  ssize_t n = 0;
-  if (Framed(fd, message != nullptr && message->msg_name != nullptr) != kNotOurs) {
-    if (message == nullptr) {
-      errno = EFAULT;
-      return -1;
-    }
-    n = Send(fd, message, flags, &to_libc);
+  const Route r = RouteOf(fd, true, flags, message != nullptr && message->msg_name != nullptr);
+  if (r != Route::kDpm || message == nullptr) {
+    return r == Route::kFailed ? -1 : libc::sendmsg(fd, message, flags);
   }
-  return to_libc ? libc::sendmsg(fd, message, flags) : n;
+  return SendOr(fd, message, flags, [&] { return libc::sendmsg(fd, message, flags); });
 }
 
 ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* to, socklen_t tolen) {
-  if (Idle(fd, true, flags)) return -1;
-  if (Framed(fd, to != nullptr) == kNotOurs) return libc::sendto(fd, buf, len, flags, to, tolen);
+  const Route r = RouteOf(fd, true, flags, to != nullptr);
+  if (r != Route::kDpm) return r == Route::kFailed ? -1 : libc::sendto(fd, buf, len, flags, to, tolen);
   iovec part{const_cast<void*>(buf), len};
   msghdr m = Message(&part, 1, to, tolen);
-  bool to_libc;
-  ssize_t n = Send(fd, &m, flags, &to_libc);
-  return to_libc ? libc::sendto(fd, buf, len, flags, to, tolen) : n;
+  return SendOr(fd, &m, flags, [&] { return libc::sendto(fd, buf, len, flags, to, tolen); });
 }
 
 ssize_t send(int fd, const void* buf, size_t len, int flags) {
-  if (Idle(fd, true, flags)) return -1;
-  if (Framed(fd, false) == kNotOurs) return libc::send(fd, buf, len, flags);
+  const Route r = RouteOf(fd, true, flags, false);
+  if (r != Route::kDpm) return r == Route::kFailed ? -1 : libc::send(fd, buf, len, flags);
   iovec part{const_cast<void*>(buf), len};
   msghdr m = Message(&part, 1);
-  bool to_libc;
-  ssize_t n = Send(fd, &m, flags, &to_libc);
-  return to_libc ? libc::send(fd, buf, len, flags) : n;
+  return SendOr(fd, &m, flags, [&] { return libc::send(fd, buf, len, flags); });
 }
 
 ssize_t write(int fd, const void* buf, size_t len) {
-  if (Idle(fd, true, 0)) return -1;
-  if (Framed(fd, false) == kNotOurs) return libc::write(fd, buf, len);
+  const Route r = RouteOf(fd, true, 0, false);
+  if (r != Route::kDpm) return r == Route::kFailed ? -1 : libc::write(fd, buf, len);
   iovec part{const_cast<void*>(buf), len};
   msghdr m = Message(&part, 1);
-  bool to_libc;
-  ssize_t n = Send(fd, &m, 0, &to_libc);
-  return to_libc ? libc::write(fd, buf, len) : n;
+  return SendOr(fd, &m, 0, [&] { return libc::write(fd, buf, len); });
 }
 
 ssize_t writev(int fd, const iovec* iov, int count) {
-  if (Idle(fd, true, 0)) return -1;
-  if (Framed(fd, false) == kNotOurs) return libc::writev(fd, iov, count);
-  if (count < 0) {
-    errno = EINVAL;
-    return -1;
-  }
-  msghdr m = Message(const_cast<iovec*>(iov), static_cast<size_t>(count));
-  bool to_libc;
-  ssize_t n = Send(fd, &m, 0, &to_libc);
-  return to_libc ? libc::writev(fd, iov, count) : n;
+  const Route r = RouteOf(fd, true, 0, false);
+  if (r != Route::kDpm) return r == Route::kFailed ? -1 : libc::writev(fd, iov, count);
+  size_t n;
+  if (!VectorCount(count, &n)) return -1;
+  msghdr m = Message(const_cast<iovec*>(iov), n);
+  return SendOr(fd, &m, 0, [&] { return libc::writev(fd, iov, count); });
 }
 
 int sendmmsg(int fd, mmsghdr* messages, unsigned count, int flags) {
-  if (Framed(fd, true) == kNotOurs || messages == nullptr) return libc::sendmmsg(fd, messages, count, flags);
+  if (InDpm() || KindOf(fd) == kNotOurs || messages == nullptr) return libc::sendmmsg(fd, messages, count, flags);
   unsigned sent = 0;
   for (; sent < count && sent < 1024; ++sent) {
     bool to_libc;
@@ -185,16 +198,16 @@ int sendmmsg(int fd, mmsghdr* messages, unsigned count, int flags) {
 }
 
 ssize_t recvmsg(int fd, msghdr* message, int flags) {
-  if (Idle(fd, false, flags)) return -1;
-  if (Framed(fd, false) == kNotOurs || message == nullptr) return libc::recvmsg(fd, message, flags);
-  bool to_libc;
-  ssize_t n = Receive(fd, message, flags, &to_libc);
-  return to_libc ? libc::recvmsg(fd, message, flags) : n;
+  const Route r = RouteOf(fd, false, flags, false);
+  if (r != Route::kDpm || message == nullptr) {
+    return r == Route::kFailed ? -1 : libc::recvmsg(fd, message, flags);
+  }
+  return ReceiveOr(fd, message, flags, [&] { return libc::recvmsg(fd, message, flags); });
 }
 
 ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from, socklen_t* fromlen) {
-  if (Idle(fd, false, flags)) return -1;
-  if (Framed(fd, false) == kNotOurs) return libc::recvfrom(fd, buf, len, flags, from, fromlen);
+  const Route r = RouteOf(fd, false, flags, false);
+  if (r != Route::kDpm) return r == Route::kFailed ? -1 : libc::recvfrom(fd, buf, len, flags, from, fromlen);
   iovec part{buf, len};
   msghdr m = Message(&part, 1, from, from != nullptr && fromlen != nullptr ? *fromlen : 0);
   bool to_libc;
@@ -205,42 +218,36 @@ ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from, sockl
 }
 
 ssize_t recv(int fd, void* buf, size_t len, int flags) {
-  if (Idle(fd, false, flags)) return -1;
-  if (Framed(fd, false) == kNotOurs) return libc::recv(fd, buf, len, flags);
+  const Route r = RouteOf(fd, false, flags, false);
+  if (r != Route::kDpm) return r == Route::kFailed ? -1 : libc::recv(fd, buf, len, flags);
   iovec part{buf, len};
   msghdr m = Message(&part, 1);
-  bool to_libc;
-  ssize_t n = Receive(fd, &m, flags, &to_libc);
-  return to_libc ? libc::recv(fd, buf, len, flags) : n;
+  return ReceiveOr(fd, &m, flags, [&] { return libc::recv(fd, buf, len, flags); });
 }
 
 ssize_t read(int fd, void* buf, size_t len) {
-  if (Idle(fd, false, 0)) return -1;
-  if (Framed(fd, false) == kNotOurs) return libc::read(fd, buf, len);
+  const Route r = RouteOf(fd, false, 0, false);
+  if (r != Route::kDpm) return r == Route::kFailed ? -1 : libc::read(fd, buf, len);
   iovec part{buf, len};
   msghdr m = Message(&part, 1);
-  bool to_libc;
-  ssize_t n = Receive(fd, &m, 0, &to_libc);
-  return to_libc ? libc::read(fd, buf, len) : n;
+  return ReceiveOr(fd, &m, 0, [&] { return libc::read(fd, buf, len); });
 }
 
 ssize_t readv(int fd, const iovec* iov, int count) {
-  if (Idle(fd, false, 0)) return -1;
-  if (Framed(fd, false) == kNotOurs) return libc::readv(fd, iov, count);
-  if (count < 0) {
-    errno = EINVAL;
-    return -1;
-  }
-  msghdr m = Message(const_cast<iovec*>(iov), static_cast<size_t>(count));
-  bool to_libc;
-  ssize_t n = Receive(fd, &m, 0, &to_libc);
-  return to_libc ? libc::readv(fd, iov, count) : n;
+  const Route r = RouteOf(fd, false, 0, false);
+  if (r != Route::kDpm) return r == Route::kFailed ? -1 : libc::readv(fd, iov, count);
+  size_t n;
+  if (!VectorCount(count, &n)) return -1;
+  msghdr m = Message(const_cast<iovec*>(iov), n);
+  return ReceiveOr(fd, &m, 0, [&] { return libc::readv(fd, iov, count); });
 }
 
 // Linux blocks (as `flags` say) for the first datagram only when MSG_WAITFORONE is given; the
 // hook returns what is queued after the first in every case (the timeout is not used).
 int recvmmsg(int fd, mmsghdr* messages, unsigned count, int flags, struct timespec* timeout) {
-  if (Framed(fd, false) == kNotOurs || messages == nullptr) return libc::recvmmsg(fd, messages, count, flags, timeout);
+  if (InDpm() || (KindOf(fd) & kUdp) == 0 || messages == nullptr) {
+    return libc::recvmmsg(fd, messages, count, flags, timeout);
+  }
   unsigned got = 0;
   int call_flags = flags & ~MSG_WAITFORONE;
   for (; got < count && got < 1024; ++got) {
