@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(
   build-essential cmake ninja-build pkg-config dpkg-dev xz-utils patch
   clang libclang-rt-14-dev                      # libFuzzer and sanitizers
-  libboost-dev libcli11-dev libabsl-dev libgtest-dev libgmock-dev libssl-dev nlohmann-json3-dev
+  libboost-dev libcli11-dev libabsl-dev libgtest-dev libgmock-dev libssl-dev nlohmann-json3-dev libnghttp2-dev
   man-db groff-base                             # e2e.install_consumer: man pages render and resolve
   iproute2 iputils-ping iputils-arping procps psmisc nginx-light iperf3 curl wrk socat tshark python3 python3-scapy natpmpc dnsmasq-base
   nftables                                      # bench: kernel masquerade baseline; e2e: holding a handshake
