@@ -12,7 +12,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "os/fd_passing.h"
-#include "stack/stack.h"
 
 namespace dpm::stack {
 
@@ -107,7 +106,7 @@ void ControlConn::Reply(api::Opcode op, int error, std::vector<uint8_t> body, in
     boost::asio::post(listener_.io_, [self = shared_from_this()] {
       if (!*self->listener_alive_) return;
       self->OnReadable();
-      self->listener_.stack_.AfterCoreWork();
+      self->listener_.after_work_();
     });
   }
 }
@@ -116,7 +115,7 @@ void ControlConn::WaitRead() {
   sd_.async_wait(Wait::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
     if (ec || !*self->listener_alive_) return;
     self->OnReadable();
-    self->listener_.stack_.AfterCoreWork();
+    self->listener_.after_work_();
   });
 }
 
@@ -163,7 +162,7 @@ bool ControlConn::ServeOne() {
 
 // ---- ApiListener -------------------------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<ApiListener>> ApiListener::Create(boost::asio::io_context& io, Stack& stack,
+absl::StatusOr<std::unique_ptr<ApiListener>> ApiListener::Create(boost::asio::io_context& io, std::function<void()> after_work,
                                                                  const api::UnixAddress& where,
                                                                  std::optional<gid_t> group,
                                                                  SocketServiceCounters& counters,
@@ -171,13 +170,13 @@ absl::StatusOr<std::unique_ptr<ApiListener>> ApiListener::Create(boost::asio::io
   absl::StatusOr<int> listening = where.abstract ? BindAndListen(where) : ListenOnPath(where, group);
   if (!listening.ok()) return listening.status();
   return std::unique_ptr<ApiListener>(
-      new ApiListener(io, stack, where, group, counters, std::move(handler), *listening));
+      new ApiListener(io, std::move(after_work), where, group, counters, std::move(handler), *listening));
 }
 
-ApiListener::ApiListener(boost::asio::io_context& io, Stack& stack, const api::UnixAddress& where,
+ApiListener::ApiListener(boost::asio::io_context& io, std::function<void()> after_work, const api::UnixAddress& where,
                          std::optional<gid_t> group, SocketServiceCounters& counters, RequestHandler handler, int fd)
     : io_(io),
-      stack_(stack),
+      after_work_(std::move(after_work)),
       path_(where.text),
       abstract_(where.abstract),
       counters_(counters),

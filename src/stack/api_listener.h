@@ -30,7 +30,6 @@
 namespace dpm::stack {
 
 class ApiListener;
-class Stack;
 
 /// One client thread's control connection. At most one request is in flight: a request whose
 /// answer must wait (TCP connect, a DHCP lease) stops reading until the answer is sent.
@@ -76,7 +75,9 @@ class ApiListener {
   /// mode 0600, or 0660 owned by `group`). Errors: AlreadyExists (a live daemon answers
   /// there), FailedPrecondition (the path's directory does not exist, the path is something
   /// other than a socket, or chown to `group` failed), Internal.
-  static absl::StatusOr<std::unique_ptr<ApiListener>> Create(boost::asio::io_context& io, Stack& stack,
+  /// `after_work` runs after each batch of requests is served (the stack re-arms its timers).
+  static absl::StatusOr<std::unique_ptr<ApiListener>> Create(boost::asio::io_context& io,
+                                                             std::function<void()> after_work,
                                                              const api::UnixAddress& where,
                                                              std::optional<gid_t> group,
                                                              SocketServiceCounters& counters,
@@ -93,11 +94,11 @@ class ApiListener {
 
  private:
   friend class ControlConn;
-  ApiListener(boost::asio::io_context& io, Stack& stack, const api::UnixAddress& where, std::optional<gid_t> group,
+  ApiListener(boost::asio::io_context& io, std::function<void()> after_work, const api::UnixAddress& where, std::optional<gid_t> group,
               SocketServiceCounters& counters, RequestHandler handler, int fd);
 
   boost::asio::io_context& io_;
-  Stack& stack_;
+  std::function<void()> after_work_;
   std::string path_;
   bool abstract_;  // an abstract socket name: nothing to remove from the file system
   ApiAccessPolicy access_;

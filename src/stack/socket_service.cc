@@ -152,7 +152,7 @@ absl::StatusOr<std::unique_ptr<SocketService>> SocketService::Create(boost::asio
   auto impl = std::make_unique<Impl>(io, stack, config);
   Impl* raw = impl.get();
   absl::StatusOr<std::unique_ptr<ApiListener>> listener = ApiListener::Create(
-      io, stack, *where, config.api_group, impl->counters_,
+      io, [&stack] { stack.AfterCoreWork(); }, *where, config.api_group, impl->counters_,
       [raw](const std::shared_ptr<ControlConn>& conn, const api::Request& request, api::Opcode op) {
         raw->registry_->Handle(conn, request, op);
       });

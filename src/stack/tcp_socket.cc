@@ -1,5 +1,7 @@
 #include "stack/tcp_socket.h"
 
+#include "stack/connect_gate.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/ioctl.h>
@@ -327,47 +329,17 @@ void TcpSocket::CacheNames() {
 int TcpSocket::RaiseGate(int program_fd, bool* raised) {
   *raised = false;
   if (state_ != State::kOpen || pcb_ == nullptr || gate_bytes_ != 0) return 0;
-  const int near = sd_.native_handle();
-  DropQueued(SIZE_MAX);  // written before any connect: never going anywhere
-  // The kernel takes a write while the sender's queued bytes are below its SO_SNDBUF and
-  // reports it writable only below a quarter of that, so writing until EAGAIN closes both.
-  static const uint8_t kZeros[16384] = {};
-  constexpr size_t kMaxGate = 16u << 20;  // far above any SO_SNDBUF the kernel grants
-  size_t total = 0;
-  while (total < kMaxGate) {
-    ssize_t n = ::send(program_fd, kZeros, sizeof(kZeros), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    total += static_cast<size_t>(n);
-  }
-  int queued = 0;
-  pollfd p{program_fd, POLLOUT, 0};
-  if (::ioctl(near, FIONREAD, &queued) != 0 || static_cast<size_t>(queued) != total || total == 0 ||
-      (::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0)) {
-    DropQueued(total);  // not our pair's other end, or it will not fill
-    return EINVAL;
-  }
-  gate_bytes_ = total;
+  DropQueued(sd_.native_handle(), SIZE_MAX);  // written before any connect: never going anywhere
+  gate_bytes_ = RaiseConnectGate(sd_.native_handle(), program_fd);
+  if (gate_bytes_ == 0) return EINVAL;
   *raised = true;
   WaitGateHangUp();
   return 0;
 }
 
 void TcpSocket::LowerGate() {
-  gate_bytes_ -= DropQueued(gate_bytes_);
+  DropQueued(sd_.native_handle(), gate_bytes_);
   gate_bytes_ = 0;  // what was not there any more was read by no one else: nothing to wait for
-}
-
-size_t TcpSocket::DropQueued(size_t limit) {
-  uint8_t buf[16384];
-  size_t dropped = 0;
-  while (dropped < limit) {
-    ssize_t n = ::recv(sd_.native_handle(), buf, std::min(sizeof(buf), limit - dropped), MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    dropped += static_cast<size_t>(n);
-  }
-  return dropped;
 }
 
 void TcpSocket::ConnectDone(int error) {

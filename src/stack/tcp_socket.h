@@ -89,8 +89,6 @@ class TcpSocket : public Socket {
   // The connect ended (0 or an errno): answers a blocking connect, or — non-blocking — lowers
   // the gate, keeps a failure for SO_ERROR and shuts the pair's way to the program (EOF).
   void ConnectDone(int error);
-  // Reads and drops up to `limit` bytes queued on the near end; returns how many.
-  size_t DropQueued(size_t limit);
   void DetachPcb(bool graceful) { Detach(graceful ? Leave::kGraceful : Leave::kReset); }
   void Detach(Leave how);
   void FreePending();
