@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "tunnel/control.h"
@@ -123,6 +124,35 @@ absl::Status ReadSection(const json& root, const char* section,
   return absl::OkStatus();
 }
 
+// Reads nothing but the reason a text is not JSON (nlohmann::json's own message: "parse error at
+// line 3, column 5: syntax error while parsing object - unexpected '}'; expected ...").
+class SyntaxError : public nlohmann::json_sax<json> {
+ public:
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return true; }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& error) override {
+    // Without the "[json.exception.parse_error.101] " prefix, and without the "; last read: '…'"
+    // part, which may quote a token (an unterminated string, say): tokens are never shown.
+    absl::string_view text = error.what();
+    if (const size_t end = text.find("] "); absl::StartsWith(text, "[json.exception.") && end != text.npos) {
+      text.remove_prefix(end + 2);
+    }
+    message = std::string(text.substr(0, text.find("; last read:")));
+    return false;
+  }
+  std::string message;
+};
+
 // Parses `text`, failing on a key that appears twice in one object (which nlohmann::json
 // would otherwise resolve silently to the last one).
 absl::StatusOr<json> ParseJson(absl::string_view text) {
@@ -138,7 +168,11 @@ absl::StatusOr<json> ParseJson(absl::string_view text) {
     return true;
   };
   json root = json::parse(text.begin(), text.end(), check, /*allow_exceptions=*/false);
-  if (root.is_discarded()) return absl::InvalidArgumentError("not JSON");
+  if (root.is_discarded()) {
+    SyntaxError error;
+    json::sax_parse(text.begin(), text.end(), &error, nlohmann::detail::input_format_t::json, /*strict=*/true);
+    return absl::InvalidArgumentError(absl::StrCat("not JSON: ", error.message));
+  }
   if (!duplicate.empty()) return absl::InvalidArgumentError(absl::StrCat("key '", duplicate, "' given twice"));
   return root;
 }

@@ -82,7 +82,9 @@ TEST(TunnelAccess, PatternsPermitWhatTheyName) {
 
 TEST(TunnelAccess, EachRefusalNamesItsPlace) {
   const std::string t = R"("token": "0123456789abcdef")";
-  EXPECT_THAT(ErrorOf("{"), ::testing::StartsWith("not JSON"));
+  EXPECT_THAT(ErrorOf("{"), ::testing::StartsWith("not JSON: "));
+  EXPECT_THAT(ErrorOf("{\n  \"proxies\": {,}\n}"), ::testing::HasSubstr("line 2, column 15"));
+  EXPECT_THAT(ErrorOf(""), ::testing::StartsWith("not JSON: "));
   EXPECT_EQ(ErrorOf("[]"), "not a JSON object");
   EXPECT_EQ(ErrorOf(R"({"proxy": {}})"), "access file: unknown key 'proxy'");
   EXPECT_EQ(ErrorOf(R"({"proxies": []})"), "proxies: not an object");
@@ -136,6 +138,13 @@ TEST(TunnelAccess, ErrorsNeverShowTheToken) {
   const std::string secret = "short-secret";
   EXPECT_THAT(ErrorOf(R"({"proxies": {"alpha": {"token": ")" + secret + R"("}}})"),
               ::testing::Not(::testing::HasSubstr(secret)));
+  // A syntax error inside a token: the JSON parser's message would quote what it last read.
+  const std::string unterminated = R"({"proxies": {"alpha": {"token": "a-long-secret-token)";
+  const std::string error = ErrorOf(unterminated);
+  EXPECT_THAT(error, ::testing::StartsWith("not JSON: parse error at line 1"));
+  EXPECT_THAT(error, ::testing::Not(::testing::HasSubstr("secret")));
+  EXPECT_THAT(ErrorOf("{\"proxies\": {\"alpha\": {\"token\": \"secret\ttoken\"}}}"),
+              ::testing::Not(::testing::HasSubstr("secret")));
 }
 
 TEST(TunnelAccess, TokenMatchesOnlyItsOwnToken) {
