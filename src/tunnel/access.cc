@@ -26,7 +26,8 @@ absl::Status Bad(absl::string_view where, absl::string_view what) {
 
 // Every key of `object` must be one of `known`: a typo in a security file is an error, not a
 // setting silently left at its default.
-absl::Status OnlyKnownKeys(const json& object, absl::string_view where, std::initializer_list<absl::string_view> known) {
+absl::Status OnlyKnownKeys(const json& object, absl::string_view where,
+                           std::initializer_list<absl::string_view> known) {
   for (const auto& [key, value] : object.items()) {
     bool found = false;
     for (absl::string_view k : known) found = found || k == key;

@@ -13,7 +13,9 @@ namespace {
 constexpr uint8_t kMagic[4] = {'D', 'P', 'M', 'T'};
 constexpr size_t kMaxString = 0xffff;
 
-absl::Status Truncated(absl::string_view field) { return absl::InvalidArgumentError(absl::StrCat("truncated ", field)); }
+absl::Status Truncated(absl::string_view field) {
+  return absl::InvalidArgumentError(absl::StrCat("truncated ", field));
+}
 
 // u16 length and that many bytes.
 absl::Status ReadString(wire::Reader& in, absl::string_view field, std::string* out) {

@@ -12,7 +12,7 @@
 //           string pseudo name, 16 bytes service key)
 //   REFUSED u8 RefuseReason, string message
 // Parsing takes untrusted bytes: every read is bounds-checked, and an error (InvalidArgument)
-// names what is wrong ("truncated token", "bad magic", "17 services, at most 16", ...).
+// names what is wrong ("truncated token", "bad magic", "257 services, at most 256", ...).
 #ifndef DPM_TUNNEL_CONTROL_H_
 #define DPM_TUNNEL_CONTROL_H_
 

@@ -19,7 +19,7 @@ constexpr ErrorRow kErrors[] = {
     {TunnelError::kNoService, "no-service", EACCES, "no such service, or not permitted"},
     {TunnelError::kProxyDown, "proxy-down", EHOSTUNREACH, "the service's proxy is not connected"},
     {TunnelError::kRefused, "refused", ECONNREFUSED, "real server refused the connection"},
-    {TunnelError::kTimeout, "timeout", ETIMEDOUT, "no answer in time"},
+    {TunnelError::kTimeout, "timeout", ETIMEDOUT, "no answer in time from the real server or a hop of the chain"},
     {TunnelError::kHostUnreachable, "host-unreachable", EHOSTUNREACH, "proxy has no route to the real server's host"},
     {TunnelError::kNetUnreachable, "net-unreachable", ENETUNREACH, "proxy has no route to the real server's network"},
     {TunnelError::kLimit, "limit", EAGAIN, "stream limit reached"},

@@ -98,7 +98,8 @@ TEST(TunnelAccess, EachRefusalNamesItsPlace) {
             "proxies.alpha: token longer than 256 bytes");
   EXPECT_EQ(ErrorOf(R"({"proxies": {"alpha": {)" + t + R"(, "max_service": 3}}})"),
             "proxies.alpha: unknown key 'max_service'");
-  EXPECT_THAT(ErrorOf(R"({"proxies": {"Alpha": {)" + t + "}}}"), ::testing::StartsWith("proxies.Alpha: not a valid name"));
+  EXPECT_THAT(ErrorOf(R"({"proxies": {"Alpha": {)" + t + "}}}"),
+              ::testing::StartsWith("proxies.Alpha: not a valid name"));
   EXPECT_THAT(ErrorOf(R"({"proxies": {"a.b": {)" + t + "}}}"), ::testing::StartsWith("proxies.a.b: not a valid name"));
   for (const char* limit : {"0", "-1", "1.5", "\"8\"", "true"}) {
     SCOPED_TRACE(limit);
@@ -107,7 +108,8 @@ TEST(TunnelAccess, EachRefusalNamesItsPlace) {
   }
   EXPECT_EQ(ErrorOf(R"({"proxies": {"alpha": {)" + t + R"(, "max_services": 0}}})"),
             "proxies.alpha: max_services is not a positive integer");
-  EXPECT_EQ(ErrorOf(R"({"max_streams_per_service": 0})"), "access file: max_streams_per_service is not a positive integer");
+  EXPECT_EQ(ErrorOf(R"({"max_streams_per_service": 0})"),
+            "access file: max_streams_per_service is not a positive integer");
   EXPECT_EQ(ErrorOf(R"({"redirectors": {"bob": {)" + t + "}}}"), "redirectors.bob: services missing");
   EXPECT_EQ(ErrorOf(R"({"redirectors": {"bob": {)" + t + R"(, "services": "*"}}})"),
             "redirectors.bob: services is not a list");
@@ -131,7 +133,9 @@ TEST(TunnelAccess, AKeyGivenTwiceIsAnError) {
   EXPECT_EQ(ErrorOf(R"({"proxies": {"alpha": {"token": "0123456789abcdef"}, "alpha": {"token": "0123456789abcdef"}}})"),
             "key 'alpha' given twice");
   // The same key in two different objects is fine.
-  EXPECT_TRUE(ParseAccessConfig(R"({"proxies": {"a": {"token": "0123456789abcdef"}, "b": {"token": "0123456789abcdef"}}})").ok());
+  EXPECT_TRUE(
+      ParseAccessConfig(R"({"proxies": {"a": {"token": "0123456789abcdef"}, "b": {"token": "0123456789abcdef"}}})")
+          .ok());
 }
 
 TEST(TunnelAccess, ErrorsNeverShowTheToken) {

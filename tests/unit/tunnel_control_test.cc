@@ -100,7 +100,8 @@ TEST(TunnelControl, WireLayoutIsTheDocumentedOne) {
   EXPECT_EQ(EncodeControl(Hello{Role::kRedirector, "b", "t", {}}),
             (std::vector<uint8_t>{'D', 'P', 'M', 'T', 1, 1, 0, 0, 0, 0, 0, 9, 2, 0, 1, 'b', 0, 1, 't', 0, 0}));
   // Keepalive 0x0102 s, one entry: "w", status 0, pseudo name "p", the 16-byte key.
-  std::vector<uint8_t> welcome = {'D', 'P', 'M', 'T', 1, 2, 0, 0, 0, 0, 0, 29, 0, 0, 1, 2, 0, 1, 0, 1, 'w', 0, 0, 1, 'p'};
+  std::vector<uint8_t> welcome = {'D', 'P', 'M', 'T', 1, 2, 0, 0, 0, 0, 0, 29,   // header
+                                  0, 0, 1, 2, 0, 1, 0, 1, 'w', 0, 0, 1, 'p'};  // body before the key
   for (uint8_t b : KeyOf(0xa0)) welcome.push_back(b);
   EXPECT_EQ(EncodeControl(Welcome{0x0102, {{"w", PublishStatus::kPublished, "p", KeyOf(0xa0)}}}), welcome);
 }
@@ -125,7 +126,9 @@ TEST(TunnelControl, EveryCutOfAValidMessageIsACleanError) {
 TEST(TunnelControl, CutBodyNamesTheMissingField) {
   // The body is cut to the exact length of a prefix, so the header's length agrees with it.
   const std::vector<uint8_t> body = HelloBody("0123456789abcdef", 2);
-  const auto cut = [&](size_t n) { return std::vector<uint8_t>(body.begin(), body.begin() + static_cast<std::ptrdiff_t>(n)); };
+  const auto cut = [&](size_t n) {
+    return std::vector<uint8_t>(body.begin(), body.begin() + static_cast<std::ptrdiff_t>(n));
+  };
   EXPECT_EQ(ErrorOf(Framed(ControlType::kHello, cut(0))), "truncated role");
   EXPECT_EQ(ErrorOf(Framed(ControlType::kHello, cut(3))), "truncated name");
   EXPECT_EQ(ErrorOf(Framed(ControlType::kHello, cut(1 + 7 + 5))), "truncated token");
