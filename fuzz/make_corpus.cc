@@ -1,6 +1,7 @@
 // Writes the seed corpora of the fuzz targets (fuzz/corpus/<target>/) from the codec itself,
 // so the seeds follow the protocol: one valid request of each opcode, and a few replies,
-// accept records, endpoints and socket references. Run by hand after a protocol change:
+// accept records, endpoints and socket references; one tunnel control message of each type
+// and shape, and a few tunnel access files. Run by hand after a protocol change:
 //   build-fuzz/fuzz/make_corpus fuzz/corpus
 #include <arpa/inet.h>
 
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "api/protocol.h"
+#include "tunnel/control.h"
 
 namespace {
 
@@ -22,6 +24,38 @@ void WriteSeed(const std::filesystem::path& dir, const std::string& name, const 
   std::filesystem::create_directories(dir);
   std::ofstream(dir / name, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
                                                      static_cast<std::streamsize>(bytes.size()));
+}
+
+void WriteSeed(const std::filesystem::path& dir, const std::string& name, const std::string& text) {
+  WriteSeed(dir, name, std::vector<uint8_t>(text.begin(), text.end()));
+}
+
+void WriteTunnelSeeds(const std::filesystem::path& root) {
+  namespace tunnel = dpm::tunnel;
+  tunnel::ServiceKey key{};
+  for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<uint8_t>(0xa0 + i);
+  const std::vector<std::pair<std::string, tunnel::ControlMessage>> messages = {
+      {"hello_proxy", tunnel::Hello{tunnel::Role::kProxy, "alpha", "alpha-token-0123456789", {"web", "ssh"}}},
+      {"hello_redirector", tunnel::Hello{tunnel::Role::kRedirector, "bob", "bob-token-0123456789", {}}},
+      {"welcome_proxy", tunnel::Welcome{15,
+                                        {{"web", tunnel::PublishStatus::kPublished, "web.alpha.dpm.internal", key},
+                                         {"Bad", tunnel::PublishStatus::kBadName, "", {}},
+                                         {"web", tunnel::PublishStatus::kDuplicate, "", {}},
+                                         {"db", tunnel::PublishStatus::kLimit, "", {}}}}},
+      {"welcome_redirector",
+       tunnel::Welcome{15, {{"web", tunnel::PublishStatus::kPublished, "web.alpha.dpm.internal", {}}}}},
+      {"refused", tunnel::Refused{tunnel::RefuseReason::kAuthentication, "unknown name or wrong token"}},
+  };
+  for (const auto& [name, message] : messages) WriteSeed(root / "tunnel_control", name, tunnel::EncodeControl(message));
+
+  WriteSeed(root / "tunnel_access", "full",
+            std::string(R"({"proxies": {"alpha": {"token": "alpha-token-0123456789", "max_services": 8, )"
+                        R"("max_streams": 100}}, "redirectors": {"bob": {"token": "bob-token-0123456789", )"
+                        R"("services": ["web.alpha", "*.beta", "*"], "max_streams": 10}}, )"
+                        R"("max_streams_per_service": 50})"));
+  WriteSeed(root / "tunnel_access", "minimal", std::string(R"({"proxies": {"a": {"token": "0123456789abcdef"}}})"));
+  WriteSeed(root / "tunnel_access", "bad_pattern",
+            std::string(R"({"redirectors": {"b": {"token": "0123456789abcdef", "services": ["x..y"]}}})"));
 }
 
 }  // namespace
@@ -56,5 +90,6 @@ int main(int argc, char** argv) {
   WriteSeed(root / "api_reply", "accept_record", EncodeAcceptRecord({ref, local, remote}));
   WriteSeed(root / "api_reply", "endpoint", EncodeEndpoint(remote));
   WriteSeed(root / "api_reply", "socket_ref", EncodeSocketRef(ref));
+  WriteTunnelSeeds(root);
   return 0;
 }

@@ -12,7 +12,7 @@
 //           string pseudo name, 16 bytes service key)
 //   REFUSED u8 RefuseReason, string message
 // Parsing takes untrusted bytes: every read is bounds-checked, and an error (InvalidArgument)
-// names what is wrong ("truncated token", "bad magic", "17 services, at most 16", ...).
+// names what is wrong ("truncated token", "bad magic", "257 services, at most 256", ...).
 #ifndef DPM_TUNNEL_CONTROL_H_
 #define DPM_TUNNEL_CONTROL_H_
 
@@ -53,6 +53,7 @@ struct Hello {
   std::string name;
   std::string token;
   std::vector<std::string> services;
+  friend bool operator==(const Hello&, const Hello&) = default;
 };
 
 enum class PublishStatus : uint8_t {
@@ -69,6 +70,7 @@ struct ServiceEntry {
   PublishStatus status = PublishStatus::kPublished;
   std::string pseudo_name;
   ServiceKey key{};
+  friend bool operator==(const ServiceEntry&, const ServiceEntry&) = default;
 };
 
 /// WELCOME: the session is up. `keepalive_seconds`: how often each side pings (HTTP/2 PING);
@@ -76,6 +78,7 @@ struct ServiceEntry {
 struct Welcome {
   uint32_t keepalive_seconds = 15;
   std::vector<ServiceEntry> services;
+  friend bool operator==(const Welcome&, const Welcome&) = default;
 };
 
 enum class RefuseReason : uint8_t {
@@ -88,6 +91,7 @@ enum class RefuseReason : uint8_t {
 struct Refused {
   RefuseReason reason = RefuseReason::kAuthentication;
   std::string message;
+  friend bool operator==(const Refused&, const Refused&) = default;
 };
 
 using ControlMessage = std::variant<Hello, Welcome, Refused>;
