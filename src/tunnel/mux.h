@@ -47,12 +47,15 @@ class Mux {
     size_t send_buffer = 256 * 1024;            // bytes Send queues per stream at most
   };
 
-  /// Stream events. Called from inside Receive (and TakeOutput for OnWritable); the handler may
-  /// call back into the Mux (Send, End, Reset, Consume, Respond) but must not destroy it.
+  /// Stream events. Called from inside Receive and TakeOutput (OnWritable, and OnClosed once a
+  /// stream's last frame left); the handler may call back into the Mux (Send, End, Reset,
+  /// Consume, Respond, OpenStream) but must not destroy it.
   class Handler {
    public:
     virtual ~Handler() = default;
-    /// Server side: the peer opened stream `id`; answer with Respond (now or later).
+    /// Server side: the peer opened stream `id`; answer with Respond (now or later). Requests
+    /// that are not CONNECT, lack `:authority`, or carry an `:authority` over 300 bytes or a
+    /// `dpm-service-key` over 64 are reset (PROTOCOL_ERROR) without any event.
     virtual void OnStreamRequest(int32_t id, const StreamRequest& request) = 0;
     /// Client side: the answer to OpenStream — kNone (200) or the failure.
     virtual void OnStreamResponse(int32_t id, TunnelError result) = 0;
@@ -62,7 +65,9 @@ class Mux {
     virtual void OnEnd(int32_t id) = 0;
     /// Stream `id` is gone: the peer reset it (`reset`: true for CONNECT_ERROR, a TCP reset;
     /// false for another code), or it closed after both sides ended (`reset` false,
-    /// `clean` true). No more events for `id`.
+    /// `clean` true). Also after Reset (with the code Reset sent), after a failed answer, and
+    /// for a client stream that never got an answer (refused, or cut by GOAWAY): then
+    /// OnStreamResponse never comes. No more events for `id`.
     virtual void OnClosed(int32_t id, bool clean, bool reset) = 0;
     /// Room came back in stream `id`'s send buffer (after Send took less than it was given).
     virtual void OnWritable(int32_t id) = 0;
@@ -74,8 +79,9 @@ class Mux {
   Mux& operator=(const Mux&) = delete;
 
   /// Feeds bytes read from the peer. Errors (a protocol error, the connection must close):
-  /// InvalidArgument with nghttp2's reason. GOAWAY from the peer is not an error (Alive() turns
-  /// false once its streams are done).
+  /// InvalidArgument with nghttp2's reason (RFC 9113 §5.4.1); TakeOutput then still holds the
+  /// GOAWAY that tells the peer why, and every later Receive fails the same way. GOAWAY from the
+  /// peer is not an error (Alive() turns false once its streams are done).
   absl::Status Receive(absl::Span<const uint8_t> bytes);
   /// Appends what must be sent to the peer now to `out` (at most about `max` bytes).
   void TakeOutput(std::vector<uint8_t>* out, size_t max = 256 * 1024);
@@ -84,10 +90,12 @@ class Mux {
   /// False once the session is over (GOAWAY both ways, or a fatal error).
   bool Alive() const;
 
-  /// Client side: opens a CONNECT stream; its id, or -1 (no more stream ids, or the session is
-  /// going away).
+  /// Client side: opens a CONNECT stream; its id, or -1 (no more stream ids, the session is
+  /// going away, an empty `authority`, one over 300 bytes or a `service_key` over 64).
   int32_t OpenStream(const StreamRequest& request);
-  /// Server side: answers stream `id`'s request. A failure ends the stream.
+  /// Server side: answers stream `id`'s request: `:status 200`, or for a failure 503
+  /// (kProxyDown, kLimit, kServerDown), 504 (kTimeout) or 502 (the rest) with `dpm-error`,
+  /// END_STREAM and then RST_STREAM NO_ERROR (RFC 9113 §8.1), which ends the stream.
   void Respond(int32_t id, TunnelError result);
   /// Queues bytes on stream `id`; returns how many it took (at most the free room of its send
   /// buffer; 0 when full, then OnWritable follows). Unknown or ended streams take nothing.
