@@ -106,8 +106,8 @@ struct SetSockOptRequest {
 };
 struct GetSockOptRequest { SocketRef ref; int32_t level = 0, name = 0; };
 struct StatusRequest { bool json = false; };
-/// RESOLVE (seed 003 Fig. 6 step 615): the pseudo IPv4 address of a pseudo DNS name, asked of
-/// a `dpmd redirector` by the preload hook's resolver in tunnel mode. `name` is as the program
+/// RESOLVE (the tunneling patent, Fig. 6 step 615): the pseudo IPv4 address of a pseudo DNS
+/// name, asked of a `dpmd redirector` by the preload hook's resolver in tunnel mode. `name` is as the program
 /// gave it (any case, maybe a trailing dot), at most kMaxResolveName bytes.
 /// Wire: u16 length, the name's bytes. Reply body on success: an Endpoint (AF_INET, port 0,
 /// the pseudo address); errors ENOENT (not a name the daemon resolves), ENOSPC (no pseudo

@@ -35,9 +35,9 @@ ssize_t ReceiveMessage(int fd, msghdr* message, int flags);
 /// `fd` no longer names a dpm socket (it was closed, or dup2() replaced it).
 void ForgetEntry(int fd);
 /// The pseudo IPv4 address of DNS name `name` (NUL-terminated), asked of the daemon in one
-/// RESOLVE request (api/protocol.h ResolveRequest; a `dpmd redirector` answers it, seed 003
-/// Fig. 6 step 615) on the thread's control connection. *address_be gets the address in
-/// network byte order. Returns 0 or the errno: ENOENT (not a name the daemon resolves, or
+/// RESOLVE request (api/protocol.h ResolveRequest; a `dpmd redirector` answers it, the
+/// tunneling patent, Fig. 6 step 615) on the thread's control connection. *address_be gets
+/// the address in network byte order. Returns 0 or the errno: ENOENT (not a name the daemon resolves, or
 /// longer than 253 bytes), ENOSPC (the daemon has no address left), ENETDOWN / EACCES (no
 /// daemon, or one refusing this user), EINVAL (a daemon without RESOLVE), EPROTO (a reply
 /// that is not an IPv4 endpoint). errno itself is left as it was.

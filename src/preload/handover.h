@@ -6,9 +6,10 @@
 // socket of the same type, status flags (O_NONBLOCK), close-on-exec flag and socket options at
 // the same descriptor number (dup3), and lets the dpm socket go.
 //
-// Tunnel mode, the reverse (seed 003 Fig. 5): sockets are the kernel's, and a TCP socket whose
-// first connect() names a pseudo address (DPM_TUNNEL_NET) gets a dpm socket of the redirector
-// in its place, with the same status flags, close-on-exec flag and options, then connected.
+// Tunnel mode, the reverse (the tunneling patent, Fig. 5): sockets are the kernel's, and a TCP
+// socket whose first connect() names a pseudo address (DPM_TUNNEL_NET) gets a dpm socket of
+// the redirector in its place, with the same status flags, close-on-exec flag and options,
+// then connected.
 //
 // Options set while a socket may still move are kept here for that replay. An epoll
 // registration made meanwhile (nginx registers an upstream socket before connecting it)

@@ -33,7 +33,8 @@ struct Ipv4Prefix {
   uint32_t Mask() const { return length == 0 ? 0 : ~uint32_t{0} << (32 - length); }
 };
 
-/// Tunnel mode (seed 003 Figs. 5 and 6): which names and addresses are the redirector's.
+/// Tunnel mode (the tunneling patent, Figs. 5 and 6): which names and addresses are the
+/// redirector's.
 struct TunnelConfig {
   bool enabled = false;
   /// Lower case, no leading or trailing dot (ValidTunnelSuffix).

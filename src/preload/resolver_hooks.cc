@@ -1,5 +1,5 @@
-// libdpm-preload.so, the resolver calls of tunnel mode (docs/preload.md "Tunnel mode"; seed
-// 003 Fig. 5, the hooked gethostbyname(), and Fig. 6 step 615): getaddrinfo(),
+// libdpm-preload.so, the resolver calls of tunnel mode (docs/preload.md "Tunnel mode"; the
+// tunneling patent, Fig. 5, the hooked gethostbyname(), and Fig. 6 step 615): getaddrinfo(),
 // gethostbyname(), gethostbyname_r(), gethostbyname2(), gethostbyname2_r(). A name under
 // DPM_TUNNEL_SUFFIX (any case, one trailing dot allowed) is asked of the redirector in one
 // RESOLVE request and answered with its pseudo IPv4 address; every other name, every call

@@ -208,7 +208,8 @@ static int Exchange(int fd, const char* message) {
   while ((n = read(fd, buf, sizeof(buf))) > 0) {
     for (ssize_t i = 0; i < n && t + 5 < sizeof(text); ++i) {
       unsigned char c = (unsigned char)buf[i];
-      t += (c >= 0x20 && c < 0x7f) ? (size_t)snprintf(text + t, 2, "%c", c) : (size_t)snprintf(text + t, 5, "\\x%02x", c);
+      t += (c >= 0x20 && c < 0x7f) ? (size_t)snprintf(text + t, 2, "%c", c)
+                                   : (size_t)snprintf(text + t, 5, "\\x%02x", c);
     }
     total += (size_t)n;
   }
