@@ -85,15 +85,12 @@ bool PseudoHost(const char* name, int af, hostent* ret, char* buf, size_t buflen
   if (af == AF_INET6) return true;
   std::string canonical;
   uint32_t address_be = 0;
-  switch (Ask(name, &canonical, &address_be)) {
-    case Answer::kNoName:
-      return true;
-    case Answer::kTryAgain:
+  if (const Answer a = Ask(name, &canonical, &address_be); a != Answer::kFound) {
+    if (a == Answer::kTryAgain) {
       *h_errnop = TRY_AGAIN;
       *rc = EAGAIN;
-      return true;
-    case Answer::kFound:
-      break;
+    }
+    return true;
   }
   if (FillHost(canonical, address_be, ret, buf, buflen) != 0) {
     *h_errnop = NETDB_INTERNAL;
@@ -136,13 +133,8 @@ int getaddrinfo(const char* node, const char* service, const addrinfo* hints, ad
   if (h.ai_family != AF_INET && h.ai_family != AF_UNSPEC) return libc::getaddrinfo(node, service, hints, res);
   std::string canonical;
   uint32_t address_be = 0;
-  switch (Ask(node, &canonical, &address_be)) {
-    case Answer::kNoName:
-      return EAI_NONAME;
-    case Answer::kTryAgain:
-      return EAI_AGAIN;
-    case Answer::kFound:
-      break;
+  if (const Answer a = Ask(node, &canonical, &address_be); a != Answer::kFound) {
+    return a == Answer::kNoName ? EAI_NONAME : EAI_AGAIN;
   }
   char text[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, &address_be, text, sizeof(text));
