@@ -35,8 +35,6 @@
 namespace {
 
 constexpr char kPreloadName[] = "libdpm-preload.so";
-/// The API socket `dpmd redirector` listens on unless told otherwise.
-constexpr char kRedirectorSocket[] = "@dpm-redirector";
 
 [[noreturn]] void Die(const std::string& message, int code = 1) {
   std::fprintf(stderr, "dpm-run: %s\n", message.c_str());
@@ -173,7 +171,8 @@ int main(int argc, char** argv) {
                    "Tunnel mode: sockets stay with the kernel; names under the pseudo suffix resolve at a 'dpmd "
                    "redirector' and TCP connects to its pseudo addresses go through it (sets DPM_TUNNEL=1, and "
                    "DPM_SOCKET=" +
-                       std::string(kRedirectorSocket) + " unless --api-socket or $DPM_SOCKET names another)");
+                       std::string(dpm::preload::kDefaultRedirectorSocket) +
+                       " unless --api-socket or $DPM_SOCKET names another)");
   app.add_option("--tunnel-suffix", tunnel_suffix,
                  "The pseudo names' DNS suffix (sets DPM_TUNNEL_SUFFIX; default dpm.internal)")
       ->needs(tunnel_flag)
@@ -236,7 +235,9 @@ int main(int argc, char** argv) {
     if (!tunnel_suffix.empty()) ::setenv("DPM_TUNNEL_SUFFIX", tunnel_suffix.c_str(), 1);
     if (!tunnel_net.empty()) ::setenv("DPM_TUNNEL_NET", tunnel_net.c_str(), 1);
     const char* env = std::getenv("DPM_SOCKET");
-    if (api_socket.empty() && (env == nullptr || *env == '\0')) ::setenv("DPM_SOCKET", kRedirectorSocket, 1);
+    if (api_socket.empty() && (env == nullptr || *env == '\0')) {
+      ::setenv("DPM_SOCKET", dpm::preload::kDefaultRedirectorSocket, 1);
+    }
   }
 
   const std::string preload = FindPreload();

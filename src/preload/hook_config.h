@@ -5,7 +5,8 @@
 //   DPM_FIXED_PORTS  1: every socket's port is not replaceable (DPM_PORT_FIXED).
 //   DPM_KERNEL_NETS  comma-separated IPv4 prefixes whose traffic stays with the kernel
 //                    (default 127.0.0.0/8; empty: none).
-//   DPM_SOCKET       the daemon's API socket (read by libdpm itself).
+//   DPM_SOCKET       the daemon's API socket (read by libdpm itself; in tunnel mode the
+//                    default is the redirector's, kDefaultRedirectorSocket).
 //   DPM_TUNNEL       1: tunnel mode (docs/preload.md "Tunnel mode"): sockets are the kernel's,
 //                    and only pseudo names and connects to pseudo addresses go to the daemon
 //                    (a `dpmd redirector`); the three variables above then do nothing.
@@ -32,6 +33,10 @@ struct Ipv4Prefix {
   /// The prefix's netmask, host byte order (0 for length 0).
   uint32_t Mask() const { return length == 0 ? 0 : ~uint32_t{0} << (32 - length); }
 };
+
+/// The API socket a `dpmd redirector` listens on by default: the daemon of tunnel mode when
+/// DPM_SOCKET is unset.
+inline constexpr char kDefaultRedirectorSocket[] = "@dpm-redirector";
 
 /// Tunnel mode (the tunneling patent, Figs. 5 and 6): which names and addresses are the
 /// redirector's.

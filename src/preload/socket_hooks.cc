@@ -54,12 +54,17 @@ namespace {
 // At load, before the program runs: the environment is read while it is dpm-run's. Programs
 // that clear their environment for their children (nginx's workers keep only TZ) still reach
 // the daemon and keep the configuration.
+// In tunnel mode the daemon is a redirector, at its own default socket unless DPM_SOCKET says.
 __attribute__((constructor)) void ReadEnvironment() {
-  if (const char* path = std::getenv("DPM_SOCKET"); path != nullptr && *path != '\0') {
+  const HookConfig* config = Config();
+  const char* path = std::getenv("DPM_SOCKET");
+  if (path == nullptr || *path == '\0') {
+    path = config != nullptr && config->tunnel.enabled ? kDefaultRedirectorSocket : nullptr;
+  }
+  if (path != nullptr) {
     InDpmScope in_dpm;
     dpm_set_daemon_path(path);
   }
-  Config();
 }
 
 }  // namespace
