@@ -81,12 +81,15 @@ int main(int argc, char** argv) {
       {"setsockopt", SetSockOptRequest{ref, SOL_SOCKET, SO_REUSEADDR, {1, 0, 0, 0}}},
       {"getsockopt", GetSockOptRequest{ref, SOL_SOCKET, SO_ERROR}},
       {"status", StatusRequest{true}},
+      {"resolve", ResolveRequest{"web.alpha.dpm.internal"}},
   };
   for (const auto& [name, request] : requests) WriteSeed(root / "api_request", name, EncodeRequest(request));
 
   WriteSeed(root / "api_reply", "reply_socket", EncodeReply({Opcode::kSocket, 0, EncodeSocketRef(ref)}));
   WriteSeed(root / "api_reply", "reply_getsockname", EncodeReply({Opcode::kGetSockName, 0, EncodeEndpoint(local)}));
   WriteSeed(root / "api_reply", "reply_error", EncodeReply({Opcode::kConnect, ECONNREFUSED, {}}));
+  WriteSeed(root / "api_reply", "reply_resolve",
+            EncodeReply({Opcode::kResolve, 0, EncodeEndpoint(Endpoint::Ipv4(0x64400002, 0))}));  // 100.64.0.2
   WriteSeed(root / "api_reply", "accept_record", EncodeAcceptRecord({ref, local, remote}));
   WriteSeed(root / "api_reply", "endpoint", EncodeEndpoint(remote));
   WriteSeed(root / "api_reply", "socket_ref", EncodeSocketRef(ref));

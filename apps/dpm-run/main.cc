@@ -2,7 +2,8 @@
 // environment that libdpm-preload.so reads, puts the library first in LD_PRELOAD and execs
 // the program (as proxychains4 or torsocks do). Before the exec it checks that a dpmd answers
 // at the API socket, so a missing daemon is one clear line instead of a program whose every
-// socket() fails with ENETDOWN.
+// socket() fails with ENETDOWN. With --tunnel the hook runs in tunnel mode (docs/preload.md
+// "Tunnel mode") and the daemon is a `dpmd redirector`.
 #include <arpa/inet.h>
 #include <limits.h>
 #include <sys/socket.h>
@@ -106,13 +107,14 @@ std::string Refuses(const std::string& where) {
 
 // Connects to the API socket and asks for the status, the one request every user may send
 // and that changes nothing: no answer means no daemon, EACCES a daemon that refuses us.
-void CheckDaemon() {
+// `role`: the dpmd command expected there ("client", or "redirector" in tunnel mode).
+void CheckDaemon(const std::string& role) {
   std::string where(dpm_daemon_path(nullptr, 0), '\0');
   dpm_daemon_path(where.data(), where.size() + 1);
   absl::StatusOr<dpm::api::UnixAddress> addr = dpm::api::ParseUnixAddress(where);
   if (!addr.ok()) Die(std::string(addr.status().message()), 2);
-  const std::string start = addr->abstract ? "start 'dpmd client' in this network namespace"
-                                           : "start 'dpmd client --api-socket " + where + "'";
+  const std::string start = addr->abstract ? "start 'dpmd " + role + "' in this network namespace"
+                                           : "start 'dpmd " + role + " --api-socket " + where + "'";
   int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) Die(std::string("socket: ") + std::strerror(errno));
   if (::connect(fd, addr->sockaddr_ptr(), addr->length) != 0) {
@@ -145,6 +147,8 @@ int main(int argc, char** argv) {
   std::string tuple;
   bool fixed_ports = false;
   std::vector<std::string> kernel_nets;
+  bool tunnel = false;
+  std::string tunnel_suffix, tunnel_net;
   app.set_version_flag("--version", "dpm-run " DPM_VERSION);
   app.add_option("--api-socket", api_socket,
                  "dpmd API socket: a file path, or @NAME for an abstract name of this network namespace "
@@ -162,6 +166,24 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->allow_extra_args(false)  // one PREFIX per --kernel-net: `--kernel-net 10.0.0.0/8 curl` runs curl
       ->type_name("PREFIX");
+  CLI::Option* tunnel_flag =
+      app.add_flag("--tunnel", tunnel,
+                   "Tunnel mode: sockets stay with the kernel; names under the pseudo suffix resolve at a 'dpmd "
+                   "redirector' and TCP connects to its pseudo addresses go through it (sets DPM_TUNNEL=1, and "
+                   "DPM_SOCKET=" +
+                       std::string(dpm::preload::kDefaultRedirectorSocket) +
+                       " unless --api-socket or $DPM_SOCKET names another)");
+  app.add_option("--tunnel-suffix", tunnel_suffix,
+                 "The pseudo names' DNS suffix (sets DPM_TUNNEL_SUFFIX; default dpm.internal)")
+      ->needs(tunnel_flag)
+      ->type_name("SUFFIX");
+  app.add_option("--tunnel-net", tunnel_net,
+                 "The pseudo addresses' IPv4 prefix, as the redirector has it (sets DPM_TUNNEL_NET; default "
+                 "100.64.0.0/10)")
+      ->needs(tunnel_flag)
+      ->type_name("PREFIX");
+  // What only a dpm socket has: in tunnel mode sockets are the kernel's.
+  for (const char* stack_only : {"--tuple", "--fixed-ports", "--kernel-net"}) tunnel_flag->excludes(stack_only);
   app.prefix_command();  // everything from PROGRAM on is the program's, options included
   if (std::optional<int> done = dpm::apps::ParseCommandLine(app, argc, argv, "dpm-run")) return *done;
   std::vector<std::string> command = app.remaining();
@@ -196,13 +218,34 @@ int main(int argc, char** argv) {
   }
   if (!tuple.empty()) ::setenv("DPM_TUPLE", tuple.c_str(), 1);
   if (fixed_ports) ::setenv("DPM_FIXED_PORTS", "1", 1);
+  if (tunnel) {
+    if (!tunnel_net.empty()) {
+      if (std::string why = CheckPrefix(tunnel_net); !why.empty()) Die("bad --tunnel-net " + why, 2);
+    }
+    if (!tunnel_suffix.empty() && !dpm::preload::ValidTunnelSuffix(tunnel_suffix)) {
+      Die("bad --tunnel-suffix '" + tunnel_suffix +
+              "': not a DNS suffix (lower-case labels of a-z, 0-9, '-', joined by dots, no dot at either end)",
+          2);
+    }
+    // The hook's own parser, so what dpm-run accepts the hook reads the same way.
+    absl::StatusOr<dpm::preload::TunnelConfig> checked =
+        dpm::preload::ParseTunnelConfig("1", tunnel_suffix.c_str(), tunnel_net.c_str());
+    if (!checked.ok()) Die(std::string(checked.status().message()), 2);
+    ::setenv("DPM_TUNNEL", "1", 1);
+    if (!tunnel_suffix.empty()) ::setenv("DPM_TUNNEL_SUFFIX", tunnel_suffix.c_str(), 1);
+    if (!tunnel_net.empty()) ::setenv("DPM_TUNNEL_NET", tunnel_net.c_str(), 1);
+    const char* env = std::getenv("DPM_SOCKET");
+    if (api_socket.empty() && (env == nullptr || *env == '\0')) {
+      ::setenv("DPM_SOCKET", dpm::preload::kDefaultRedirectorSocket, 1);
+    }
+  }
 
   const std::string preload = FindPreload();
   // ld.so splits LD_PRELOAD at spaces and colons (ld.so(8)), so such a path cannot be given.
   if (preload.find_first_of(" :") != std::string::npos) {
     Die("the preload library's path '" + preload + "' holds a space or ':', which LD_PRELOAD cannot carry");
   }
-  CheckDaemon();
+  CheckDaemon(tunnel ? "redirector" : "client");
   const char* old = std::getenv("LD_PRELOAD");
   const std::string ld_preload = old != nullptr && *old != '\0' ? preload + ":" + old : preload;
   ::setenv("LD_PRELOAD", ld_preload.c_str(), 1);

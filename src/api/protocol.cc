@@ -229,6 +229,18 @@ absl::StatusOr<Request> ParseRequest(absl::Span<const uint8_t> bytes) {
       out = StatusRequest{json == 1};
       break;
     }
+    case Opcode::kResolve: {
+      uint16_t len = 0;
+      if (!r.ReadHost(&len)) return Missing("name length");
+      if (len > kMaxResolveName) {
+        return absl::InvalidArgumentError(absl::StrCat("name length ", len, " over ", kMaxResolveName));
+      }
+      ResolveRequest q;
+      q.name.resize(len);
+      if (!r.ReadBytes(q.name.data(), len)) return Missing("name");
+      out = std::move(q);
+      break;
+    }
     default:
       return absl::InvalidArgumentError(absl::StrCat("unknown opcode ", op));
   }
@@ -292,6 +304,11 @@ struct RequestEncoder {
   void operator()(const StatusRequest& q) {
     Header(Opcode::kStatus);
     w.WriteU8(q.json ? 1 : 0);
+  }
+  void operator()(const ResolveRequest& q) {
+    Header(Opcode::kResolve);
+    w.WriteHost(static_cast<uint16_t>(q.name.size()));
+    w.WriteBytes(q.name.data(), q.name.size());
   }
 };
 }  // namespace

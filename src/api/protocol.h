@@ -33,6 +33,8 @@ inline constexpr size_t kMaxMessage = 64 * 1024;
 inline constexpr size_t kMaxOptionValue = 64;
 /// Largest option value a GETSOCKOPT reply carries (a struct tcp_info), bytes.
 inline constexpr size_t kMaxOptionReply = 512;
+/// Longest name a RESOLVE request carries, bytes (a DNS name in text form, RFC 1035 §2.3.4).
+inline constexpr size_t kMaxResolveName = 253;
 
 enum class Opcode : uint16_t {
   kSocket = 1,
@@ -45,6 +47,7 @@ enum class Opcode : uint16_t {
   kSetSockOpt = 8,
   kGetSockOpt = 9,
   kStatus = 10,
+  kResolve = 11,
 };
 
 /// An IPv4 or IPv6 endpoint. family is AF_INET, AF_INET6 or 0 (none: "the connected peer").
@@ -103,20 +106,29 @@ struct SetSockOptRequest {
 };
 struct GetSockOptRequest { SocketRef ref; int32_t level = 0, name = 0; };
 struct StatusRequest { bool json = false; };
+/// RESOLVE (the tunneling patent, Fig. 6 step 615): the pseudo IPv4 address of a pseudo DNS
+/// name, asked of a `dpmd redirector` by the preload hook's resolver in tunnel mode. `name` is as the program
+/// gave it (any case, maybe a trailing dot), at most kMaxResolveName bytes.
+/// Wire: u16 length, the name's bytes. Reply body on success: an Endpoint (AF_INET, port 0,
+/// the pseudo address); errors ENOENT (not a name the daemon resolves), ENOSPC (no pseudo
+/// address left). A daemon that resolves no names (dpmd client) answers ENOENT; one older
+/// than the opcode answers EINVAL.
+struct ResolveRequest { std::string name; };
 
 using Request = std::variant<SocketRequest, BindRequest, ListenRequest, ConnectRequest,
                              NameRequest, ShutdownRequest, SetSockOptRequest, GetSockOptRequest,
-                             StatusRequest>;
+                             StatusRequest, ResolveRequest>;
 
 /// Parses one request message. Errors (InvalidArgument) name the field that is missing or
 /// wrong: "truncated header", "bad version 7", "unknown opcode 99", "truncated endpoint", ...
 /// Trailing bytes after a complete request are an error ("trailing bytes").
 absl::StatusOr<Request> ParseRequest(absl::Span<const uint8_t> bytes);
-/// Encodes a request; never fails.
+/// Encodes a request; never fails (a ResolveRequest name over kMaxResolveName bytes gives
+/// bytes ParseRequest refuses: callers check the length first).
 std::vector<uint8_t> EncodeRequest(const Request& request);
 
 /// Reply: header (opcode of the request), i32 error (0 or an errno value), then a body that
-/// depends on the opcode: SOCKET → SocketRef; GETSOCKNAME/GETPEERNAME → Endpoint;
+/// depends on the opcode: SOCKET → SocketRef; GETSOCKNAME/GETPEERNAME/RESOLVE → Endpoint;
 /// GETSOCKOPT → the value's bytes (an int for most options, at most kMaxOptionReply);
 /// STATUS → text; the others → nothing.
 struct Reply {

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <cstdint>
+
 namespace dpm::lib {
 
 /// True when `fd` is a dpm socket of this process (its descriptor, checked by inode, so a
@@ -32,6 +34,14 @@ ssize_t SendMessage(int fd, const msghdr* message, int flags);
 ssize_t ReceiveMessage(int fd, msghdr* message, int flags);
 /// `fd` no longer names a dpm socket (it was closed, or dup2() replaced it).
 void ForgetEntry(int fd);
+/// The pseudo IPv4 address of DNS name `name` (NUL-terminated), asked of the daemon in one
+/// RESOLVE request (api/protocol.h ResolveRequest; a `dpmd redirector` answers it, the
+/// tunneling patent, Fig. 6 step 615) on the thread's control connection. *address_be gets
+/// the address in network byte order. Returns 0 or the errno: ENOENT (not a name the daemon resolves, or
+/// longer than 253 bytes), ENOSPC (the daemon has no address left), ENETDOWN / EACCES (no
+/// daemon, or one refusing this user), EINVAL (a daemon without RESOLVE), EPROTO (a reply
+/// that is not an IPv4 endpoint). errno itself is left as it was.
+int Resolve(const char* name, uint32_t* address_be);
 
 }  // namespace dpm::lib
 

@@ -520,4 +520,22 @@ void ForgetEntry(int fd) {
   Table().erase(fd);
 }
 
+int Resolve(const char* name, uint32_t* address_be) {
+  const int saved = errno;
+  const size_t len = std::strlen(name);
+  if (len > dpm::api::kMaxResolveName) return ENOENT;  // no DNS name is that long
+  dpm::api::Reply reply;
+  int e = Transact(dpm::api::ResolveRequest{std::string(name, len)}, &reply);
+  if (e == 0) {
+    absl::StatusOr<Endpoint> endpoint = dpm::api::ParseEndpoint(reply.body);
+    if (endpoint.ok() && endpoint->family == AF_INET) {
+      std::memcpy(address_be, endpoint->address, 4);
+    } else {
+      e = EPROTO;
+    }
+  }
+  errno = saved;
+  return e;
+}
+
 }  // namespace dpm::lib

@@ -59,7 +59,7 @@ enum class Route { kLibc, kDpm, kFailed };
 Route RouteOf(int fd, bool write, int flags, bool has_address) {
   if (InDpm()) return Route::kLibc;
   const uint8_t kind = KindOf(fd);
-  if (kind == kNotOurs) return Route::kLibc;
+  if (!IsDpmKind(kind)) return Route::kLibc;
   if ((kind & kIdleTcp) != 0 && Idle(fd, write, flags)) return Route::kFailed;
   return (kind & kUdp) != 0 || has_address ? Route::kDpm : Route::kLibc;
 }
@@ -185,7 +185,7 @@ ssize_t writev(int fd, const iovec* iov, int count) {
 }
 
 int sendmmsg(int fd, mmsghdr* messages, unsigned count, int flags) {
-  if (InDpm() || KindOf(fd) == kNotOurs || messages == nullptr) return libc::sendmmsg(fd, messages, count, flags);
+  if (InDpm() || !IsDpmKind(KindOf(fd)) || messages == nullptr) return libc::sendmmsg(fd, messages, count, flags);
   unsigned sent = 0;
   for (; sent < count && sent < 1024; ++sent) {
     bool to_libc;

@@ -2,7 +2,8 @@
 // read(), write() and close() of every descriptor ask, so the answer is one relaxed load from
 // a table indexed by descriptor number (1 byte each; the pages of numbers never used are never
 // touched). libdpm's own table (lib/internal.h) stays the authority for the socket behind a
-// number; this one says only "ours, of this kind", and is kept in step by socket(), accept(),
+// number; this one says only "ours, of this kind" (or, in tunnel mode, "a kernel socket that
+// may still move to the redirector"), and is kept in step by socket(), accept(),
 // dup*(), fcntl(F_DUPFD*), close() and close_range().
 #ifndef DPM_PRELOAD_DESCRIPTORS_H_
 #define DPM_PRELOAD_DESCRIPTORS_H_
@@ -23,7 +24,14 @@ enum DescriptorKind : uint8_t {
   /// TCP, neither connected nor connecting (new, or listening): its data calls fail as the
   /// kernel's do on such a socket (reads ENOTCONN, writes EPIPE) instead of reaching the pair.
   kIdleTcp = 8,
+  /// Tunnel mode: a kernel AF_INET TCP socket, not connected yet (and never duplicated): a
+  /// connect to DPM_TUNNEL_NET puts a dpm socket of the redirector in its place (handover.h
+  /// TunnelConnect). Alone, never with the bits above; every other call on it is the kernel's.
+  kTunnel = 16,
 };
+
+/// True for an entry naming a dpm socket (not kNotOurs, not a tunnel mode kernel socket).
+inline bool IsDpmKind(uint8_t kind) { return (kind & (kTcp | kUdp)) != 0; }
 
 /// Descriptor numbers the table covers; a dpm socket is never given a number above.
 inline constexpr int kMaxTracked = 1 << 20;

@@ -1,9 +1,12 @@
 #include "preload/hook_config.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "dpm/socket.h"
 #include "wire/ipv4.h"
 
@@ -34,7 +37,71 @@ absl::StatusOr<std::vector<Ipv4Prefix>> ParsePrefixes(absl::string_view text) {
   return out;
 }
 
-absl::StatusOr<HookConfig> ParseHookConfig(const char* tuple, const char* fixed_ports, const char* kernel_nets) {
+namespace {
+
+// A yes/no variable: 1/yes/true, 0/no/false, or unset/empty (no). nullopt for anything else.
+std::optional<bool> Flag(const char* value) {
+  const absl::string_view f = value != nullptr ? value : "";
+  if (f == "1" || f == "yes" || f == "true") return true;
+  if (f.empty() || f == "0" || f == "no" || f == "false") return false;
+  return std::nullopt;
+}
+
+bool ValidLabel(absl::string_view label) {
+  if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+  for (char ch : label) {
+    if (!absl::ascii_islower(ch) && !absl::ascii_isdigit(ch) && ch != '-') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool ValidTunnelSuffix(absl::string_view suffix) {
+  if (suffix.empty() || suffix.size() > 200) return false;
+  for (absl::string_view label : absl::StrSplit(suffix, '.')) {
+    if (!ValidLabel(label)) return false;
+  }
+  return true;
+}
+
+std::string CanonicalHostName(absl::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  return absl::AsciiStrToLower(name);
+}
+
+bool TunnelConfig::UnderSuffix(absl::string_view name) const {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  if (name.size() <= suffix.size() + 1) return false;
+  const size_t dot = name.size() - suffix.size() - 1;
+  return name[dot] == '.' && absl::EqualsIgnoreCase(name.substr(dot + 1), suffix);
+}
+
+absl::StatusOr<TunnelConfig> ParseTunnelConfig(const char* tunnel, const char* tunnel_suffix, const char* tunnel_net) {
+  TunnelConfig c;
+  const std::optional<bool> on = Flag(tunnel);
+  if (!on.has_value()) return absl::InvalidArgumentError(absl::StrCat("DPM_TUNNEL: '", tunnel, "' is not 0 or 1"));
+  c.enabled = *on;
+  if (tunnel_suffix != nullptr && *tunnel_suffix != '\0') {
+    if (!ValidTunnelSuffix(tunnel_suffix)) {
+      return absl::InvalidArgumentError(absl::StrCat("DPM_TUNNEL_SUFFIX: '", tunnel_suffix,
+                                                     "' is not a DNS suffix (labels of a-z, 0-9, '-' joined by dots)"));
+    }
+    c.suffix = tunnel_suffix;
+  }
+  if (tunnel_net != nullptr && *tunnel_net != '\0') {
+    absl::StatusOr<std::vector<Ipv4Prefix>> net = ParsePrefixes(tunnel_net);
+    if (!net.ok() || net->size() != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("DPM_TUNNEL_NET: '", tunnel_net, "' is not one IPv4 prefix A.B.C.D/LEN"));
+    }
+    c.net = net->front();
+  }
+  return c;
+}
+
+absl::StatusOr<HookConfig> ParseHookConfig(const char* tuple, const char* fixed_ports, const char* kernel_nets,
+                                           const char* tunnel, const char* tunnel_suffix, const char* tunnel_net) {
   HookConfig c;
   const absl::string_view t = tuple != nullptr ? tuple : "";
   if (t.empty() || t == "common") {
@@ -46,15 +113,17 @@ absl::StatusOr<HookConfig> ParseHookConfig(const char* tuple, const char* fixed_
   } else {
     return absl::InvalidArgumentError(absl::StrCat("DPM_TUPLE: '", t, "' is not common, static or dynamic"));
   }
-  const absl::string_view f = fixed_ports != nullptr ? fixed_ports : "";
-  if (f == "1" || f == "yes" || f == "true") {
-    c.fixed_ports = true;
-  } else if (!f.empty() && f != "0" && f != "no" && f != "false") {
-    return absl::InvalidArgumentError(absl::StrCat("DPM_FIXED_PORTS: '", f, "' is not 0 or 1"));
+  const std::optional<bool> fixed = Flag(fixed_ports);
+  if (!fixed.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat("DPM_FIXED_PORTS: '", fixed_ports, "' is not 0 or 1"));
   }
+  c.fixed_ports = *fixed;
   absl::StatusOr<std::vector<Ipv4Prefix>> nets = ParsePrefixes(kernel_nets != nullptr ? kernel_nets : "127.0.0.0/8");
   if (!nets.ok()) return absl::InvalidArgumentError(absl::StrCat("DPM_KERNEL_NETS: ", nets.status().message()));
   c.kernel_nets = std::move(*nets);
+  absl::StatusOr<TunnelConfig> tc = ParseTunnelConfig(tunnel, tunnel_suffix, tunnel_net);
+  if (!tc.ok()) return tc.status();
+  c.tunnel = std::move(*tc);
   return c;
 }
 

@@ -1,6 +1,7 @@
 #include "preload/libc_calls.h"
 
 #include <dlfcn.h>
+#include <netdb.h>
 
 #include <atomic>
 #include <cerrno>
@@ -23,17 +24,17 @@ F Next(std::atomic<void*>& slot, const char* name) {
 
 }  // namespace
 
-// Each call: the C library's function of the same name, or ENOSYS when there is none.
-#define DPM_LIBC_CALL(ret, name, params, args)          \
-  ret name params {                                     \
-    static std::atomic<void*> slot{nullptr};            \
-    auto f = Next<ret(*) params>(slot, #name);          \
-    if (f == nullptr) {                                 \
-      errno = ENOSYS;                                   \
-      return -1;                                        \
-    }                                                   \
-    return f args;                                      \
+// Each call: the C library's function of the same name, or `missing` (an expression giving
+// the failure result) when there is none.
+#define DPM_LIBC_CALL_OR(missing, ret, name, params, args) \
+  ret name params {                                        \
+    static std::atomic<void*> slot{nullptr};               \
+    auto f = Next<ret(*) params>(slot, #name);             \
+    if (f == nullptr) return missing;                      \
+    return f args;                                         \
   }
+// The socket calls fail with ENOSYS when there is none.
+#define DPM_LIBC_CALL(ret, name, params, args) DPM_LIBC_CALL_OR((errno = ENOSYS, -1), ret, name, params, args)
 
 DPM_LIBC_CALL(int, socket, (int domain, int type, int protocol), (domain, type, protocol))
 DPM_LIBC_CALL(int, bind, (int fd, const sockaddr* addr, socklen_t len), (fd, addr, len))
@@ -73,6 +74,20 @@ DPM_LIBC_CALL(ssize_t, writev, (int fd, const iovec* iov, int count), (fd, iov, 
 
 DPM_LIBC_CALL(int, epoll_ctl, (int epfd, int op, int fd, epoll_event* event), (epfd, op, fd, event))
 
+// The resolver's calls, as a resolver that cannot work at all fails.
+DPM_LIBC_CALL_OR((errno = ENOSYS, EAI_SYSTEM), int, getaddrinfo,
+                 (const char* node, const char* service, const addrinfo* hints, addrinfo** res),
+                 (node, service, hints, res))
+DPM_LIBC_CALL_OR((h_errno = NO_RECOVERY, nullptr), hostent*, gethostbyname, (const char* name), (name))
+DPM_LIBC_CALL_OR((h_errno = NO_RECOVERY, nullptr), hostent*, gethostbyname2, (const char* name, int af), (name, af))
+DPM_LIBC_CALL_OR((*h_errnop = NO_RECOVERY, *result = nullptr, ENOSYS), int, gethostbyname_r,
+                 (const char* name, hostent* ret, char* buf, size_t buflen, hostent** result, int* h_errnop),
+                 (name, ret, buf, buflen, result, h_errnop))
+DPM_LIBC_CALL_OR((*h_errnop = NO_RECOVERY, *result = nullptr, ENOSYS), int, gethostbyname2_r,
+                 (const char* name, int af, hostent* ret, char* buf, size_t buflen, hostent** result, int* h_errnop),
+                 (name, af, ret, buf, buflen, result, h_errnop))
+
 #undef DPM_LIBC_CALL
+#undef DPM_LIBC_CALL_OR
 
 }  // namespace dpm::preload::libc

@@ -1,4 +1,5 @@
-// The C library's own socket and descriptor calls, for the preload hook to hand calls on to.
+// The C library's own socket, descriptor and resolver calls, for the preload hook to hand calls
+// on to.
 //
 // The hook defines socket(), close(), read() ... itself, so calling those names reaches the
 // hook again; these functions reach the next definition in the lookup order instead (the C
@@ -7,6 +8,7 @@
 #ifndef DPM_PRELOAD_LIBC_CALLS_H_
 #define DPM_PRELOAD_LIBC_CALLS_H_
 
+#include <netdb.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -46,6 +48,12 @@ ssize_t write(int fd, const void* buf, size_t len);
 ssize_t readv(int fd, const iovec* iov, int count);
 ssize_t writev(int fd, const iovec* iov, int count);
 int epoll_ctl(int epfd, int op, int fd, epoll_event* event);
+int getaddrinfo(const char* node, const char* service, const addrinfo* hints, addrinfo** res);
+hostent* gethostbyname(const char* name);
+hostent* gethostbyname2(const char* name, int af);
+int gethostbyname_r(const char* name, hostent* ret, char* buf, size_t buflen, hostent** result, int* h_errnop);
+int gethostbyname2_r(const char* name, int af, hostent* ret, char* buf, size_t buflen, hostent** result,
+                     int* h_errnop);
 
 }  // namespace dpm::preload::libc
 

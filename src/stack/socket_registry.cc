@@ -95,6 +95,8 @@ void SocketRegistry::Handle(const std::shared_ptr<ControlConn>& conn, const api:
             std::string text = status_(q.json);
             conn->Reply(op, 0, std::vector<uint8_t>(text.begin(), text.end()));
           },
+          // Pseudo names are a redirector's (docs/tunnel.md); a client resolves none.
+          [&](const api::ResolveRequest&) { conn->Reply(op, ENOENT); },
           [&](const api::BindRequest& q) {
             if (auto s = Target(conn, request, q.ref, op, true)) conn->Reply(op, s->Bind(q.local));
           },

@@ -86,7 +86,8 @@ for sub in "" client gateway status; do
 done
 e2e_expect_eq "dpm-cat.1 names every option of dpm-cat --help" "" "$(options_missing "$MAN/man1/dpm-cat.1" "$PREFIX/bin/dpm-cat")"
 e2e_expect_eq "dpm-run.1 names every option of dpm-run --help" "" "$(options_missing "$MAN/man1/dpm-run.1" "$PREFIX/bin/dpm-run")"
-for v in DPM_SOCKET DPM_TUPLE DPM_FIXED_PORTS DPM_KERNEL_NETS DPM_PRELOAD_LIBRARY; do
+for v in DPM_SOCKET DPM_TUPLE DPM_FIXED_PORTS DPM_KERNEL_NETS DPM_TUNNEL DPM_TUNNEL_SUFFIX DPM_TUNNEL_NET \
+    DPM_PRELOAD_LIBRARY; do
   grep -q "^\.B $v\$" "$MAN/man1/dpm-run.1" || { echo "FAIL: dpm-run.1 has no entry for $v"; E2E_FAILED=$((E2E_FAILED + 1)); }
 done
 # Every function of the public header has its name as a page that leads to libdpm(3).

@@ -80,6 +80,7 @@ std::string Describe(const Request& request) {
       return absl::StrCat("getsockopt ", Describe(q.ref), " ", q.level, " ", q.name);
     }
     std::string operator()(const StatusRequest& q) { return absl::StrCat("status json=", q.json); }
+    std::string operator()(const ResolveRequest& q) { return absl::StrCat("resolve '", q.name, "'"); }
   };
   return std::visit(Visitor{}, request);
 }
@@ -131,6 +132,11 @@ std::vector<Sample> Samples() {
        {ref, {"option name", 8}}},
       {"status_text", StatusRequest{false}, Opcode::kStatus, {{"status format", 1}}},
       {"status_json", StatusRequest{true}, Opcode::kStatus, {{"status format", 1}}},
+      {"resolve", ResolveRequest{"web.alpha.dpm.internal"}, Opcode::kResolve,
+       {{"name length", 2}, {"name", 22}}},
+      {"resolve_max", ResolveRequest{std::string(kMaxResolveName, 'a')}, Opcode::kResolve,
+       {{"name length", 2}, {"name", kMaxResolveName}}},
+      {"resolve_empty", ResolveRequest{""}, Opcode::kResolve, {{"name length", 2}}},
   };
 }
 
@@ -223,7 +229,7 @@ TEST(ApiRequest, BadVersionIsRejectedAndNamed) {
 }
 
 TEST(ApiRequest, UnknownOpcodeIsRejectedAndNamed) {
-  for (uint16_t op : {uint16_t{0}, uint16_t{11}, uint16_t{99}, uint16_t{0xffff}}) {
+  for (uint16_t op : {uint16_t{0}, uint16_t{12}, uint16_t{99}, uint16_t{0xffff}}) {
     absl::StatusOr<Request> parsed = ParseRequest(Header(kVersion, op));
     ASSERT_FALSE(parsed.ok());
     EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
@@ -262,6 +268,37 @@ TEST(ApiRequest, OptionValueUpToSixtyFourBytesIsAcceptedAndLongerRejected) {
   parsed = ParseRequest(bytes);
   ASSERT_FALSE(parsed.ok());
   EXPECT_EQ(parsed.status().message(), "option length 65535 over 64");
+}
+
+TEST(ApiRequest, ResolveNameUpTo253BytesIsAcceptedAndLongerRejected) {
+  ResolveRequest q{std::string(kMaxResolveName, 'x')};
+  absl::StatusOr<Request> parsed = ParseRequest(EncodeRequest(q));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(std::get<ResolveRequest>(*parsed).name, q.name);
+
+  // Declared 254 with 254 bytes present: rejected for the length, not as truncated.
+  q.name.push_back('x');
+  parsed = ParseRequest(EncodeRequest(q));
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(parsed.status().message(), "name length 254 over 253");
+
+  // A huge declared length with nothing after it is refused by its length alone.
+  std::vector<uint8_t> bytes = Header(kVersion, static_cast<uint16_t>(Opcode::kResolve));
+  bytes.resize(6);
+  PutHostU16(bytes, 4, 0xffff);
+  parsed = ParseRequest(bytes);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().message(), "name length 65535 over 253");
+}
+
+TEST(ApiRequest, ResolveWireFormIsLengthThenNameBytes) {
+  std::vector<uint8_t> bytes = EncodeRequest(ResolveRequest{"Ab."});
+  std::vector<uint8_t> expected = Header(kVersion, 11);
+  expected.resize(6);
+  PutHostU16(expected, 4, 3);
+  expected.insert(expected.end(), {'A', 'b', '.'});
+  EXPECT_EQ(Hex(bytes), Hex(expected));
 }
 
 TEST(ApiRequest, StatusFormatOtherThanZeroOrOneIsRejected) {
@@ -304,7 +341,7 @@ TEST(ApiRequest, FuzzSeedCorpusHasOneValidRequestOfEveryOpcode) {
     opcodes.insert(HostU16At(bytes, 2));
   }
   std::set<uint16_t> all;
-  for (uint16_t op = static_cast<uint16_t>(Opcode::kSocket); op <= static_cast<uint16_t>(Opcode::kStatus); ++op) {
+  for (uint16_t op = static_cast<uint16_t>(Opcode::kSocket); op <= static_cast<uint16_t>(Opcode::kResolve); ++op) {
     all.insert(op);
   }
   EXPECT_EQ(opcodes, all);
