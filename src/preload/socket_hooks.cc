@@ -7,8 +7,9 @@
 // resolver_hooks.cc.
 //
 // Tunnel mode (DPM_TUNNEL=1; the tunneling patent, Fig. 5): sockets are the kernel's; a TCP
-// one is marked kTunnel until it connects, and a connect to a pseudo address (DPM_TUNNEL_NET) moves it to the
-// redirector (handover.h TunnelConnect), after which it is a dpm socket like any other.
+// one is marked kTunnel until it connects, and a connect to a pseudo address (DPM_TUNNEL_NET)
+// moves it to the redirector (handover.h TunnelConnect), after which it is a dpm socket like
+// any other.
 //
 // Source: the tunneling patent's socket API hooking component, and the per-socket-address
 // patent's modified socket functions applied to programs that were never rewritten.
