@@ -30,6 +30,7 @@
 #include "apps/cli_parse.h"
 #include "apps/dpmd/config_check.h"
 #include "apps/dpmd/gateway_cmd.h"
+#include "apps/dpmd/tunnel_cmd.h"
 #include "dpm/socket.h"
 #include "stack/ethernet_status.h"
 #include "stack/socket_service.h"
@@ -314,6 +315,12 @@ int main(int argc, char** argv) {
 
   dpmd::GatewayOptions gw;
   dpmd::AddGatewayOptions(app, gw);
+  dpmd::TunnelServerOptions tunnel_server;
+  dpmd::AddTunnelServerOptions(app, tunnel_server);
+  dpmd::ServiceProxyOptions service_proxy;
+  dpmd::AddServiceProxyOptions(app, service_proxy);
+  dpmd::RedirectorOptions redirector;
+  dpmd::AddRedirectorOptions(app, redirector);
 
   std::string status_socket;
   bool status_json = false;
@@ -333,5 +340,8 @@ int main(int argc, char** argv) {
   RaiseDescriptorLimit();
   if (client->parsed()) return RunClient(o);
   if (gw.command->parsed()) return dpmd::RunGateway(gw);
+  if (tunnel_server.command->parsed()) return dpmd::RunTunnelServer(tunnel_server);
+  if (service_proxy.command->parsed()) return dpmd::RunServiceProxy(service_proxy);
+  if (redirector.command->parsed()) return dpmd::RunRedirector(redirector);
   return RunStatus(status_socket, status_json);
 }

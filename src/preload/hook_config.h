@@ -36,7 +36,7 @@ struct Ipv4Prefix {
 
 /// The API socket a `dpmd redirector` listens on by default: the daemon of tunnel mode when
 /// DPM_SOCKET is unset.
-inline constexpr char kDefaultRedirectorSocket[] = "@dpm-redirector";
+inline constexpr char kDefaultRedirectorSocket[] = "@dpm/redirector";
 
 /// Tunnel mode (the tunneling patent, Figs. 5 and 6): which names and addresses are the
 /// redirector's.

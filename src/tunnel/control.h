@@ -1,7 +1,7 @@
 // The tunnel protocol's control messages (docs/tunnel.md "Message format"). Right after the
 // TLS handshake the connecting side (a service proxy or a redirector) sends one HELLO; the
 // tunnel server answers WELCOME — for a proxy, one publish result per service it asked for
-// (seed 003, Figs. 3 and 4: the service key and the pseudo DNS name, or an error) — or REFUSED
+// (the tunneling patent, Figs. 3 and 4: the service key and the pseudo DNS name, or an error) — or REFUSED
 // and closes. After that both sides speak HTTP/2 (mux.h) on the same TLS connection.
 //
 // Every message: "DPMT" (4 bytes), u8 version (kProtocolVersion), u8 type (ControlType),

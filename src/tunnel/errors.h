@@ -2,7 +2,7 @@
 // (docs/tunnel.md "Errors"). One table serves every role: the service proxy turns its
 // connect() errno into a TunnelError, the tunnel server and the proxy carry it as the
 // `dpm-error` header of a failed CONNECT response, and the redirector turns it back into the
-// errno the hooked program's connect() returns (seed 003, Fig. 6 steps 630-640).
+// errno the hooked program's connect() returns (the tunneling patent, Fig. 6 steps 630-640).
 #ifndef DPM_TUNNEL_ERRORS_H_
 #define DPM_TUNNEL_ERRORS_H_
 

@@ -1,4 +1,4 @@
-// Pseudo DNS names (seed 003, Fig. 4 step 405): `<service>.<proxy>.<suffix>`, e.g.
+// Pseudo DNS names (the tunneling patent, Fig. 4 step 405): `<service>.<proxy>.<suffix>`, e.g.
 // `web.alpha.dpm.internal`. A name is made from the service's and the proxy's own names, so it
 // stays the same across reconnects and restarts of every role. No DNS server answers for it:
 // only the preload hook resolves names under the suffix (docs/tunnel.md "Names").

@@ -1,4 +1,4 @@
-// The redirector's pseudo addresses (seed 003, Fig. 6 step 615): each pseudo DNS name the
+// The redirector's pseudo addresses (the tunneling patent, Fig. 6 step 615): each pseudo DNS name the
 // hook resolves gets one IPv4 address from a configured range (default 100.64.0.0/10, the
 // RFC 6598 shared address space, which no host on a private network or the Internet uses as a
 // destination of its own), the same address for the same name for as long as the redirector

@@ -1,4 +1,4 @@
-// The tunnel server's table of published services (seed 003, Figs. 4 and 7): service key →
+// The tunnel server's table of published services (the tunneling patent, Figs. 4 and 7): service key →
 // proxy connection and service, looked up by pseudo DNS name for a redirector's tunnel request,
 // with the limits and per-service counters the server enforces and reports. Sans-I/O: the
 // server's connections are opaque ids, randomness comes in through a callback.

@@ -20,13 +20,7 @@ dpm_topology() {
   # The servers' addresses live on wan's loopback (no dummy-device module on every kernel).
   ip -n "$WAN" addr add 198.51.100.10/32 dev lo
   ip -n "$WAN" addr add 198.51.100.11/32 dev lo
-  ip link add vp-$$ netns "$PLAIN" type veth peer name vl-$$ netns "$LAN"
-  ip -n "$PLAIN" addr add 10.77.3.2/24 dev vp-$$
-  ip -n "$LAN" addr add 10.77.3.1/24 dev vl-$$
-  ip -n "$PLAIN" link set vp-$$ up
-  ip -n "$LAN" link set vl-$$ up
-  ip -n "$PLAIN" route add default via 10.77.3.1
-  ip netns exec "$LAN" sysctl -qw net.ipv4.ip_forward=1
+  dpm_host_behind "$PLAIN" "$LAN"
 
   dpm_start_gateway "$pool"
 
@@ -37,6 +31,18 @@ dpm_topology() {
     --dpm-gateway 10.77.0.1 --private-network 10.77.0.0/16 ${DPM_C1_ARGS:-}
   e2e_dpmd "$LAN" "$C2_API" --tun c2 --address 10.77.2.2/24 --gateway 10.77.2.1 --host-address 10.77.2.1/24 \
     --dpm-gateway 10.77.0.1 --private-network 10.77.0.0/16
+}
+
+# dpm_host_behind HOST ROUTER : a veth from namespace HOST (10.77.3.2/24, default route) to
+# ROUTER (10.77.3.1/24, forwarding on): an ordinary host of the private network.
+dpm_host_behind() {
+  ip link add vp-$$ netns "$1" type veth peer name vl-$$ netns "$2"
+  ip -n "$1" addr add 10.77.3.2/24 dev vp-$$
+  ip -n "$2" addr add 10.77.3.1/24 dev vl-$$
+  ip -n "$1" link set vp-$$ up
+  ip -n "$2" link set vl-$$ up
+  ip -n "$1" route add default via 10.77.3.1
+  ip netns exec "$2" sysctl -qw net.ipv4.ip_forward=1
 }
 
 # dpm_start_gateway POOL : starts `dpmd gateway` in lan (extra flags from $DPM_GW_ARGS), moves

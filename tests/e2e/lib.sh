@@ -314,3 +314,34 @@ file_size() { stat -c %s "$1"; }
 
 # vmrss_kb PID : resident set size of a process, KiB (0 if it is gone).
 vmrss_kb() { awk '/^VmRSS:/ {print $2; found=1} END {if (!found) print 0}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# e2e_sshd NS LISTEN KNOWN_AS : an sshd in NS on LISTEN (ADDR:PORT) for root with a client key,
+# all made in $TMP with ssh-keygen (nothing under /etc/ssh is used): $TMP/id is the client key,
+# $TMP/known_hosts holds the host key under the name KNOWN_AS (strict checking), the log is
+# $TMP/sshd.log. Waits until it listens (from NS).
+e2e_sshd() {
+  local ns=$1 listen=$2 known_as=$3
+  ssh-keygen -q -t ed25519 -N '' -C dpm-test-host -f "$TMP/host_key"
+  ssh-keygen -q -t ed25519 -N '' -C dpm-test-client -f "$TMP/id"
+  cp "$TMP/id.pub" "$TMP/authorized_keys"
+  echo "$known_as $(cut -d' ' -f1,2 "$TMP/host_key.pub")" >"$TMP/known_hosts"
+  cat >"$TMP/sshd_config" <<CONF
+ListenAddress $listen
+HostKey $TMP/host_key
+AuthorizedKeysFile $TMP/authorized_keys
+PidFile $TMP/sshd.pid
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+UsePAM no
+PrintMotd no
+LogLevel VERBOSE
+CONF
+  # sshd's privilege separation needs its empty directory (Debian's service creates it at start).
+  mkdir -p /run/sshd
+  e2e_bg "$ns" /usr/sbin/sshd -D -e -f "$TMP/sshd_config" -o UseDNS=no -o MaxStartups=20 2>"$TMP/sshd.log"
+  e2e_wait_for 10 ip netns exec "$ns" bash -c "exec 3<>/dev/tcp/${listen%:*}/${listen##*:}" ||
+    { cat "$TMP/sshd.log"; e2e_fail "sshd did not start"; }
+}

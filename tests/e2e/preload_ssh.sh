@@ -13,28 +13,7 @@ e2e_require_cmd ssh ssh-keygen /usr/sbin/sshd
 e2e_init preload_ssh
 e2e_topology
 
-ssh-keygen -q -t ed25519 -N '' -C dpm-test-host -f "$TMP/host_key"
-ssh-keygen -q -t ed25519 -N '' -C dpm-test-client -f "$TMP/id"
-cp "$TMP/id.pub" "$TMP/authorized_keys"
-echo "[198.51.100.10]:2222 $(cut -d' ' -f1,2 "$TMP/host_key.pub")" >"$TMP/known_hosts"
-cat >"$TMP/sshd_config" <<CONF
-ListenAddress 198.51.100.10:2222
-HostKey $TMP/host_key
-AuthorizedKeysFile $TMP/authorized_keys
-PidFile $TMP/sshd.pid
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-StrictModes no
-UsePAM no
-PrintMotd no
-LogLevel VERBOSE
-CONF
-# sshd's privilege separation needs its empty directory (Debian's service creates it at start).
-mkdir -p /run/sshd
-e2e_bg "$WAN" /usr/sbin/sshd -D -e -f "$TMP/sshd_config" -o UseDNS=no -o MaxStartups=20 2>"$TMP/sshd.log"
-e2e_wait_for 10 ip netns exec "$WAN" bash -c 'exec 3<>/dev/tcp/198.51.100.10/2222' || { cat "$TMP/sshd.log"; e2e_fail "sshd did not start"; }
+e2e_sshd "$WAN" 198.51.100.10:2222 "[198.51.100.10]:2222"
 
 SSH=(ssh -F /dev/null -i "$TMP/id" -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile="$TMP/known_hosts"
   -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=20 -p 2222 root@198.51.100.10)

@@ -11,7 +11,7 @@
 #  - connect() elsewhere (the loopback echo server) is the kernel's: it connects and echoes.
 #  - DPM_TUNNEL_NET moves the pseudo range: 100.64.0.2 is then the kernel's (no route in the
 #    namespace: ENETUNREACH) and an address of the new range is refused as above.
-#  - dpm-run --tunnel: no redirector is one line naming @dpm-redirector and exit 1; options of
+#  - dpm-run --tunnel: no redirector is one line naming @dpm/redirector and exit 1; options of
 #    dpm sockets (--tuple) with --tunnel, a bad --tunnel-suffix or --tunnel-net: exit 2.
 #  - A malformed DPM_TUNNEL_SUFFIX given by hand: one line on stderr, IPv4 sockets EINVAL.
 source "$(dirname "$0")/preload_lib.sh"
@@ -66,7 +66,7 @@ rc=0
 timeout 10 ip netns exec "$NS" env -u DPM_SOCKET "$DPMRUN" --tunnel -- touch "$TMP/ran" 2>"$TMP/run.err" || rc=$?
 sed 's/^/  dpm-run said: /' "$TMP/run.err"
 e2e_expect_eq "no redirector: dpm-run exits 1" 1 "$rc"
-e2e_check "the line names the redirector's socket and role" grep -q "@dpm-redirector (start 'dpmd redirector'" "$TMP/run.err"
+e2e_check "the line names the redirector's socket and role" grep -q "@dpm/redirector (start 'dpmd redirector'" "$TMP/run.err"
 e2e_check "the program was not run" test ! -e "$TMP/ran"
 for args in "--tunnel --tuple static" "--tunnel --kernel-net 10.0.0.0/8" "--tunnel-suffix corp" \
   "--tunnel --tunnel-suffix Corp" "--tunnel --tunnel-suffix a..b" "--tunnel --tunnel-net 100.64.0.1/10" \
