@@ -2,7 +2,9 @@
 # README command 1: set up (Debian packages, lwIP source), build into build/, and run the demo
 # (tests/e2e/dpm_demo.sh): a DPM gateway, two DPM clients and a plain host reach real nginx
 # and iperf3 servers; then tests/e2e/addresses_demo.sh: one program's two sockets with two
-# addresses of their own, seen by nginx. See those scripts for what they show.
+# addresses of their own, seen by nginx; then tests/e2e/tunnel_demo.sh: an unmodified curl in
+# one private network reaches nginx in another by pseudo DNS name through a tunnel server.
+# See those scripts for what they show.
 # tests/e2e/demo.sh is the stack-only demo.
 # Needs root: it installs packages and creates namespaces and a TUN device (all removed after).
 set -euo pipefail
@@ -18,4 +20,5 @@ log=$(mktemp /tmp/dpm-build.XXXXXX.log)
 "$root/scripts/build.sh" >"$log" 2>&1 || { tail -n 30 "$log" >&2; echo "demo: build failed (full log: $log)" >&2; exit 1; }
 rm -f "$log"
 BUILD="$root/build" "$root/tests/e2e/dpm_demo.sh"
-BUILD="$root/build" exec "$root/tests/e2e/addresses_demo.sh"
+BUILD="$root/build" "$root/tests/e2e/addresses_demo.sh"
+BUILD="$root/build" exec "$root/tests/e2e/tunnel_demo.sh"
