@@ -228,9 +228,11 @@ bool QueryStatus(const std::string& where, bool json, std::string* error) {
 // No --api-socket: the client's default name, then the gateway's, both in this network
 // namespace; the first that answers.
 int RunStatus(const std::string& path, bool json) {
-  std::vector<std::string> tried = path.empty() ? std::vector<std::string>{dpm::api::kDefaultClientSocket,
-                                                                           dpm::api::kDefaultGatewaySocket}
-                                                : std::vector<std::string>{path};
+  std::vector<std::string> tried =
+      path.empty() ? std::vector<std::string>{dpm::api::kDefaultClientSocket, dpm::api::kDefaultGatewaySocket,
+                                              dpm::api::kDefaultTunnelServerSocket,
+                                              dpm::api::kDefaultServiceProxySocket, dpm::api::kDefaultRedirectorSocket}
+                   : std::vector<std::string>{path};
   std::string error;
   for (const std::string& where : tried) {
     if (QueryStatus(where, json, &error)) return 0;
@@ -326,8 +328,9 @@ int main(int argc, char** argv) {
   bool status_json = false;
   CLI::App* status = app.add_subcommand("status", "Print a running instance's link, counters and sockets");
   status->add_option("--api-socket", status_socket,
-                     absl::StrCat("The instance's API socket (default: ", dpm::api::kDefaultClientSocket, ", else ",
-                                  dpm::api::kDefaultGatewaySocket, ", in this network namespace)"));
+                     absl::StrCat("The instance's API socket (default: the first that answers of ",
+                                  dpm::api::kDefaultClientSocket, ", ", dpm::api::kDefaultGatewaySocket,
+                                  " and the tunnel roles' control sockets, in this network namespace)"));
   status->add_flag("--json", status_json, "Print JSON instead of a table");
 
   if (const std::string config = dpmd::ConfigPathFromArgs(argc, argv); !config.empty()) {

@@ -26,7 +26,7 @@ struct UplinkOptions {
 
 struct TunnelServerOptions {
   CLI::App* command = nullptr;
-  TunnelCommonOptions common{"@dpm/tunnel-server", ""};
+  TunnelCommonOptions common{"@dpm/tunnel-server", ""};  // api::kDefaultTunnelServerSocket
   std::string listen = "0.0.0.0:7443";
   std::string cert, key, access;
   std::string suffix = "dpm.internal";
@@ -37,7 +37,7 @@ struct TunnelServerOptions {
 
 struct ServiceProxyOptions {
   CLI::App* command = nullptr;
-  TunnelCommonOptions common{"@dpm/service-proxy", ""};
+  TunnelCommonOptions common{"@dpm/service-proxy", ""};  // api::kDefaultServiceProxySocket
   UplinkOptions uplink;
   std::vector<std::string> services;  // NAME=HOST:PORT
   double service_timeout = 5;         // seconds, connect to a real server
@@ -46,7 +46,7 @@ struct ServiceProxyOptions {
 
 struct RedirectorOptions {
   CLI::App* command = nullptr;
-  TunnelCommonOptions common{"@dpm/redirector", ""};
+  TunnelCommonOptions common{"@dpm/redirector", ""};  // api::kDefaultRedirectorSocket
   UplinkOptions uplink;
   std::string api_group;
   std::string suffix = "dpm.internal";

@@ -23,6 +23,11 @@ namespace dpm::api {
 inline constexpr char kDefaultClientSocket[] = "@dpm/dpmd";
 /// The default API socket of `dpmd gateway`.
 inline constexpr char kDefaultGatewaySocket[] = "@dpm/gateway";
+/// The default control sockets of the tunneling roles (docs/tunnel.md); the redirector's is
+/// also where the preload hook's tunnel mode finds it.
+inline constexpr char kDefaultTunnelServerSocket[] = "@dpm/tunnel-server";
+inline constexpr char kDefaultServiceProxySocket[] = "@dpm/service-proxy";
+inline constexpr char kDefaultRedirectorSocket[] = "@dpm/redirector";
 
 /// A parsed API socket address, ready for bind() / connect().
 struct UnixAddress {

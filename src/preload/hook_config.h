@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "api/unix_address.h"
 
 namespace dpm::preload {
 
@@ -36,7 +37,7 @@ struct Ipv4Prefix {
 
 /// The API socket a `dpmd redirector` listens on by default: the daemon of tunnel mode when
 /// DPM_SOCKET is unset.
-inline constexpr char kDefaultRedirectorSocket[] = "@dpm/redirector";
+using api::kDefaultRedirectorSocket;  // the redirector's default control socket
 
 /// Tunnel mode (the tunneling patent, Figs. 5 and 6): which names and addresses are the
 /// redirector's.

@@ -99,17 +99,18 @@ void TunnelServer::Accept() {
 void TunnelServer::Handshake(std::unique_ptr<TlsStream> stream) {
   auto deadline = std::make_shared<asio::steady_timer>(io_);
   auto expired = std::make_shared<bool>(false);
+  auto answered = std::make_shared<bool>(false);  // the HELLO came: the stream is not ours to close
   TlsStream* raw = stream.get();
   deadline->expires_after(config_.handshake_timeout);
-  deadline->async_wait([this, alive = alive_, raw, expired](const boost::system::error_code& ec) {
-    if (ec || !*alive) return;
+  deadline->async_wait([this, alive = alive_, raw, expired, answered](const boost::system::error_code& ec) {
+    if (ec || !*alive || *answered) return;
     *expired = true;
     counters_.handshake_timeouts++;
     boost::system::error_code ignored;
     raw->lowest_layer().close(ignored);  // the pending handshake or read ends with an error
   });
   auto held = std::make_shared<std::unique_ptr<TlsStream>>(std::move(stream));
-  raw->async_handshake(asio::ssl::stream_base::server, [this, alive = alive_, held, deadline, expired](
+  raw->async_handshake(asio::ssl::stream_base::server, [this, alive = alive_, held, deadline, expired, answered](
                                                            const boost::system::error_code& ec) {
     if (!*alive) return;
     if (ec) {
@@ -119,13 +120,14 @@ void TunnelServer::Handshake(std::unique_ptr<TlsStream> stream) {
       return;
     }
     TlsStream& s = **held;
-    ReadControl(s, [this, alive, held, deadline, expired](absl::StatusOr<tunnel::ControlMessage> m,
-                                                          std::vector<uint8_t> rest) {
+    ReadControl(s, [this, alive, held, deadline, expired, answered](absl::StatusOr<tunnel::ControlMessage> m,
+                                                                    std::vector<uint8_t> rest) {
       if (!*alive) return;
       if (*expired) {
         connections_--;
         return;
       }
+      *answered = true;
       if (!m.ok() || !std::holds_alternative<tunnel::Hello>(*m)) {
         deadline->cancel();
         counters_.refused_malformed++;
