@@ -11,11 +11,15 @@
 #       expired"; with a wrong --server-name it logs "hostname mismatch"; none of them reaches
 #       the server's authentication (refused_auth unchanged, nothing published);
 #   (c) with --handshake-timeout 2, a TCP connection that sends nothing is closed by the server
-#       (EOF) after 1.5-6 s, and one that completes TLS (ALPN dpm-tunnel/1, verified chain) but
-#       sends no HELLO is closed within 6 s too; the server counts handshake_timeouts (>= 2);
-#   (g) plain HTTP sent to the TLS port, a TLS client offering another ALPN protocol (refused
-#       with no_application_protocol) and one offering none are each closed within 6 s; the
-#       server keeps running, its status answers, and a good proxy then connects and publishes;
+#       (EOF) after 1.5-6 s, one that completes TLS (ALPN dpm-tunnel/1, verified chain) but
+#       sends no HELLO is closed within 6 s too, and so is one sending only the first 6 bytes of
+#       a HELLO (after 1.5-6 s); the server counts handshake_timeouts (>= 3);
+#   (g) plain HTTP sent to the TLS port is closed within 6 s; a TLS client offering another
+#       ALPN protocol, or none, is refused during the handshake (no_application_protocol) within
+#       6 s, even one that would then send a valid HELLO (no WELCOME); the server counts these
+#       TLS failures; a proxy facing a TLS server that selects no ALPN logs it and never gets a
+#       session; the server keeps running, its status answers, and a good proxy then connects
+#       and publishes;
 #   (d) no service-existence oracle: a redirector allowed only web.alpha and ghost.alpha (not
 #       published) gets the same EACCES, blocking and non-blocking, for an existing forbidden
 #       name (echo.alpha), an unknown one (nosuch.alpha), a permitted but unpublished one
@@ -185,7 +189,11 @@ secs=$(s_client_seconds "$TMP/s_client-nohello.txt" -alpn dpm-tunnel/1 -verify_r
 e2e_check "a TLS client (chain verified) got ALPN dpm-tunnel/1" \
   sh -c "grep -q 'ALPN protocol: dpm-tunnel/1' '$TMP/s_client-nohello.txt' && grep -q 'Verify return code: 0 (ok)' '$TMP/s_client-nohello.txt'"
 e2e_check "and, sending no HELLO, is closed by the server within 6 s (${secs} s)" lt "$secs" 6
-e2e_check "the server counts both handshake timeouts" test "$(counter handshake_timeouts)" -ge 2
+out=$(ip netns exec "$WAN" "$PY" "$E2E_DIR/tunnel_tls_probe.py" "$TUNNEL_SERVER_ADDR" "$TUNNEL_PORT" "$CA" partial-hello)
+echo "  TLS, then 6 bytes of a HELLO and nothing more: $out"
+e2e_check "is closed by the server (EOF) after 1.5-6 s" \
+  sh -c "[ '${out%% *}' = EOF ] && awk -v t='${out#* }' 'BEGIN { exit !(t >= 1.5 && t < 6) }'"
+e2e_check "the server counts the three handshake timeouts" test "$(counter handshake_timeouts)" -ge 3
 
 echo "--- (g) clients of other protocols ---"
 tls_before=$(counter tls_failures)
@@ -197,11 +205,27 @@ secs=$(s_client_seconds "$TMP/s_client-h2.txt" -alpn h2)
 e2e_check "a TLS client offering only ALPN h2 is refused (no_application_protocol) within 6 s (${secs} s)" \
   sh -c "grep -qi 'no application protocol' '$TMP/s_client-h2.txt' && awk -v t='$secs' 'BEGIN { exit !(t < 6) }'"
 secs=$(s_client_seconds "$TMP/s_client-noalpn.txt")
-e2e_check "a TLS client offering no ALPN is closed within 6 s (${secs} s)" lt "$secs" 6
-grep -E "ALPN|alert" "$TMP/s_client-noalpn.txt" | sed 's/^/  no ALPN: /' || true
+e2e_check "a TLS client offering no ALPN is refused (no_application_protocol) within 6 s (${secs} s)" \
+  sh -c "grep -qi 'no application protocol' '$TMP/s_client-noalpn.txt' && awk -v t='$secs' 'BEGIN { exit !(t < 6) }'"
+out=$(ip netns exec "$WAN" "$PY" "$E2E_DIR/tunnel_tls_probe.py" "$TUNNEL_SERVER_ADDR" "$TUNNEL_PORT" "$CA" hello-no-alpn \
+  bob "$TMP/bob.token")
+echo "  TLS offering no ALPN, then a valid HELLO of bob: $out"
+e2e_check "is refused during the handshake: no WELCOME" test "${out%% *}" = TLS-ERROR
+e2e_check "the server counted the TLS failures" test "$(counter tls_failures)" -ge $((tls_before + 4))
 e2e_check "the server still runs" kill -0 "$TS_PID"
 e2e_expect_eq "and its status answers" tunnel-server "$(e2e_json "$TS_CTL" 's["role"]')"
 e2e_expect_eq "it holds none of these connections" 0 "$(e2e_json "$TS_CTL" 's["connections"]')"
+# A TLS server with the right certificate that ignores ALPN: the proxy does not go on.
+e2e_bg "$WAN" openssl s_server -accept "$TUNNEL_SERVER_ADDR:7445" -cert "$TMP/pki/server.pem" \
+  -key "$TMP/pki/server.key" -tls1_3 -www >"$TMP/s_server.txt" 2>&1
+s_server=$LAST_PID
+e2e_wait_for 10 ip netns exec "$WAN" bash -c "exec 3<>/dev/tcp/$TUNNEL_SERVER_ADDR/7445" || e2e_fail "s_server did not start"
+proxy_with noalpn --server "$TUNNEL_SERVER_ADDR:7445" --ca "$CA" --token-file "$TMP/alpha.token"
+e2e_check "a server that selects no ALPN: the proxy logs it and sends no HELLO" \
+  e2e_wait_for 10 grep -q "the server did not select ALPN dpm-tunnel/1" "$TMP/sp-noalpn.log"
+e2e_expect_eq "it never gets a session" 0 "$(e2e_json "$PX_CTL" 's["sessions"]')"
+e2e_stop "$PX_PID"
+e2e_stop "$s_server"
 tunnel_start_proxy
 e2e_check "a good proxy then connects" e2e_wait_for 20 tunnel_up "$SP_CTL"
 e2e_check "and publishes web.alpha.dpm.internal" e2e_wait_for 10 tunnel_published web.alpha.dpm.internal
