@@ -46,6 +46,18 @@ int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const uns
   return SSL_TLSEXT_ERR_OK;
 }
 
+// The select callback above runs only when the ClientHello carries ALPN (RFC 7301 §3.1): a
+// client offering none is refused here, with the same alert, before the handshake goes on.
+int RequireAlpn(SSL* ssl, int* alert, void*) {
+  const unsigned char* ext = nullptr;
+  size_t len = 0;
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &len) != 1) {
+    *alert = SSL_AD_NO_APPLICATION_PROTOCOL;
+    return SSL_CLIENT_HELLO_ERROR;
+  }
+  return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 std::unique_ptr<ssl::context> Tls13(ssl::context::method method) {
   auto ctx = std::make_unique<ssl::context>(method);
   SSL_CTX* native = ctx->native_handle();
@@ -71,6 +83,7 @@ absl::StatusOr<std::unique_ptr<ssl::context>> MakeServerContext(const std::strin
   if (SSL_CTX_check_private_key(native) != 1) {
     return absl::InvalidArgumentError(absl::StrCat("key ", key_file, " does not match certificate ", cert_file));
   }
+  SSL_CTX_set_client_hello_cb(native, RequireAlpn, nullptr);
   SSL_CTX_set_alpn_select_cb(native, SelectAlpn, nullptr);
   return ctx;
 }
@@ -103,6 +116,13 @@ bool PrepareClient(TlsStream& stream, const std::string& server_name) {
   X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
   if (SSL_set1_host(ssl, server_name.c_str()) != 1) return false;
   return SSL_set_tlsext_host_name(ssl, server_name.c_str()) == 1;
+}
+
+bool AlpnAgreed(TlsStream& stream) {
+  const unsigned char* selected = nullptr;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(stream.native_handle(), &selected, &len);
+  return len == sizeof(kAlpn) - 1 && std::memcmp(selected, kAlpn, len) == 0;
 }
 
 std::string VerifyFailure(TlsStream& stream) {

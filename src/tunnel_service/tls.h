@@ -2,8 +2,8 @@
 // tunnel server presents a certificate and key from files; the service proxy and the
 // redirector verify it against a CA file (or the system's trust store) and the server's name
 // (RFC 6125 through OpenSSL's X509_check_host) before sending their token. Only TLS 1.3 is
-// offered, with ALPN "dpm-tunnel/1" (RFC 7301) so a stray client of another protocol is
-// refused during the handshake.
+// offered, with ALPN "dpm-tunnel/1" (RFC 7301) so a stray client of another protocol, or of
+// none, is refused during the handshake (alert no_application_protocol).
 #ifndef DPM_TUNNEL_SERVICE_TLS_H_
 #define DPM_TUNNEL_SERVICE_TLS_H_
 
@@ -33,6 +33,9 @@ absl::StatusOr<std::unique_ptr<boost::asio::ssl::context>> MakeClientContext(con
 /// Sets up a client stream for `server_name` before its handshake: SNI and host name
 /// verification (a DNS name or an IPv4 literal). False when OpenSSL refuses the name.
 bool PrepareClient(TlsStream& stream, const std::string& server_name);
+/// After a client's handshake: true when the server selected ALPN "dpm-tunnel/1" (a server
+/// that ignores ALPN selects nothing).
+bool AlpnAgreed(TlsStream& stream);
 /// The reason a verification failed, for the log ("certificate has expired",
 /// "hostname mismatch"), or "" when it did not.
 std::string VerifyFailure(TlsStream& stream);

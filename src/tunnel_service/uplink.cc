@@ -115,6 +115,7 @@ void Uplink::Attempt() {
                      return Failed(why.empty() ? absl::StrCat("TLS: ", ec.message())
                                                : absl::StrCat("TLS: server certificate not accepted: ", why));
                    }
+                   if (!AlpnAgreed(s)) return Failed("TLS: the server did not select ALPN dpm-tunnel/1");
                    WriteControl(s, callbacks_.hello(), [this, alive, gen, stream_slot](
                                                            const boost::system::error_code& ec) {
                      if (!*alive || gen != generation_ || !connecting_) return;

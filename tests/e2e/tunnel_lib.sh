@@ -163,3 +163,14 @@ tunnel_servers() {
   e2e_nginx "$SRVA" 10.77.3.2 80 "$1"
   e2e_tcp_echo "$SRVA" 10.77.3.2 7 "$TMP/echo-sources.log"
 }
+
+# tunnel_chain [PROXY_ARGS...] : the server, the proxy (more flags: PROXY_ARGS) and redirector
+# bob, each checked (e2e_check) to come up; the server publishes web.alpha.dpm.internal.
+tunnel_chain() {
+  tunnel_start_server
+  tunnel_start_proxy "$@"
+  e2e_check "the proxy's session comes up" e2e_wait_for 20 tunnel_up "$SP_CTL"
+  e2e_check "the server publishes web.alpha.dpm.internal" e2e_wait_for 10 tunnel_published web.alpha.dpm.internal
+  tunnel_start_redirector bob
+  e2e_check "the redirector's session comes up" e2e_wait_for 20 tunnel_up "$RD_CTL"
+}
