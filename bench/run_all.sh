@@ -2,8 +2,8 @@
 # Every dpm benchmark, one after the other (bench/README.md). Run as root:
 #   sudo bench/run_all.sh
 # Uses the binaries in $BUILD (default ./build); the environment knobs of throughput.sh,
-# idle_memory.sh, setup_latency.sh and preload.sh pass through. Exits non-zero if a run lost bytes or
-# missed a target.
+# idle_memory.sh, setup_latency.sh, preload.sh and tunnel.sh pass through. Exits non-zero if a
+# run lost bytes or missed a target (tunnel.sh only reports: it prints MISSED and exits 0).
 set -uo pipefail
 dir=$(cd "$(dirname "$0")" && pwd)
 rc=0
@@ -20,4 +20,6 @@ echo
 "$dir/address_sockets.sh" || rc=1
 echo
 "$dir/preload.sh" || rc=1
+echo
+"$dir/tunnel.sh" || rc=1
 exit $rc

@@ -57,19 +57,35 @@ void StreamBridge::WaitWritable() {
 }
 
 // Socket → stream. What the stream's send buffer does not take waits in in_ for OnWritable
-// (the Mux promises that call after a Send that took less than it was given).
+// (the Mux promises that call after a Send that took less than it was given). The socket is read
+// into one buffer shared by the thread's bridges, so an idle connection holds no read buffer; a
+// PumpIn run from inside another bridge's Send (the Mux's callbacks) reads into its own in_.
 void StreamBridge::PumpIn() {
   if (finished_ || session_ == nullptr) return;
+  thread_local std::vector<uint8_t> chunk(kChunk);
+  thread_local bool chunk_busy = false;
   while (!stream_gone_) {
     if (!in_.empty()) {
       size_t n = session_->Send(id_, in_);
       in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(n));
       if (!in_.empty()) return;  // OnWritable resumes
+      std::vector<uint8_t>().swap(in_);
     }
     if (socket_eof_) return;
-    in_.resize(kChunk);
-    ssize_t n = ::recv(fd(), in_.data(), in_.size(), MSG_DONTWAIT);
-    in_.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    ssize_t n;
+    if (!chunk_busy) {
+      chunk_busy = true;
+      n = ::recv(fd(), chunk.data(), chunk.size(), MSG_DONTWAIT);
+      if (n > 0) {
+        size_t sent = session_->Send(id_, absl::MakeConstSpan(chunk.data(), static_cast<size_t>(n)));
+        in_.assign(chunk.begin() + static_cast<std::ptrdiff_t>(sent), chunk.begin() + n);  // the rest
+      }
+      chunk_busy = false;
+    } else {
+      in_.resize(kChunk);
+      n = ::recv(fd(), in_.data(), in_.size(), MSG_DONTWAIT);
+      in_.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    }
     if (n > 0) {
       totals_.to_stream += static_cast<size_t>(n);
       continue;
@@ -100,7 +116,7 @@ void StreamBridge::PumpOut() {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return WaitWritable();
     return Finish(/*reset_socket=*/false);  // EPIPE, ECONNRESET: the local side is gone
   }
-  out_.clear();
+  std::vector<uint8_t>().swap(out_);  // drained: an idle connection keeps no write buffer
   out_off_ = 0;
   if (stream_eof_ && !shut_written_) {
     shut_written_ = true;
