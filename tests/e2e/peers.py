@@ -12,9 +12,12 @@
   peers.py tcp-echo ADDR PORT LOG            echo every connection's bytes back until its EOF,
                                              then close; log "ready" once, then "IP:PORT" per
                                              connection accepted
+  peers.py tcp-resetter ADDR PORT LOG        reset every connection (SO_LINGER 0, close) right
+                                             after accepting it; log "ready" once
 """
 import os
 import socket
+import struct
 import sys
 import threading
 
@@ -132,6 +135,19 @@ def tcp_echo(addr, port, log):
             threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
 
+def tcp_resetter(addr, port, log):
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((addr, int(port)))
+    ls.listen(64)
+    with open(log, "a", buffering=1) as f:
+        f.write("ready\n")
+        while True:
+            conn, _ = ls.accept()
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # RST
+
+
 def main(argv):
     commands = {
         "udp-echo": udp_echo,
@@ -140,6 +156,7 @@ def main(argv):
         "tcp-idle-client": tcp_idle_client,
         "tcp-idle-server": tcp_idle_server,
         "tcp-echo": tcp_echo,
+        "tcp-resetter": tcp_resetter,
     }
     if len(argv) < 2 or argv[1] not in commands:
         sys.stderr.write(__doc__)

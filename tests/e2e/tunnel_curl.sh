@@ -4,7 +4,9 @@
 # echo of A to the tunnel server outside; in network B unmodified programs run under
 # `dpm-run --tunnel` and reach them by pseudo DNS name through the redirector.
 # Asserts: curl fetches a 3 MB file from nginx in A by name (checksum); ssh runs a command on
-# the sshd in A; 1,000 concurrent tunneled echo connections each get their own bytes back; the
+# the sshd in A; a half-close travels both ways; a program's reset reaches the real server as an
+# RST, and a real server's reset ends the program's stream; 1,000 concurrent tunneled echo
+# connections each get their own bytes back; the
 # hook resolves only pseudo names (a name outside the suffix goes to the C library); each role's
 # status lists the service and its streams, the server's metrics count them; nginx saw every
 # request from the proxy's side of network A, never from B.
@@ -24,7 +26,7 @@ tunnel_servers "$TMP/www"
 e2e_sshd "$SRVA" 10.77.3.2:22 ssh.alpha.dpm.internal
 
 tunnel_start_server --metrics "$TUNNEL_SERVER_ADDR:9100"
-tunnel_start_proxy
+tunnel_start_proxy --service reset=10.77.3.2:8 --service sink=10.77.3.2:9
 e2e_check "the proxy's session comes up" e2e_wait_for 20 tunnel_up "$SP_CTL"
 e2e_check "the server publishes web.alpha.dpm.internal" e2e_wait_for 10 tunnel_published web.alpha.dpm.internal
 tunnel_start_redirector bob
@@ -56,6 +58,27 @@ out=$(timeout 60 ip netns exec "$LANB" "$DPMRUN" --tunnel --api-socket "$RD_CTL"
 sed 's/^/  /' "$TMP/ssh.err"
 e2e_expect_eq "ssh ran the command" "0 hello-from-network-a" "$rc $out"
 
+echo "--- half-close and reset cross the tunnel ---"
+# The program writes, shuts its write side and reads to end-of-file: the echo server sees the
+# end (END_STREAM, then shutdown at the proxy), echoes and closes, and the program's read ends.
+out=$(tunnel_run "$TEST_PROGRAM" connect echo.alpha.dpm.internal 7 half-closed 2>&1 || true)
+echo "$out" | sed 's/^/  /'
+e2e_check "a half-close travels both ways (the echo and then end-of-file)" grep -q "received 11 bytes: half-closed" <<<"$out"
+# A program that closes with unread data resets its connection: the real server sees the reset
+# (RST_STREAM CONNECT_ERROR along the chain, then an RST from the proxy).
+e2e_bg "$SRVA" "$PY" "$E2E_DIR/peers.py" tcp-sender 10.77.3.2 9 "$TMP/sender.result"
+e2e_wait_for 10 ip netns exec "$SRVA" sh -c "ss -ltn | grep -q 10.77.3.2:9" || e2e_fail "the sending server did not start"
+tunnel_run "$PY" -c 'import socket, time
+s = socket.create_connection(("sink.alpha.dpm.internal", 9), timeout=10)
+s.recv(1000); time.sleep(0.5); s.close()' || true
+e2e_check "a reset by the program reaches the real server as a reset" \
+  e2e_wait_for 10 grep -qx reset "$TMP/sender.result"
+# A real server that resets: the program sees end-of-file, as with every dpm socket (docs/api.md).
+e2e_bg "$SRVA" "$PY" "$E2E_DIR/peers.py" tcp-resetter 10.77.3.2 8 "$TMP/resetter.log"
+e2e_wait_for 10 grep -q ready "$TMP/resetter.log" || e2e_fail "the resetting server did not start"
+tunnel_run "$PY" "$E2E_DIR/peers.py" tcp-idle-client reset.alpha.dpm.internal 8 "$TMP/reset.result" || true
+e2e_expect_eq "a reset by the real server ends the program's stream" eof "$(cat "$TMP/reset.result" 2>/dev/null)"
+
 echo "--- 1,000 concurrent tunneled echo connections ---"
 rc=0
 out=$(ulimit -n 8192; tunnel_run "$PY" "$E2E_DIR/tunnel_echo_many.py" echo.alpha.dpm.internal 7 1000 4096 2>&1) || rc=$?
@@ -71,7 +94,7 @@ e2e_check "the server counted at least 1,000 echo streams ($opened)" test "$open
 e2e_expect_eq "the proxy lists web, its target, published" True \
   "$(e2e_json "$SP_CTL" "any(x['service'] == 'web' and x['target'] == '10.77.3.2:80' and x['published'] for x in s['services'])")"
 e2e_expect_eq "the redirector lists the services it may use" True \
-  "$(e2e_json "$RD_CTL" "set(s['services']) == {'web.alpha.dpm.internal', 'ssh.alpha.dpm.internal', 'echo.alpha.dpm.internal'}")"
+  "$(e2e_json "$RD_CTL" "set(s['services']) == {'web.alpha.dpm.internal', 'ssh.alpha.dpm.internal', 'echo.alpha.dpm.internal', 'reset.alpha.dpm.internal', 'sink.alpha.dpm.internal'}")"
 metrics=$(ip netns exec "$WAN" curl -s "http://$TUNNEL_SERVER_ADDR:9100/metrics")
 e2e_check "the metrics count web's streams" grep -Eq '^dpm_tunnel_streams_total\{service="web.alpha.dpm.internal"\} [1-9]' <<<"$metrics"
 e2e_check "and its bytes from the service" grep -Eq '^dpm_tunnel_bytes_total\{service="web.alpha.dpm.internal",direction="from_service"\} [0-9]{7}' <<<"$metrics"

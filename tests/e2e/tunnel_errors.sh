@@ -70,6 +70,22 @@ expect bob silent.alpha.dpm.internal ETIMEDOUT
 e2e_expect_eq "a name outside the suffix is not resolved by the hook" "GAI" \
   "$(connect_as bob web.alpha.dpm.example blocking | cut -d' ' -f1)"
 
+echo "--- a stream limit reached ---"
+# A second redirector for bob with --max-streams 2: two connections held open, the third is
+# refused with EAGAIN (limit) and a connection works again once one is closed.
+e2e_bg "$LANB" "$DPMD" redirector --server "$TUNNEL_SERVER_ADDR:$TUNNEL_PORT" --ca "$TMP/pki/ca.pem" --name bob \
+  --token-file "$TMP/bob.token" --control-socket "$TMP/rd-bob2.sock" --max-streams 2 >"$TMP/redirector-bob2.log" 2>&1
+e2e_check "the limited redirector's session comes up" e2e_wait_for 20 tunnel_up "$TMP/rd-bob2.sock"
+ip netns exec "$LANB" "$DPMRUN" --tunnel --api-socket "$TMP/rd-bob2.sock" -- "$PY" -c 'import socket, sys, time
+held = [socket.create_connection(("web.alpha.dpm.internal", 80), timeout=10) for _ in range(2)]
+open(sys.argv[1], "w").write("held\n"); time.sleep(8)' "$TMP/held" &
+holder=$!
+e2e_wait_for 10 test -s "$TMP/held" || true
+e2e_expect_eq "a third connection over --max-streams 2" EAGAIN "$(connect_as bob2 web.alpha.dpm.internal blocking)"
+wait "$holder" 2>/dev/null || true
+e2e_check "and a connection works again once they are closed" \
+  e2e_wait_for 10 sh -c "[ \"\$(ip netns exec '$LANB' '$DPMRUN' --tunnel --api-socket '$TMP/rd-bob2.sock' -- '$PY' '$E2E_DIR/tunnel_connect_errno.py' web.alpha.dpm.internal 80 blocking 2>&1 | tail -n 1)\" = OK ]"
+
 echo "--- the tunnel server down ---"
 e2e_stop "$TS_PID"
 e2e_check "bob sees the session down" e2e_wait_for 10 sh -c "! '$DPMD' status --api-socket '$bob_ctl' --json | grep -q '\"state\": \"up\"'"

@@ -91,4 +91,20 @@ e2e_expect_eq "curl by name works again" "0 $WANT" "$(fetch serverback)"
 echo "--- (c) the same pseudo address ---"
 e2e_expect_eq "web.alpha resolves to the same pseudo address" "$ADDR" "$(pseudo_address)"
 "$DPMD" status --api-socket "$TS_CTL" | sed 's/^/  /'
+echo "--- (d) keepalive: a proxy that stops answering is taken as dead ---"
+# SIGSTOP: its TCP connection stays up but nothing answers the server's PINGs. With a 1 s
+# keepalive the server drops it after three silent intervals; after SIGCONT the proxy finds its
+# connection gone, reconnects and republishes.
+e2e_stop "$TS_PID"
+tunnel_start_server --keepalive 1
+e2e_check "the proxy reconnects to the 1 s keepalive server" e2e_wait_for 20 tunnel_up "$SP_CTL"
+e2e_check "and republishes" e2e_wait_for 10 tunnel_published web.alpha.dpm.internal
+kill -STOP "$SP_PID"
+e2e_check "the server drops the silent proxy within 10 s" e2e_wait_for 10 \
+  sh -c "[ \"\$('$DPMD' status --api-socket '$TS_CTL' --json | '$PY' -c 'import json,sys; print(sum(p[\"role\"] == \"proxy\" for p in json.load(sys.stdin)[\"peers\"]))')\" = 0 ]"
+grep -q "peer silent past three keepalive intervals" "$TMP/tunnel-server.log" && e2e_pass "the server logged why" ||
+  e2e_fail "the server did not log the keepalive timeout"
+kill -CONT "$SP_PID"
+e2e_check "the proxy comes back by itself" e2e_wait_for 20 tunnel_up "$SP_CTL"
+e2e_check "and its names work again" e2e_wait_for 20 tunnel_published web.alpha.dpm.internal
 e2e_finish
