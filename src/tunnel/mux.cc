@@ -511,7 +511,9 @@ size_t Mux::Send(int32_t id, absl::Span<const uint8_t> bytes) {
   const size_t n = std::min(room, bytes.size());
   if (n < bytes.size()) s->want_writable = true;
   if (n == 0) return 0;
-  if (s->head > 0 && s->queued.size() + n > s->queued.capacity()) {
+  // Compact only when the sent prefix is at least as long as what is left: moving the rest
+  // then costs no more than the bytes already sent, instead of up to a whole buffer per Send.
+  if (s->head > 0 && s->head >= s->pending() && s->queued.size() + n > s->queued.capacity()) {
     s->queued.erase(s->queued.begin(), s->queued.begin() + static_cast<ptrdiff_t>(s->head));
     s->head = 0;
   }

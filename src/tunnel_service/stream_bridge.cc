@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include <boost/asio/post.hpp>
+
 namespace dpm::tunnel_service {
 namespace {
 namespace asio = boost::asio;
@@ -125,14 +127,25 @@ void StreamBridge::PumpOut() {
   MaybeDone();
 }
 
+// The Mux hands over a DATA frame's payload in as many pieces as TLS records cut it into; the
+// write waits for the end of this read's batch, so one send() carries them all.
 void StreamBridge::OnData(absl::Span<const uint8_t> bytes) {
   out_.insert(out_.end(), bytes.begin(), bytes.end());
-  PumpOut();
+  PostPumpOut();
 }
 
 void StreamBridge::OnEnd() {
   stream_eof_ = true;
-  PumpOut();
+  PostPumpOut();
+}
+
+void StreamBridge::PostPumpOut() {
+  if (out_posted_ || finished_) return;
+  out_posted_ = true;
+  boost::asio::post(sd_.get_executor(), [self = shared_from_this()] {
+    self->out_posted_ = false;
+    self->PumpOut();
+  });
 }
 
 void StreamBridge::OnClosed(bool clean, bool reset) {

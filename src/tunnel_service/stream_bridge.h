@@ -50,6 +50,7 @@ class StreamBridge : public std::enable_shared_from_this<StreamBridge>, public S
  private:
   void PumpIn();       // socket → stream
   void PumpOut();      // stream → socket
+  void PostPumpOut();  // PumpOut after the current batch of events
   void WaitReadable();
   void WaitWritable();
   void MaybeDone();
@@ -62,7 +63,7 @@ class StreamBridge : public std::enable_shared_from_this<StreamBridge>, public S
   std::vector<uint8_t> in_;   // from the socket, not yet taken by the stream
   std::vector<uint8_t> out_;  // from the stream, not yet written to the socket
   size_t out_off_ = 0;
-  bool read_waiting_ = false, write_waiting_ = false;
+  bool read_waiting_ = false, write_waiting_ = false, out_posted_ = false;
   bool socket_eof_ = false;    // the socket's reader side ended: END_STREAM sent
   bool stream_eof_ = false;    // END_STREAM received
   bool shut_written_ = false;  // shutdown(SHUT_WR) done after stream_eof_ and out_ drained
