@@ -58,7 +58,11 @@ class Redirector::Sock : public Session::Stream, public std::enable_shared_from_
     os::FillRandom(&cookie_, sizeof(cookie_));
   }
   ~Sock() override {
-    if (state_ == State::kConnecting && session_) session_->Detach(stream_);
+    if (state_ == State::kConnecting) {  // the program closed it while its connect was under way
+      if (session_) session_->Detach(stream_);
+      r_.streams_--;
+      if (waiting_) waiting_->Reply(api::Opcode::kConnect, ECONNABORTED);
+    }
     boost::system::error_code ignored;
     sd_.close(ignored);
     if (bridge_) bridge_->Abort();
@@ -133,21 +137,36 @@ class Redirector::Sock : public Session::Stream, public std::enable_shared_from_
     c.connected++;
     state_ = State::kConnected;
     boost::system::error_code ignored;
-    sd_.cancel(ignored);
-    int fd = sd_.release();
-    auto self = shared_from_this();
+    sd_.cancel(ignored);  // the bridge reads the pair from now on
+    // The bridge works on a duplicate: when it ends, this socket keeps the pair's near end, so
+    // it lives until the program closes its descriptor (SO_ERROR, names) as a kernel socket does.
+    int fd = ::fcntl(near(), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+      session_->Reset(stream_, /*connect_error=*/false);
+      return Ended(/*reset=*/true);
+    }
     bridge_ = std::make_shared<StreamBridge>(r_.io_, fd, [w = weak_from_this()](const BridgeTotals& t) {
       auto s = w.lock();
       if (!s) return;
       s->r_.counters_.bytes_to_service += t.to_stream;
       s->r_.counters_.bytes_from_service += t.from_stream;
-      s->r_.streams_--;
-      asio::post(s->r_.io_, [&r = s->r_, alive = s->r_.alive_, id = s->id_] {
-        if (*alive) r.Release(id);
-      });
+      s->Ended(t.reset);
     });
     session_->Attach(stream_, bridge_.get());
     bridge_->Join(session_, stream_);
+  }
+
+  // The tunneled connection is over: the program reads end-of-file (and SO_ERROR says
+  // ECONNRESET after a reset); the socket goes when the program closes its descriptor.
+  void Ended(bool reset) {
+    r_.streams_--;
+    state_ = State::kFailed;
+    if (reset) last_error_ = ECONNRESET;
+    ::shutdown(near(), SHUT_WR);
+    asio::post(r_.io_, [self = shared_from_this()] {
+      self->bridge_.reset();
+      self->WatchIdle();
+    });
   }
 
   // Session::Stream, before the answer.
