@@ -1,7 +1,5 @@
 #include "tunnel_service/tunnel_server.h"
 
-#include <openssl/rand.h>
-
 #include <cstdio>
 
 #include <boost/asio/post.hpp>
@@ -10,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "os/entropy.h"
 #include "tunnel/names.h"
 #include "tunnel_service/metrics_http.h"
 
@@ -19,10 +18,6 @@ namespace asio = boost::asio;
 using tunnel::TunnelError;
 
 void Log(const std::string& line) { std::fprintf(stderr, "dpmd tunnel-server: %s\n", line.c_str()); }
-
-void RandomBytes(uint8_t* out, size_t n) {
-  if (RAND_bytes(out, static_cast<int>(n)) != 1) std::abort();  // no key without entropy
-}
 
 // The pseudo name of a CONNECT authority "<name>:<port>" (the port is carried, not used: a
 // pseudo address names one service).
@@ -61,7 +56,7 @@ TunnelServer::TunnelServer(asio::io_context& io, const TunnelServerConfig& confi
       access_(std::move(access)),
       tls_(std::move(tls)),
       acceptor_(io),
-      registry_(access_, config.suffix, RandomBytes) {}
+      registry_(access_, config.suffix, [](uint8_t* out, size_t n) { os::FillRandom(out, n); }) {}
 
 TunnelServer::~TunnelServer() {
   *alive_ = false;

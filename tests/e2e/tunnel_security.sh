@@ -256,19 +256,22 @@ e2e_expect_eq "the redirector was told only of web.alpha" "['web.alpha.dpm.inter
 echo "--- (h) a second proxy for names already held ---"
 # Names are under the proxy's own name, so taking alpha's names needs alpha's token: another
 # token is refused and alpha's session goes on; alpha's own token replaces the old connection.
+# another_alpha TOKEN_FILE NAME : one more proxy named alpha with that token; pid in $LAST_PID,
+# log $TMP/sp-NAME.log.
+another_alpha() {
+  e2e_bg "$LANA" "$DPMD" service-proxy --server "$TUNNEL_SERVER_ADDR:$TUNNEL_PORT" --ca "$TMP/pki/ca.pem" \
+    --name alpha --token-file "$1" --service web=10.77.3.2:80 --control-socket "$TMP/sp-$2.sock" \
+    >"$TMP/sp-$2.log" 2>&1
+}
 cp "$TMP/bob.token" "$TMP/not-alpha.token"
-e2e_bg "$LANA" "$DPMD" service-proxy --server "$TUNNEL_SERVER_ADDR:$TUNNEL_PORT" --ca "$TMP/pki/ca.pem" \
-  --name alpha --token-file "$TMP/not-alpha.token" --service web=10.77.3.2:80 --control-socket "$TMP/sp2.sock" \
-  >"$TMP/sp-impostor.log" 2>&1
+another_alpha "$TMP/not-alpha.token" impostor
 impostor=$LAST_PID
 e2e_check "a proxy named alpha without alpha's token is refused" \
   e2e_wait_for 10 grep -q "tunnel server refused: authentication failed" "$TMP/sp-impostor.log"
 e2e_stop "$impostor"
 e2e_expect_eq "alpha's first connection still holds web.alpha" OK "$(probe web.alpha.dpm.internal blocking)"
 first_peer=$(e2e_json "$TS_CTL" '[p["address"] for p in s["peers"] if p["role"] == "proxy"]')
-e2e_bg "$LANA" "$DPMD" service-proxy --server "$TUNNEL_SERVER_ADDR:$TUNNEL_PORT" --ca "$TMP/pki/ca.pem" \
-  --name alpha --token-file "$TMP/alpha.token" --service web=10.77.3.2:80 --control-socket "$TMP/sp3.sock" \
-  >"$TMP/sp-second.log" 2>&1
+another_alpha "$TMP/alpha.token" second
 second=$LAST_PID
 e2e_check "a second connection with alpha's token takes the names over" \
   e2e_wait_for 10 grep -q "replaced by a new connection of the same proxy" "$TMP/tunnel-server.log"
