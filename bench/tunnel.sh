@@ -43,6 +43,7 @@
 # (1000), BENCH_PARTS ("memory latency tput"), BENCH_PATHS ("tunnel ssh socat"), BENCH_PERF_DIR
 # (perf $BENCH_PERF_CMD, default "record -g", of the three tunnel roles during the middle of the
 # first tunnel run of each stream count, into DIR/tunnel-P1.data and tunnel-P8.data),
+# BENCH_TUNNEL_FLAGS (more flags for all three tunnel roles, e.g. "--stream-window 262144"),
 # BENCH_KEEP_TMP (keep the logs). Network safety: only namespaces tunnel_lib.sh makes.
 # shellcheck source=../tests/e2e/tunnel_lib.sh
 source "$(dirname "$0")/../tests/e2e/tunnel_lib.sh"
@@ -53,6 +54,7 @@ CONNS=${BENCH_CONNECTIONS:-200}
 IDLE=${BENCH_IDLE:-1000}
 PARTS=${BENCH_PARTS:-"memory latency tput"}
 PATHS=${BENCH_PATHS:-"tunnel ssh socat"}
+TUNNEL_FLAGS=${BENCH_TUNNEL_FLAGS:-}
 # shellcheck disable=SC2034  # read by e2e_cleanup
 E2E_KEEP_TMP=${BENCH_KEEP_TMP:-}
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -96,11 +98,14 @@ setup() {
   e2e_wait_for 10 listening "$SRVA" 10.77.3.2:5201 || e2e_fail "iperf3 -s did not start"
   e2e_wait_for 10 grep -q ready "$TMP/byte-server.log" || e2e_fail "the one-byte server did not start"
 
-  tunnel_start_server
-  tunnel_start_proxy --service iperf=10.77.3.2:5201 --service byte=10.77.3.2:7001
+  # shellcheck disable=SC2086  # word splitting intended
+  tunnel_start_server $TUNNEL_FLAGS
+  # shellcheck disable=SC2086
+  tunnel_start_proxy --service iperf=10.77.3.2:5201 --service byte=10.77.3.2:7001 $TUNNEL_FLAGS
   e2e_wait_for 20 tunnel_up "$SP_CTL" || e2e_fail "the proxy's session did not come up"
   e2e_wait_for 10 tunnel_published byte.alpha.dpm.internal || e2e_fail "byte.alpha was not published"
-  tunnel_start_redirector bob
+  # shellcheck disable=SC2086
+  tunnel_start_redirector bob $TUNNEL_FLAGS
   e2e_wait_for 20 tunnel_up "$RD_CTL" || e2e_fail "the redirector's session did not come up"
 
   e2e_sshd "$WAN" "$TUNNEL_SERVER_ADDR:22" "$TUNNEL_SERVER_ADDR"

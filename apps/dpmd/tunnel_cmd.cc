@@ -144,6 +144,9 @@ void AddCommon(CLI::App* c, TunnelCommonOptions& o) {
                 "UNIX socket where `dpmd status --api-socket SOCKET` asks ('@name': abstract)")
       ->capture_default_str();
   c->add_option("--metrics", o.metrics, "Serve Prometheus text metrics at http://ADDR:PORT/metrics");
+  c->add_option("--stream-window", o.stream_window, "Bytes in flight per tunneled connection (HTTP/2 window)")
+      ->capture_default_str()
+      ->check(CLI::Range(65535u, (1u << 31) - 1));
 }
 
 void AddUplink(CLI::App* c, UplinkOptions& o, const char* name_help) {
@@ -176,8 +179,6 @@ void AddTunnelServerOptions(CLI::App& app, TunnelServerOptions& o) {
   c->add_option("--keepalive", o.keepalive, "Seconds between keepalive PINGs (a peer silent for 3 is dead)")
       ->capture_default_str();
   c->add_option("--max-connections", o.max_connections, "TLS connections at once")->capture_default_str();
-  c->add_option("--stream-window", o.stream_window, "Bytes in flight per tunneled connection (HTTP/2 window)")
-      ->capture_default_str();
   AddCommon(c, o.common);
 }
 
@@ -224,8 +225,8 @@ int RunTunnelServer(const TunnelServerOptions& o) {
   config.handshake_timeout = std::chrono::seconds(std::max<int64_t>(1, static_cast<int64_t>(o.handshake_timeout)));
   config.keepalive = std::chrono::seconds(std::max<int64_t>(1, static_cast<int64_t>(o.keepalive)));
   config.max_connections = o.max_connections;
-  config.mux.stream_window = o.stream_window;
-  config.mux.send_buffer = o.stream_window;
+  config.mux.stream_window = o.common.stream_window;
+  config.mux.send_buffer = o.common.stream_window;
   boost::asio::io_context io;
   auto server = ts::TunnelServer::Create(io, config, std::move(*access));
   if (!server.ok()) Die(role, std::string(server.status().message()));
@@ -237,6 +238,8 @@ int RunServiceProxy(const ServiceProxyOptions& o) {
   const std::string role = "service-proxy";
   ts::ServiceProxyConfig config;
   FillUplink(role, o.uplink, &config);
+  config.uplink.mux.stream_window = o.common.stream_window;
+  config.uplink.mux.send_buffer = o.common.stream_window;
   for (const std::string& text : o.services) {
     auto s = ts::ParseProxiedService(text);
     if (!s.ok()) Die(role, absl::StrCat("--service ", s.status().message()));
@@ -257,6 +260,8 @@ int RunRedirector(const RedirectorOptions& o) {
   const std::string role = "redirector";
   ts::RedirectorConfig config;
   FillUplink(role, o.uplink, &config);
+  config.uplink.mux.stream_window = o.common.stream_window;
+  config.uplink.mux.send_buffer = o.common.stream_window;
   config.control_socket = o.common.control_socket;
   config.group = ApiGroup(o.api_group);
   config.suffix = o.suffix;

@@ -11,10 +11,12 @@
 
 namespace dpmd {
 
-/// Options every role has: where it serves `dpmd status`, its metrics endpoint.
+/// Options every role has: where it serves `dpmd status`, its metrics endpoint, the HTTP/2
+/// window it grants each stream (bytes; also the most a stream's send buffer holds).
 struct TunnelCommonOptions {
   std::string control_socket;
   std::string metrics;  // ADDR:PORT, empty: none
+  uint32_t stream_window = 1024 * 1024;  // tunnel::Mux::Options::stream_window
 };
 
 /// Options of the roles that connect out to a tunnel server.
@@ -32,7 +34,6 @@ struct TunnelServerOptions {
   std::string suffix = "dpm.internal";
   double handshake_timeout = 10, keepalive = 15;
   size_t max_connections = 1024;
-  uint32_t stream_window = 256 * 1024;
 };
 
 struct ServiceProxyOptions {

@@ -41,10 +41,10 @@ class Mux {
   enum class Side { kClient, kServer };
 
   struct Options {
-    uint32_t stream_window = 256 * 1024;        // bytes each stream may have in flight
+    uint32_t stream_window = 1024 * 1024;       // bytes each stream may have in flight
     uint32_t connection_window = 1u << 30;      // bytes the whole connection may have in flight
     uint32_t max_concurrent_streams = 16384;    // streams the peer may open at once
-    size_t send_buffer = 256 * 1024;            // bytes Send queues per stream at most
+    size_t send_buffer = 1024 * 1024;           // bytes Send queues per stream at most
   };
 
   /// Stream events. Called from inside Receive and TakeOutput (OnWritable, and OnClosed once a
