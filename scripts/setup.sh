@@ -13,6 +13,7 @@ packages=(
   iproute2 iputils-ping iputils-arping procps psmisc nginx-light iperf3 curl wrk socat tshark python3 python3-scapy natpmpc dnsmasq-base
   nftables                                      # bench: kernel masquerade baseline; e2e: holding a handshake
   openssh-server openssh-client bind9-dnsutils  # preload tests: ssh to an sshd, dig
+  postgresql redis-server redis-tools          # tunnel tests: psql and redis-cli against real servers
 )
 
 need_root() { [ "$(id -u)" = 0 ] || { echo "setup: must run as root to install packages (missing: $*)" >&2; exit 1; }; }
