@@ -25,6 +25,7 @@
 #include "api/protocol.h"
 #include "api/unix_address.h"
 #include "preload/hook_config.h"
+#include "vpm/aid.h"
 #include "apps/cli_parse.h"
 #include "dpm/socket.h"
 
@@ -146,6 +147,7 @@ int main(int argc, char** argv) {
   std::string api_socket;
   std::string tuple;
   bool fixed_ports = false;
+  std::string aid;
   std::vector<std::string> kernel_nets;
   bool tunnel = false;
   std::string tunnel_suffix, tunnel_net;
@@ -157,6 +159,11 @@ int main(int argc, char** argv) {
                  "The address every socket gets: the instance's common one, one of its own from the static pool, "
                  "or one leased by DHCP (sets DPM_TUPLE; default common)")
       ->check(CLI::IsMember({"common", "static", "dynamic"}));
+  app.add_option("--aid", aid,
+                 "Every socket's application ID for virtual port multiplexing: sockets of one AID that bind a "
+                 "virtual port of the instance share its connections, another AID gets its own (sets DPM_AID; "
+                 "default: the instance's configurator decides)")
+      ->type_name("AID");
   app.add_flag("--fixed-ports", fixed_ports,
                "Every socket's port is not replaceable: a DPM gateway keeps it (sets DPM_FIXED_PORTS=1)");
   app.add_option("--kernel-net", kernel_nets,
@@ -183,7 +190,7 @@ int main(int argc, char** argv) {
       ->needs(tunnel_flag)
       ->type_name("PREFIX");
   // What only a dpm socket has: in tunnel mode sockets are the kernel's.
-  for (const char* stack_only : {"--tuple", "--fixed-ports", "--kernel-net"}) tunnel_flag->excludes(stack_only);
+  for (const char* stack_only : {"--tuple", "--fixed-ports", "--kernel-net", "--aid"}) tunnel_flag->excludes(stack_only);
   app.prefix_command();  // everything from PROGRAM on is the program's, options included
   if (std::optional<int> done = dpm::apps::ParseCommandLine(app, argc, argv, "dpm-run")) return *done;
   std::vector<std::string> command = app.remaining();
@@ -218,6 +225,10 @@ int main(int argc, char** argv) {
   }
   if (!tuple.empty()) ::setenv("DPM_TUPLE", tuple.c_str(), 1);
   if (fixed_ports) ::setenv("DPM_FIXED_PORTS", "1", 1);
+  if (!aid.empty()) {
+    if (!dpm::vpm::ValidAid(aid)) Die("bad --aid '" + aid + "': 1-32 of letters, digits, '.', '_', '-'", 2);
+    ::setenv("DPM_AID", aid.c_str(), 1);
+  }
   if (tunnel) {
     if (!tunnel_net.empty()) {
       if (std::string why = CheckPrefix(tunnel_net); !why.empty()) Die("bad --tunnel-net " + why, 2);

@@ -18,6 +18,8 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
+#include <functional>
+
 #include <boost/asio/signal_set.hpp>
 
 #include "absl/strings/numbers.h"
@@ -87,6 +89,7 @@ struct ClientOptions {
   std::string address_at = "socket";       // when a socket takes its address: socket | bind
   bool dhcp = false;                       // per-socket DHCP leases (TAP, design §7)
   double dhcp_timeout_s = 16;              // no lease after this: dpm_socket gives ETIMEDOUT
+  std::string vpm_config;                  // virtual port multiplexing (docs/vpm.md); empty: off
 };
 
 int RunClient(const ClientOptions& o) {
@@ -164,6 +167,7 @@ int RunClient(const ClientOptions& o) {
   if (o.dhcp && !(*stack)->ethernet()) Die("--dhcp needs an Ethernet link (--link tap)");
   api.dhcp = o.dhcp;
   api.dhcp_timeout_ms = static_cast<uint64_t>(o.dhcp_timeout_s * 1000);
+  api.vpm_config = o.vpm_config;
   if ((*stack)->ethernet()) {
     const dpm::stack::Stack* s = stack->get();
     api.add_status_parts = [s](dpm::stack::StatusReport& report) {
@@ -190,6 +194,17 @@ int RunClient(const ClientOptions& o) {
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&io](const boost::system::error_code&, int) { io.stop(); });
+  // SIGHUP: the VPM configurator file again (flows that exist keep their AID).
+  boost::asio::signal_set hangup(io, SIGHUP);
+  std::function<void()> wait_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      absl::Status s = (*service)->ReloadVpm();
+      std::fprintf(stderr, "dpmd: SIGHUP: %s\n", s.ok() ? "VPM configurator reloaded" : std::string(s.message()).c_str());
+      wait_hangup();
+    });
+  };
+  wait_hangup();
   std::printf("dpmd: ready on %s%s address %s gateway %s mtu %zu api %s\n", link_name.c_str(), mac_note.c_str(),
               o.address.c_str(), o.gateway.c_str(), o.mtu, o.api_socket.c_str());
   std::fflush(stdout);
@@ -310,6 +325,9 @@ int main(int argc, char** argv) {
   client->add_flag("--dhcp", o.dhcp,
                    "Per-socket addresses leased from the link's DHCP server (DPM_TUPLE_DYNAMIC; needs --link tap): "
                    "each socket gets a lease of its own, renews it, releases it at close");
+  client->add_option("--vpm-config", o.vpm_config,
+                     "Virtual port multiplexing: the configurator file (JSON, docs/vpm.md) naming the virtual "
+                     "ports many programs may bind, and which program or source gets which; SIGHUP reads it again");
   client->add_option("--dhcp-timeout", o.dhcp_timeout_s,
                      "Seconds to wait for a lease before dpm_socket() fails with ETIMEDOUT")
       ->check(dpm::apps::Decimal(1.0, 600.0))

@@ -85,6 +85,13 @@ enum dpm_tuple {
  * dpm_getsockopt gives the current value (-1: none). Errors: EINVAL (value outside -1..63,
  * length not sizeof(int), or a DPM_TUPLE_COMMON socket, whose address others share). */
 #define DPM_ADDRESS_DSCP 2
+/** DPM_SOL option (bytes: 1-32 of letters, digits, '.', '_', '-'; a trailing NUL allowed;
+ * empty clears): the socket's application ID (AID) for virtual port multiplexing
+ * (docs/vpm.md, the virtual port multiplexing patent). A socket that then binds a virtual
+ * port of the instance joins the virtual stream of that AID there — sockets of one AID share
+ * its connections; another AID gets a stream of its own — whatever the configurator's socket
+ * rules say. dpm_getsockopt gives it back. Errors: EINVAL (not an AID). */
+#define DPM_AID 3
 
 /** Sets the daemon's API socket for calls made after this one, in every thread: a file path,
  * or "@name" for an abstract name (copied; NULL resets to DPM_SOCKET or the default). Calls

@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "dpm/socket.h"
+#include "vpm/aid.h"
 #include "wire/ipv4.h"
 
 namespace dpm::preload {
@@ -101,7 +102,8 @@ absl::StatusOr<TunnelConfig> ParseTunnelConfig(const char* tunnel, const char* t
 }
 
 absl::StatusOr<HookConfig> ParseHookConfig(const char* tuple, const char* fixed_ports, const char* kernel_nets,
-                                           const char* tunnel, const char* tunnel_suffix, const char* tunnel_net) {
+                                           const char* tunnel, const char* tunnel_suffix, const char* tunnel_net,
+                                           const char* aid) {
   HookConfig c;
   const absl::string_view t = tuple != nullptr ? tuple : "";
   if (t.empty() || t == "common") {
@@ -124,6 +126,13 @@ absl::StatusOr<HookConfig> ParseHookConfig(const char* tuple, const char* fixed_
   absl::StatusOr<TunnelConfig> tc = ParseTunnelConfig(tunnel, tunnel_suffix, tunnel_net);
   if (!tc.ok()) return tc.status();
   c.tunnel = std::move(*tc);
+  if (aid != nullptr && *aid != '\0') {
+    if (!vpm::ValidAid(aid)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("DPM_AID: '", aid, "' is not an AID (1-32 of letters, digits, '.', '_', '-')"));
+    }
+    c.aid = aid;
+  }
   return c;
 }
 

@@ -56,6 +56,9 @@ struct HookConfig {
   bool fixed_ports = false;
   std::vector<Ipv4Prefix> kernel_nets;
   TunnelConfig tunnel;
+  /// DPM_AID: every socket's application ID for virtual port multiplexing (docs/vpm.md;
+  /// empty: none, the daemon's configurator decides).
+  std::string aid;
   /// True when `address_host` is in one of kernel_nets.
   bool ForKernel(uint32_t address_host) const;
 };
@@ -76,7 +79,7 @@ absl::StatusOr<std::vector<Ipv4Prefix>> ParsePrefixes(absl::string_view text);
 /// variables are checked whether or not DPM_TUNNEL turns the mode on.
 absl::StatusOr<HookConfig> ParseHookConfig(const char* tuple, const char* fixed_ports, const char* kernel_nets,
                                            const char* tunnel = nullptr, const char* tunnel_suffix = nullptr,
-                                           const char* tunnel_net = nullptr);
+                                           const char* tunnel_net = nullptr, const char* aid = nullptr);
 /// DPM_TUNNEL, DPM_TUNNEL_SUFFIX, DPM_TUNNEL_NET alone (null: unset), with the same errors
 /// ("DPM_TUNNEL_SUFFIX: 'a..b' is not a DNS suffix (labels of a-z, 0-9, '-' joined by dots)",
 /// "DPM_TUNNEL_NET: '100.64.0.0/40' is not one IPv4 prefix A.B.C.D/LEN").

@@ -39,7 +39,8 @@ const HookConfig* Config() {
   static const HookConfig* config = [] {
     absl::StatusOr<HookConfig> c =
         ParseHookConfig(std::getenv("DPM_TUPLE"), std::getenv("DPM_FIXED_PORTS"), std::getenv("DPM_KERNEL_NETS"),
-                        std::getenv("DPM_TUNNEL"), std::getenv("DPM_TUNNEL_SUFFIX"), std::getenv("DPM_TUNNEL_NET"));
+                        std::getenv("DPM_TUNNEL"), std::getenv("DPM_TUNNEL_SUFFIX"), std::getenv("DPM_TUNNEL_NET"),
+                        std::getenv("DPM_AID"));
     if (!c.ok()) {
       std::fprintf(stderr, "libdpm-preload: %s; IPv4 sockets are refused (EINVAL)\n",
                    std::string(c.status().message()).c_str());
@@ -225,6 +226,9 @@ int socket(int domain, int type, int protocol) {
   if (config->fixed_ports) {
     const int one = 1;
     dpm_setsockopt(fd, DPM_SOL, DPM_PORT_FIXED, &one, sizeof(one));
+  }
+  if (!config->aid.empty()) {
+    dpm_setsockopt(fd, DPM_SOL, DPM_AID, config->aid.data(), static_cast<socklen_t>(config->aid.size()));
   }
   SetKind(fd, (tcp ? kTcp | kIdleTcp : kUdp) | (config->kernel_nets.empty() ? 0 : kFresh));
   return fd;

@@ -79,12 +79,13 @@ absl::StatusOr<int> ListenOnPath(const api::UnixAddress& where, std::optional<gi
 
 // ---- ControlConn -------------------------------------------------------------------------
 
-ControlConn::ControlConn(ApiListener& listener, int fd, bool refused)
+ControlConn::ControlConn(ApiListener& listener, int fd, bool refused, const PeerCredentials& peer)
     : listener_(listener),
       open_count_(listener.control_connections_),
       listener_alive_(listener.alive_),
       sd_(listener.io_, fd),
-      refused_(refused) {
+      refused_(refused),
+      peer_(peer) {
   (*open_count_)++;
 }
 
@@ -206,7 +207,7 @@ void ApiListener::Start() {
                      static_cast<int>(peer.pid), static_cast<unsigned>(peer.uid), static_cast<unsigned>(peer.gid),
                      access_.group ? ", nor in the API group" : ", and there is no --api-group");
       }
-      auto conn = std::make_shared<ControlConn>(*this, fd, refused);
+      auto conn = std::make_shared<ControlConn>(*this, fd, refused, peer);
       conn->Start();
     }
     Start();

@@ -36,8 +36,12 @@ class ApiListener;
 class ControlConn : public std::enable_shared_from_this<ControlConn> {
  public:
   /// `refused`: the peer's credentials do not allow it: every request is answered EACCES.
-  ControlConn(ApiListener& listener, int fd, bool refused);
+  ControlConn(ApiListener& listener, int fd, bool refused, const PeerCredentials& peer = {});
   ~ControlConn();
+
+  /// The connecting program's credentials (SO_PEERCRED at accept): the VPM configurator's
+  /// socket rules match its executable and user.
+  const PeerCredentials& peer() const { return peer_; }
 
   void Start() { WaitRead(); }
   /// Sends the answer to the request of opcode `op`: `error` (0 or an errno), `body`, and
@@ -63,6 +67,7 @@ class ControlConn : public std::enable_shared_from_this<ControlConn> {
   boost::asio::posix::stream_descriptor sd_;
   bool waiting_ = false;
   bool refused_ = false;
+  PeerCredentials peer_;
 };
 
 class ApiListener {

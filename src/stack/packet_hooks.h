@@ -37,6 +37,8 @@ enum class HookAction : uint8_t {
 /// Orders of the hooks this project installs (lower runs first).
 namespace hook_order {
 inline constexpr int kNatFastPath = 0;  // inbound: the gateway's NAT (everything not for lwIP)
+/// Both ways: virtual port multiplexing (stack/port_multiplexer.h), after the NAT, before DSCP.
+inline constexpr int kPortMultiplexer = 100;
 /// Outbound: DSCP per source address. Late, so that it marks the packet as the hooks
 /// before it left it.
 inline constexpr int kDscpMarking = 1000;

@@ -13,6 +13,7 @@
 #include "os/entropy.h"
 #include "stack/address_ownership.h"
 #include "stack/dpm_driver_host.h"
+#include "stack/port_multiplexer.h"
 #include "stack/stack.h"
 
 namespace dpm::stack {
@@ -116,6 +117,34 @@ int Socket::CheckLocal(const api::Endpoint& e) {
   }
   if (a != 0 && !host_.stack().IsLocalAddress(a)) return EADDRNOTAVAIL;
   return 0;
+}
+
+int Socket::VirtualBind(uint16_t port, uint16_t* lwip_port) {
+  *lwip_port = port;
+  PortMultiplexer* vpm = host_.vpm();
+  const vpm::PortKey key{tcp_ ? vpm::Protocol::kTcp : vpm::Protocol::kUdp, port};
+  if (vpm == nullptr || port == 0 || virtual_port_ != 0 || !vpm->Multiplexed(key)) return 0;
+  std::string aid;
+  if (int e = vpm->ChooseAid(key, aid_request, creator_pid, creator_uid, &aid)) return e;
+  if (int e = vpm->Bind(key, aid, id_, lwip_port)) return e;
+  virtual_port_ = port;
+  vpm_aid_ = std::move(aid);
+  return 0;
+}
+
+void Socket::InheritVirtualPort(const Socket& listener) {
+  PortMultiplexer* vpm = host_.vpm();
+  if (vpm == nullptr || listener.virtual_port_ == 0) return;
+  virtual_port_ = listener.virtual_port_;
+  vpm_aid_ = listener.vpm_aid_;
+  vpm->Hold(vpm::PortKey{tcp_ ? vpm::Protocol::kTcp : vpm::Protocol::kUdp, virtual_port_}, vpm_aid_);
+}
+
+void Socket::ReleaseVirtualPort() {
+  PortMultiplexer* vpm = host_.vpm();
+  if (vpm == nullptr || virtual_port_ == 0) return;
+  vpm->Release(vpm::PortKey{tcp_ ? vpm::Protocol::kTcp : vpm::Protocol::kUdp, virtual_port_}, vpm_aid_);
+  virtual_port_ = 0;
 }
 
 bool Socket::DpmApplies(const api::Endpoint& remote) const {

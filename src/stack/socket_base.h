@@ -32,6 +32,7 @@ namespace dpm::stack {
 
 class AddressOwnership;
 class ControlConn;
+class PortMultiplexer;
 class DpmDriverHost;
 class Socket;
 class Stack;
@@ -65,6 +66,8 @@ class SocketHost {
   virtual void Release(uint64_t id) = 0;
   /// True when SocketServiceConfig::max_sockets are open.
   virtual bool Full() const = 0;
+  /// Virtual port multiplexing (SocketServiceConfig::vpm_config), or nullptr when off.
+  virtual PortMultiplexer* vpm() { return nullptr; }
 };
 
 /// lwIP err_t → the errno a kernel gives for the same failure (EIO for unknown values).
@@ -127,6 +130,23 @@ class Socket : public std::enable_shared_from_this<Socket> {
   bool lease_requested = false;
   /// On the host's dirty list (SocketHost::MarkDirty).
   bool dirty = false;
+  /// Virtual port multiplexing (docs/vpm.md): the AID asked for with DPM_AID ("": none), and
+  /// the credentials of the program that made the socket (the configurator's socket rules).
+  std::string aid_request;
+  pid_t creator_pid = 0;
+  uid_t creator_uid = 0;
+  /// The port lwIP binds for a bind to `port` (host order): `port` itself, or, for a
+  /// multiplexed virtual port, the hidden port of the socket's AID's virtual stream, which
+  /// the socket then holds until ReleaseVirtualPort. Errors: EACCES (no AID for the port),
+  /// EADDRINUSE (no hidden port free).
+  int VirtualBind(uint16_t port, uint16_t* lwip_port);
+  /// An accepted connection holds its listener's virtual stream too.
+  void InheritVirtualPort(const Socket& listener);
+  /// Lets go of the virtual stream (at close).
+  void ReleaseVirtualPort();
+  /// The local port the program sees for lwIP's `lwip_port`: the virtual port on a virtual
+  /// stream (getsockname, accept), else the same.
+  uint16_t ShownLocalPort(uint16_t lwip_port) const { return virtual_port_ != 0 ? virtual_port_ : lwip_port; }
 
   /// The per-socket-address patent: the tuple dpm_socket() was given, and the address of this socket's own (host
   /// order; 0 while deferred or for DPM_TUPLE_COMMON). Released by the service on close.
@@ -210,6 +230,8 @@ class Socket : public std::enable_shared_from_this<Socket> {
   State state_ = State::kOpen;
   int last_error_ = 0;  // SO_ERROR
   bool releasing_ = false;
+  uint16_t virtual_port_ = 0;  // on a virtual stream: its virtual port (host order); else 0
+  std::string vpm_aid_;        // and its AID
 };
 
 }  // namespace dpm::stack

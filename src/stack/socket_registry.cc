@@ -17,6 +17,7 @@
 #include "stack/api_listener.h"
 #include "stack/tcp_socket.h"
 #include "stack/udp_socket.h"
+#include "vpm/configurator.h"
 
 namespace dpm::stack {
 namespace {
@@ -62,6 +63,7 @@ void SocketRegistry::Release(uint64_t id) {
   sockets_.erase(it);
   host_.counters().sockets_closed++;
   s->Destroy();
+  s->ReleaseVirtualPort();
   // The per-socket-address patent, modified close: the address goes back with the port (after the closing
   // handshake, when one is under way: AddressOwnership::Linger).
   if (s->own_address() != 0 && !s->address_lingers()) host_.addresses().Drop(s->own_address());
@@ -211,6 +213,8 @@ void SocketRegistry::Open(const std::shared_ptr<ControlConn>& conn, const api::S
     return conn->Reply(op, ENOBUFS);
   }
   s->set_tuple(tuple);
+  s->creator_pid = conn->peer().pid;
+  s->creator_uid = conn->peer().uid;
   if (tuple == DPM_TUPLE_DYNAMIC && address_at_socket_) {
     // The first embodiment with a lease: dpm_socket's reply waits for the DHCP exchange.
     Register(s);
@@ -255,6 +259,15 @@ void SocketRegistry::SetOption(const std::shared_ptr<ControlConn>& conn, Socket&
     if (!ReadInt(q.value, &v)) return conn->Reply(op, EINVAL);
     return conn->Reply(op, s.SetAddressDscp(v));
   }
+  if (q.level == DPM_SOL && q.name == DPM_AID) {
+    // docs/vpm.md: the bytes of the AID (a trailing NUL allowed); empty clears. It counts at
+    // the next bind, so a socket already on a virtual port keeps its stream.
+    std::string aid(q.value.begin(), q.value.end());
+    if (!aid.empty() && aid.back() == '\0') aid.pop_back();
+    if (!aid.empty() && !vpm::ValidAid(aid)) return conn->Reply(op, EINVAL);
+    s.aid_request = std::move(aid);
+    return conn->Reply(op, 0);
+  }
   if (KeptOptionSize(q.level, q.name) != 0) return conn->Reply(op, s.kept_options.Set(q.level, q.name, q.value));
   conn->Reply(op, s.SetOption(q.level, q.name, q.value));
 }
@@ -262,6 +275,9 @@ void SocketRegistry::SetOption(const std::shared_ptr<ControlConn>& conn, Socket&
 void SocketRegistry::GetOption(const std::shared_ptr<ControlConn>& conn, Socket& s, const api::GetSockOptRequest& q,
                                api::Opcode op) {
   if (KeptOptionSize(q.level, q.name) != 0) return conn->Reply(op, 0, s.kept_options.Get(q.level, q.name));
+  if (q.level == DPM_SOL && q.name == DPM_AID) {
+    return conn->Reply(op, 0, std::vector<uint8_t>(s.aid_request.begin(), s.aid_request.end()));
+  }
   std::vector<uint8_t> bytes;
   if (int e = s.GetBytesOption(q.level, q.name, &bytes); e != ENOPROTOOPT) {
     return conn->Reply(op, e, e == 0 ? std::move(bytes) : std::vector<uint8_t>{});

@@ -13,10 +13,27 @@
 #include "stack/api_listener.h"
 #include "stack/dhcp_leases.h"
 #include "stack/dpm_driver_host.h"
+#include "stack/port_multiplexer.h"
 #include "stack/socket_base.h"
 #include "stack/socket_registry.h"
+#include "stack/status_report.h"
 
 namespace dpm::stack {
+namespace {
+
+// The `vpm` part of `dpmd status` (stack/port_multiplexer.h renders both forms).
+class VpmStatusPart : public StatusPart {
+ public:
+  VpmStatusPart(const nlohmann::json& json, std::string text) : json_(json), text_(std::move(text)) {}
+  void AppendText(std::string& out) const override { out += text_; }
+  void AddJson(StatusJson& report) const override { report["vpm"] = StatusJson::parse(json_.dump()); }
+
+ private:
+  nlohmann::json json_;
+  std::string text_;
+};
+
+}  // namespace
 
 // The composition: the parts, and the narrow SocketHost interface the sockets see.
 class SocketService::Impl final : public SocketHost {
@@ -24,7 +41,8 @@ class SocketService::Impl final : public SocketHost {
   Impl(boost::asio::io_context& io, Stack& stack, SocketServiceConfig config)
       : io_(io), stack_(stack), config_(std::move(config)) {}
   ~Impl() override {
-    registry_.reset();   // sockets first: they release their DPM sessions and addresses
+    registry_.reset();   // sockets first: they release their DPM sessions, addresses, streams
+    vpm_.reset();
     addresses_.reset();  // lingering connections let go
     dpm_.reset();
     listener_.reset();   // a file-path socket is removed
@@ -41,6 +59,7 @@ class SocketService::Impl final : public SocketHost {
   void Register(std::shared_ptr<Socket> s) override { registry_->Register(std::move(s)); }
   void Release(uint64_t id) override { registry_->Release(id); }
   bool Full() const override { return registry_->Full(); }
+  PortMultiplexer* vpm() override { return vpm_.get(); }
 
   SocketServiceStatus Collect() const;
   // Collect() and the parts of SocketServiceConfig::add_status_parts, rendered.
@@ -53,6 +72,7 @@ class SocketService::Impl final : public SocketHost {
   std::vector<uint8_t> scratch_ = std::vector<uint8_t>(api::kDatagramHeaderSize + 65536);
   std::unique_ptr<AddressOwnership> addresses_;
   std::unique_ptr<DpmDriverHost> dpm_;  // config_.dpm
+  std::unique_ptr<PortMultiplexer> vpm_;  // config_.vpm_config
   std::unique_ptr<SocketRegistry> registry_;
   std::unique_ptr<ApiListener> listener_;
   // TCP sockets with received data to hand to their program, flushed once after the
@@ -129,6 +149,7 @@ SocketServiceStatus SocketService::Impl::Collect() const {
 std::string SocketService::Impl::Status(bool json) const {
   StatusReport report;
   report.Add<SocketServiceStatus>(Collect());
+  if (vpm_) report.Add<VpmStatusPart>(vpm_->StatusJson(), vpm_->StatusText());
   if (config_.add_status_parts) config_.add_status_parts(report);
   return report.Render(json);
 }
@@ -151,6 +172,11 @@ absl::StatusOr<std::unique_ptr<SocketService>> SocketService::Create(boost::asio
   }
   auto impl = std::make_unique<Impl>(io, stack, config);
   Impl* raw = impl.get();
+  if (!config.vpm_config.empty()) {
+    absl::StatusOr<std::unique_ptr<PortMultiplexer>> vpm = PortMultiplexer::Create(stack, config.vpm_config);
+    if (!vpm.ok()) return vpm.status();
+    impl->vpm_ = std::move(*vpm);
+  }
   absl::StatusOr<std::unique_ptr<ApiListener>> listener = ApiListener::Create(
       io, [&stack] { stack.AfterCoreWork(); }, *where, config.api_group, impl->counters_,
       [raw](const std::shared_ptr<ControlConn>& conn, const api::Request& request, api::Opcode op) {
@@ -185,5 +211,9 @@ SocketService::~SocketService() = default;
 size_t SocketService::socket_count() const { return impl_->registry_->size(); }
 SocketServiceStatus SocketService::CollectStatus() const { return impl_->Collect(); }
 std::string SocketService::Status(bool json) const { return impl_->Status(json); }
+absl::Status SocketService::ReloadVpm() {
+  if (!impl_->vpm_) return absl::FailedPreconditionError("virtual port multiplexing is off (no --vpm-config)");
+  return impl_->vpm_->Reload();
+}
 
 }  // namespace dpm::stack

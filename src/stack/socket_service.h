@@ -79,6 +79,8 @@ struct SocketServiceConfig {
   bool dhcp = false;
   /// No lease within this time: dpm_socket() fails with ETIMEDOUT (milliseconds).
   uint64_t dhcp_timeout_ms = 16'000;
+  /// Virtual port multiplexing (docs/vpm.md): the configurator file; empty: off.
+  std::string vpm_config;
 };
 
 class SocketService {
@@ -95,6 +97,9 @@ class SocketService {
   /// Number of dpm sockets alive.
   size_t socket_count() const;
   /// The status report `dpmd status` prints: link, counters, sockets (text or JSON).
+  /// Reads the VPM configurator file again (PortMultiplexer::Reload). FailedPrecondition
+  /// when VPM is off; otherwise the file's errors, and the old rules stay.
+  absl::Status ReloadVpm();
   std::string Status(bool json) const;
   /// The same as a value (the service's own part of what Status renders; add_status_parts left out).
   SocketServiceStatus CollectStatus() const;

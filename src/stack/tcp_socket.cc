@@ -61,8 +61,15 @@ int TcpSocket::Bind(const api::Endpoint& local) {
   ip_addr_t ip;
   ToIpAddr(local, &ip);
   if (own_address_ != 0) ip = own_ip_;
-  err_t err = tcp_bind(pcb_, &ip, local.port_host());
-  if (err != ERR_OK) return ErrnoOf(err);
+  uint16_t port = local.port_host();
+  if (int e = VirtualBind(local.port_host(), &port)) return e;  // docs/vpm.md: the hidden port
+  // A virtual stream's hidden port is shared by its connections (and their TIME-WAITs).
+  if (virtual_port_ != 0) ip_set_option(pcb_, SOF_REUSEADDR);
+  err_t err = tcp_bind(pcb_, &ip, port);
+  if (err != ERR_OK) {
+    ReleaseVirtualPort();
+    return ErrnoOf(err);
+  }
   bound_ = true;
   if (local.port_be != 0) dpm_port_fixed = true;  // an explicitly bound port is not replaceable
   return 0;
@@ -138,7 +145,7 @@ int TcpSocket::Name(bool peer, api::Endpoint* out) const {
     return 0;
   }
   if (pcb_ != nullptr) {
-    *out = ToEndpoint(pcb_->local_ip, pcb_->local_port);
+    *out = ToEndpoint(pcb_->local_ip, ShownLocalPort(pcb_->local_port));
   } else {
     *out = local_;
   }
@@ -319,7 +326,7 @@ void TcpSocket::Attach() {
 
 void TcpSocket::CacheNames() {
   if (pcb_ == nullptr) return;
-  local_ = ToEndpoint(pcb_->local_ip, pcb_->local_port);
+  local_ = ToEndpoint(pcb_->local_ip, ShownLocalPort(pcb_->local_port));
   if (state_ == State::kConnected) {
     peer_ = ToEndpoint(pcb_->remote_ip, pcb_->remote_port);
     had_peer_ = true;
@@ -676,6 +683,8 @@ err_t TcpSocket::OnAccept(void* arg, tcp_pcb* newpcb, err_t err) {
   ::fcntl(pair[1], F_SETFL, ::fcntl(pair[1], F_GETFL) & ~O_NONBLOCK);
   auto s = TcpSocket::Accepted(host, pair[0], newpcb);
   s->ShareOwnAddress(*listener);
+  s->InheritVirtualPort(*listener);
+  s->CacheNames();  // with the virtual port
   host.Register(s);
   api::AcceptRecord record{api::SocketRef{s->id(), s->cookie()}, s->local_, s->peer_};
   listener->QueueAccepted(record, pair[1]);

@@ -29,8 +29,13 @@ int UdpSocket::Bind(const api::Endpoint& local) {
   ip_addr_t ip;
   ToIpAddr(local, &ip);
   if (own_address_ != 0) ip = own_ip_;
-  err_t err = udp_bind(pcb_, &ip, local.port_host());
-  if (err != ERR_OK) return ErrnoOf(err);
+  uint16_t port = local.port_host();
+  if (int e = VirtualBind(local.port_host(), &port)) return e;  // docs/vpm.md: the hidden port
+  err_t err = udp_bind(pcb_, &ip, port);
+  if (err != ERR_OK) {
+    ReleaseVirtualPort();
+    return ErrnoOf(err);
+  }
   bound_ = true;
   if (local.port_be != 0) dpm_port_fixed = true;  // an explicitly bound port is not replaceable
   return 0;
@@ -89,7 +94,7 @@ int UdpSocket::Name(bool peer, api::Endpoint* out) const {
     *out = *external;
     return 0;
   }
-  *out = ToEndpoint(pcb_->local_ip, pcb_->local_port);
+  *out = ToEndpoint(pcb_->local_ip, ShownLocalPort(pcb_->local_port));
   // connect(2) on a kernel UDP socket picks the source address; lwIP leaves the pcb bound
   // to "any" and chooses per datagram, so report the address it will use.
   if (state_ == State::kConnected && ip_addr_isany(&pcb_->local_ip)) {

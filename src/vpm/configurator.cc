@@ -133,12 +133,6 @@ absl::StatusOr<ApplicationRule> ParseApplication(const json& entry, const std::s
 
 const char* ProtocolName(Protocol protocol) { return protocol == Protocol::kTcp ? "tcp" : "udp"; }
 
-bool ValidAid(absl::string_view aid) {
-  if (aid.empty() || aid.size() > kMaxAidLength || aid == kRefuse) return false;
-  return std::all_of(aid.begin(), aid.end(),
-                     [](char c) { return absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-'; });
-}
-
 std::optional<PortKey> ParsePortKey(absl::string_view text) {
   PortKey key;
   if (absl::ConsumePrefix(&text, "tcp/")) {

@@ -41,6 +41,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "vpm/aid.h"
 
 namespace dpm::vpm {
 
@@ -49,11 +50,6 @@ enum class Protocol : uint8_t { kTcp = 6, kUdp = 17 };
 /// "tcp", "udp".
 const char* ProtocolName(Protocol protocol);
 
-/// Longest AID, bytes.
-inline constexpr size_t kMaxAidLength = 32;
-/// True for a valid AID: 1-32 bytes of letters, digits, '.', '_' and '-'. "refuse" is
-/// reserved (a port's default that refuses).
-bool ValidAid(absl::string_view aid);
 
 /// One virtual port: protocol and port number (host order).
 struct PortKey {

@@ -117,8 +117,11 @@ void Multiplexer::EraseFlow(uint32_t id) {
 
 bool Multiplexer::StillValid(const Flow& flow) const {
   if (flow.client) return true;
+  // No stream on the hidden port: the flow's connection is closing after its last socket
+  // went (lwIP's FIN handshake, TIME-WAIT) and still leaves from the virtual port. Another
+  // stream on it: the port was given again, and this flow is over.
   const VirtualStream* s = ports_.FindByHidden(flow.key.protocol, flow.hidden);
-  return s != nullptr && s->key == flow.key && s->aid == aid_names_[flow.aid];
+  return s == nullptr || (s->key == flow.key && s->aid == aid_names_[flow.aid]);
 }
 
 void Multiplexer::Touch(uint64_t now_ms, Flow& f, uint8_t tcp_flags, bool outbound) {

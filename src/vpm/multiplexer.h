@@ -166,7 +166,7 @@ class Multiplexer {
   uint32_t InternAid(absl::string_view aid);
   std::optional<uint32_t> NewFlow(uint64_t now_ms, const Flow& flow);
   void EraseFlow(uint32_t id);
-  // The stream a server flow was made for still holds its hidden port.
+  // No other stream has taken a server flow's hidden port.
   bool StillValid(const Flow& flow) const;
   void Touch(uint64_t now_ms, Flow& flow, uint8_t tcp_flags, bool outbound);
   Result Refuse(Reason reason, PortKey key);

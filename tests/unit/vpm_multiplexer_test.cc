@@ -205,14 +205,20 @@ TEST_F(VpmMultiplexerTest, AnAidWithoutASocketIsRefused) {
   EXPECT_EQ(r.reason, Reason::kNoListener);
 }
 
-TEST_F(VpmMultiplexerTest, AFlowWhoseStreamWentAwayStartsAfresh) {
+TEST_F(VpmMultiplexerTest, AFlowOutlivesItsStreamUntilItsHiddenPortIsGivenAgain) {
   auto syn = Packet(ipv4::kProtocolTcp, kBob, 33000, kUs, 80);
   mux_.Inbound(0, absl::MakeSpan(syn), false);
-  ports_.Release(kWeb, "blue");
-  const uint16_t reused = ports_.Bind(0, kWeb, "blue", 9).hidden_port;  // back, maybe elsewhere
+  ports_.Release(kWeb, "blue");  // the last socket closed; lwIP still closes the connection
+  auto fin = Packet(ipv4::kProtocolTcp, kUs, blue_, kBob, 33000, tcp::kFin | tcp::kAck);
+  EXPECT_EQ(mux_.Outbound(1, absl::MakeSpan(fin), false).action, Result::kRewritten);
+  EXPECT_EQ(SourcePort(fin), 80);  // never the hidden port on the wire
+  // The hidden port goes to another AID: the old flow is over; the same tuple starts afresh.
+  EXPECT_EQ(ports_.Bind(2, kWeb, "red", 8).hidden_port, blue_);
+  const uint16_t blue_again = ports_.Bind(2, kWeb, "blue", 9).hidden_port;
+  EXPECT_NE(blue_again, blue_);
   auto again = Packet(ipv4::kProtocolTcp, kBob, 33000, kUs, 80);
-  EXPECT_EQ(mux_.Inbound(1, absl::MakeSpan(again), false).action, Result::kRewritten);
-  EXPECT_EQ(DestinationPort(again), reused);
+  EXPECT_EQ(mux_.Inbound(3, absl::MakeSpan(again), false).action, Result::kRewritten);
+  EXPECT_EQ(DestinationPort(again), blue_again);
   EXPECT_EQ(mux_.flows(), 1u);
 }
 

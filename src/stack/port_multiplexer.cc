@@ -1,0 +1,237 @@
+// Virtual port multiplexing in a dpm instance (port_multiplexer.h).
+#include "stack/port_multiplexer.h"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "stack/stack.h"
+#include "wire/ipv4.h"
+
+namespace dpm::stack {
+namespace {
+
+constexpr uint64_t kSweepEveryMs = 1000;
+constexpr size_t kSweepFlowsPerTick = 4096;
+
+std::optional<uid_t> LookUpUser(absl::string_view name) {
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  const std::string n(name);
+  if (::getpwnam_r(n.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) return std::nullopt;
+  return found->pw_uid;
+}
+
+absl::StatusOr<std::unique_ptr<vpm::Dispatcher>> ReadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    const int err = errno;
+    const std::string why = absl::StrCat("--vpm-config ", path, ": ", std::strerror(err));
+    return err == EACCES ? absl::PermissionDeniedError(why) : absl::NotFoundError(why);
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<vpm::ConfiguratorConfig> config = vpm::ParseConfigurator(text.str(), &LookUpUser);
+  if (!config.ok()) return absl::InvalidArgumentError(absl::StrCat("--vpm-config ", path, ": ", config.status().message()));
+  return std::make_unique<vpm::Dispatcher>(*config);
+}
+
+vpm::VirtualPortTable::Config TableConfig(const vpm::Dispatcher& d) {
+  vpm::VirtualPortTable::Config c;
+  c.hidden_min = d.hidden_min();
+  c.hidden_max = d.hidden_max();
+  c.queue_timeout_ms = d.queue_timeout_ms();
+  return c;
+}
+
+// The executable of process `pid` (/proc/PID/exe), or "" when it cannot be read.
+std::string ExecutableOf(pid_t pid) {
+  if (pid <= 0) return "";
+  char buf[PATH_MAX];
+  const std::string link = absl::StrCat("/proc/", pid, "/exe");
+  const ssize_t n = ::readlink(link.c_str(), buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PortMultiplexer>> PortMultiplexer::Create(Stack& stack, const std::string& path) {
+  absl::StatusOr<std::unique_ptr<vpm::Dispatcher>> d = ReadConfig(path);
+  if (!d.ok()) return d.status();
+  std::unique_ptr<PortMultiplexer> m(new PortMultiplexer(stack, path, *std::move(d)));
+  m->inbound_ = stack.AddInboundHook(hook_order::kPortMultiplexer, m.get());
+  m->outbound_ = stack.AddOutboundHook(hook_order::kPortMultiplexer, m.get());
+  m->ArmSweep();
+  return m;
+}
+
+PortMultiplexer::PortMultiplexer(Stack& stack, std::string path, std::unique_ptr<vpm::Dispatcher> dispatcher)
+    : stack_(stack),
+      path_(std::move(path)),
+      dispatcher_(std::move(dispatcher)),
+      ports_(TableConfig(*dispatcher_)),
+      mux_(vpm::MultiplexerConfig{}, ports_) {
+  mux_.SetDispatcher(dispatcher_.get());
+}
+
+PortMultiplexer::~PortMultiplexer() = default;
+
+void PortMultiplexer::ArmSweep() {
+  if (sweep_timer_ == nullptr) sweep_timer_ = stack_.clock().NewTimer();
+  sweep_timer_->Start(stack_.clock().NowMs() + kSweepEveryMs, [this] {
+    mux_.Sweep(stack_.clock().NowMs(), kSweepFlowsPerTick);
+    ArmSweep();
+  });
+}
+
+absl::Status PortMultiplexer::Reload() {
+  absl::StatusOr<std::unique_ptr<vpm::Dispatcher>> d = ReadConfig(path_);
+  if (!d.ok()) return d.status();
+  mux_.SetDispatcher(d->get());
+  dispatcher_ = *std::move(d);
+  ++reloads_;
+  return absl::OkStatus();
+}
+
+int PortMultiplexer::ChooseAid(vpm::PortKey key, const std::string& requested, pid_t pid, uid_t uid,
+                               std::string* aid) const {
+  if (!requested.empty()) {
+    *aid = requested;
+    return 0;
+  }
+  if (std::optional<absl::string_view> a = dispatcher_->AidForSocket(key, ExecutableOf(pid), uid)) {
+    *aid = std::string(*a);
+    return 0;
+  }
+  if (std::optional<absl::string_view> a = dispatcher_->DefaultAid(key)) {
+    *aid = std::string(*a);
+    return 0;
+  }
+  return EACCES;
+}
+
+int PortMultiplexer::Bind(vpm::PortKey key, const std::string& aid, uint64_t socket_id, uint16_t* hidden) {
+  const vpm::VirtualPortTable::BindResult r = ports_.Bind(stack_.clock().NowMs(), key, aid, socket_id);
+  switch (r.status) {
+    case vpm::VirtualPortTable::BindStatus::kNew:
+    case vpm::VirtualPortTable::BindStatus::kJoined:
+      *hidden = r.hidden_port;
+      return 0;
+    case vpm::VirtualPortTable::BindStatus::kQueued:
+      ports_.Cancel(socket_id);  // the socket service does not wait yet: fail at once
+      return EADDRINUSE;
+    case vpm::VirtualPortTable::BindStatus::kQueueFull:
+      return EADDRINUSE;
+  }
+  return EADDRINUSE;
+}
+
+void PortMultiplexer::Hold(vpm::PortKey key, const std::string& aid) {
+  uint16_t ignored;
+  Bind(key, aid, 0, &ignored);  // the stream exists: a join, never a queue
+}
+
+void PortMultiplexer::Release(vpm::PortKey key, const std::string& aid) { ports_.Release(key, aid); }
+
+HookAction PortMultiplexer::OnInbound(absl::Span<uint8_t> packet, wire::Offload& offload) {
+  const vpm::Result r = mux_.Inbound(stack_.clock().NowMs(), packet, offload.partial_checksum);
+  switch (r.action) {
+    case vpm::Result::kPass:
+    case vpm::Result::kRewritten:
+      return HookAction::kPass;
+    case vpm::Result::kDrop:
+      return HookAction::kTake;
+    case vpm::Result::kRefuse: {
+      std::vector<uint8_t> answer = vpm::Multiplexer::BuildRefusal(packet);
+      if (!answer.empty()) (void)stack_.SendPacket(answer);
+      return HookAction::kTake;
+    }
+  }
+  return HookAction::kPass;
+}
+
+HookAction PortMultiplexer::OnOutbound(const OutboundPacket& packet) {
+  // lwIP computed the transport checksum in software (its CHECKSUM_GEN options): complete.
+  const vpm::Result r = mux_.Outbound(stack_.clock().NowMs(), packet.head, /*partial_checksum=*/false);
+  return r.action == vpm::Result::kDrop ? HookAction::kTake : HookAction::kPass;
+}
+
+nlohmann::json PortMultiplexer::StatusJson() const {
+  const uint64_t now = stack_.clock().NowMs();
+  nlohmann::json j;
+  j["config"] = path_;
+  j["reloads"] = reloads_;
+  j["hidden_ports"] = absl::StrCat(ports_.config().hidden_min, "-", ports_.config().hidden_max);
+  j["source_rules"] = dispatcher_->source_rules();
+  j["streams"] = nlohmann::json::array();
+  for (const vpm::VirtualStream* s : ports_.List()) {
+    j["streams"].push_back({{"port", vpm::FormatPortKey(s->key)}, {"aid", s->aid}, {"hidden_port", s->hidden_port},
+                            {"members", s->members}});
+  }
+  j["flows"] = nlohmann::json::array();
+  for (const vpm::FlowInfo& f : mux_.List(now)) {
+    j["flows"].push_back({{"kind", f.client ? "client" : "server"},
+                          {"protocol", vpm::ProtocolName(f.protocol)},
+                          {"local", absl::StrCat(wire::FormatIpv4(f.local_address), ":", f.local_port)},
+                          {"remote", absl::StrCat(wire::FormatIpv4(f.remote_address), ":", f.remote_port)},
+                          {"virtual_port", f.virtual_port},
+                          {"hidden_port", f.hidden_port},
+                          {"aid", f.aid},
+                          {"idle_s", f.idle_ms / 1000}});
+  }
+  j["aids"] = nlohmann::json::object();
+  for (const auto& [aid, c] : mux_.aid_counters()) {
+    j["aids"][aid] = {{"flows", c.flows}, {"unmatched", c.by_default}, {"packets_in", c.packets_in},
+                      {"packets_out", c.packets_out}};
+  }
+  j["refused"] = nlohmann::json::object();
+  for (const auto& [key, n] : mux_.refused_by_port()) j["refused"][vpm::FormatPortKey(key)] = n;
+  nlohmann::json drops = nlohmann::json::object();
+  for (size_t i = 1; i < static_cast<size_t>(vpm::Reason::kCount); ++i) {
+    const auto reason = static_cast<vpm::Reason>(i);
+    drops[vpm::ReasonName(reason)] = mux_.count(reason);
+  }
+  j["drops"] = drops;
+  j["queued"] = ports_.queued_total();
+  j["queue_timeouts"] = ports_.timeouts_total();
+  return j;
+}
+
+std::string PortMultiplexer::StatusText() const {
+  const nlohmann::json j = StatusJson();
+  std::string out = absl::StrFormat("virtual ports (%s, hidden %s, %d source rules, %d reloads)\n",
+                                    j["config"].get<std::string>(), j["hidden_ports"].get<std::string>(),
+                                    j["source_rules"].get<size_t>(), j["reloads"].get<uint64_t>());
+  absl::StrAppendFormat(&out, "  %-10s %-16s %-7s %s\n", "PORT", "AID", "HIDDEN", "MEMBERS");
+  for (const auto& s : j["streams"]) {
+    absl::StrAppendFormat(&out, "  %-10s %-16s %-7d %d\n", s["port"].get<std::string>(), s["aid"].get<std::string>(),
+                          s["hidden_port"].get<int>(), s["members"].get<size_t>());
+  }
+  absl::StrAppendFormat(&out, "  flows %d\n", j["flows"].size());
+  for (const auto& f : j["flows"]) {
+    absl::StrAppendFormat(&out, "  %-6s %s %-21s %-21s %5d -> %-5d %-16s idle %ds\n", f["kind"].get<std::string>(),
+                          f["protocol"].get<std::string>(), f["local"].get<std::string>(),
+                          f["remote"].get<std::string>(), f["virtual_port"].get<int>(), f["hidden_port"].get<int>(),
+                          f["aid"].get<std::string>(), f["idle_s"].get<uint64_t>());
+  }
+  for (const auto& [aid, c] : j["aids"].items()) {
+    absl::StrAppendFormat(&out, "  aid %-16s flows %d unmatched %d packets in %d out %d\n", aid,
+                          c["flows"].get<uint64_t>(), c["unmatched"].get<uint64_t>(), c["packets_in"].get<uint64_t>(),
+                          c["packets_out"].get<uint64_t>());
+  }
+  for (const auto& [port, n] : j["refused"].items()) absl::StrAppendFormat(&out, "  refused %s: %d\n", port, n.get<uint64_t>());
+  absl::StrAppendFormat(&out, "  queued %d, queue timeouts %d\n", j["queued"].get<uint64_t>(),
+                        j["queue_timeouts"].get<uint64_t>());
+  return out;
+}
+
+}  // namespace dpm::stack

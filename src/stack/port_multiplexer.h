@@ -1,0 +1,81 @@
+// Virtual port multiplexing in a dpm instance (docs/vpm.md): the shell around the sans-I/O
+// core of src/vpm/. It reads the configurator file (and reads it again on Reload, SIGHUP),
+// puts the packet path on the stack's hook chain both ways, sends the refusals it asks for,
+// sweeps idle flows on a timer, and serves the sockets: a socket that binds a multiplexed
+// virtual port gets the hidden port of its AID's virtual stream, and its names show the
+// virtual port.
+//
+// Core thread only.
+#ifndef DPM_STACK_PORT_MULTIPLEXER_H_
+#define DPM_STACK_PORT_MULTIPLEXER_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "stack/clock.h"
+#include "stack/packet_hooks.h"
+#include "vpm/configurator.h"
+#include "vpm/multiplexer.h"
+#include "vpm/virtual_ports.h"
+
+namespace dpm::stack {
+
+class Stack;
+
+class PortMultiplexer : public InboundHook, public OutboundHook {
+ public:
+  /// Reads and checks the configurator file at `path` (vpm/configurator.h; user names through
+  /// getpwnam_r) and joins `stack`'s hook chains. Errors: NotFound / PermissionDenied (the
+  /// file), InvalidArgument (its content, naming the place).
+  static absl::StatusOr<std::unique_ptr<PortMultiplexer>> Create(Stack& stack, const std::string& path);
+  ~PortMultiplexer() override;
+
+  /// Reads the file again: new flows follow the new rules and defaults, flows that exist keep
+  /// their AID, sockets keep their streams. The hidden range and queue timeout stay as they
+  /// were at start. On error the old rules stay.
+  absl::Status Reload();
+
+  /// True when `key` is a multiplexed virtual port.
+  bool Multiplexed(vpm::PortKey key) const { return dispatcher_->Multiplexed(key); }
+  /// The AID of a socket that binds `key`: `requested` (DPM_AID) when set, else the socket
+  /// rule for the program `peer` (its executable, read from /proc) and user, else the port's
+  /// default. Error: EACCES when none applies (a port whose default refuses, and no rule).
+  int ChooseAid(vpm::PortKey key, const std::string& requested, pid_t pid, uid_t uid, std::string* aid) const;
+  /// Joins or makes `aid`'s virtual stream on `key`; *hidden gets the port lwIP binds. Errors:
+  /// EADDRINUSE when no hidden port is free (docs/vpm.md; the queue is not served yet).
+  int Bind(vpm::PortKey key, const std::string& aid, uint64_t socket_id, uint16_t* hidden);
+  /// One more member of an existing stream (an accepted connection keeps its hidden port).
+  void Hold(vpm::PortKey key, const std::string& aid);
+  /// A member is gone (the socket closed).
+  void Release(vpm::PortKey key, const std::string& aid);
+
+  /// `dpmd status`: virtual streams, rules, flows and counters.
+  nlohmann::json StatusJson() const;
+  std::string StatusText() const;
+
+  HookAction OnInbound(absl::Span<uint8_t> packet, wire::Offload& offload) override;
+  HookAction OnOutbound(const OutboundPacket& packet) override;
+
+ private:
+  PortMultiplexer(Stack& stack, std::string path, std::unique_ptr<vpm::Dispatcher> dispatcher);
+  void ArmSweep();
+
+  Stack& stack_;
+  const std::string path_;
+  std::unique_ptr<vpm::Dispatcher> dispatcher_;
+  vpm::VirtualPortTable ports_;
+  vpm::Multiplexer mux_;
+  HookHandle inbound_, outbound_;
+  std::unique_ptr<Timer> sweep_timer_;
+  uint64_t reloads_ = 0;
+};
+
+}  // namespace dpm::stack
+
+#endif  // DPM_STACK_PORT_MULTIPLEXER_H_

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# e2e.vpm_two_nginx (root): virtual port multiplexing (docs/vpm.md). Two unmodified nginx
+# instances serving different sites both `listen 80` in one `dpmd client` (through dpm-run, one
+# with --aid green, one with --aid blue); the configurator sends new connections from
+# 198.51.100.11 to green and everything else to blue (the port's default).
+# Asserts: both listen (the daemon lists two listeners on 0.0.0.0:80, getsockname's port, and
+# status lists the two virtual streams on different hidden ports); curl from 198.51.100.10
+# gets site B, from 198.51.100.11 site A, several times each; each nginx logged its requests
+# with server port 80 and the true peer; the link's capture (dpmd --pcap) shows TCP on port 80
+# only, never a hidden port, and tshark verifies every TCP checksum in it (the kernel peer
+# accepted every segment: curl got whole bodies); status counts the flows per AID (the default
+# ones as unmatched); after SIGHUP with new rules, new connections from .11 go to blue while a
+# connection open since before keeps its site; with no AID for a socket on a port that refuses
+# by default, bind fails with EACCES; after both nginx stop, no virtual stream is left.
+source "$(dirname "$0")/preload_lib.sh"
+e2e_require_root vpm_two_nginx
+e2e_require_cmd nginx curl tshark
+e2e_init vpm_two_nginx
+e2e_require_preload
+e2e_topology
+ip -n "$WAN" addr add 198.51.100.11/24 dev "$VETH_WAN"
+
+cat >"$TMP/vpm.json" <<'JSON'
+{
+  "hidden_ports": "40000-40099",
+  "ports": { "tcp/80": { "default": "blue" }, "tcp/81": { "default": "refuse" } },
+  "applications": [
+    { "aid": "green", "ports": ["tcp/80"], "sources": ["198.51.100.11/32"] }
+  ]
+}
+JSON
+API=$TMP/api.sock
+e2e_dpmd "$HOST" "$API" --tun dpm0 --address 10.77.1.2/24 --gateway 10.77.1.1 --host-address 10.77.1.1/24 \
+  --vpm-config "$TMP/vpm.json" --pcap "$TMP/link.pcap"
+
+# site NAME AID : an nginx (one process, no master) serving $TMP/NAME/index.html on port 80.
+site() {
+  local name=$1 aid=$2 d=$TMP/$1
+  mkdir -p "$d/www"
+  echo "this is site $name" >"$d/www/index.html"
+  cat >"$d/nginx.conf" <<CONF
+daemon off;
+master_process off;
+pid $d/nginx.pid;
+error_log $d/error.log info;
+events { worker_connections 64; }
+http {
+  client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;
+  log_format peers '\$remote_addr \$server_port "\$request" \$status';
+  access_log $d/access.log peers;
+  server { listen 80; root $d/www; }
+}
+CONF
+  e2e_bg "$HOST" "$DPMRUN" --api-socket "$API" --aid "$aid" -- nginx -c "$d/nginx.conf"
+}
+listeners_on_80() { socket_rows "$API" | awk '$1 == "tcp" && $2 == "listening" && $3 == "0.0.0.0:80"' | wc -l; }
+two_listeners() { [ "$(listeners_on_80)" = 2 ]; }
+site A green
+NGINX_A=$LAST_PID
+site B blue
+NGINX_B=$LAST_PID
+e2e_wait_for 10 two_listeners || { cat "$TMP"/A/error.log "$TMP"/B/error.log >&2 || true; }
+socket_rows "$API" | sed 's/^/  socket: /'
+e2e_expect_eq "two nginx listen on 0.0.0.0:80 in one instance" 2 "$(listeners_on_80)"
+"$DPMD" status --api-socket "$API" | sed -n '/^virtual ports/,$p' | sed 's/^/  /'
+streams=$(e2e_json "$API" '" ".join(sorted("%s:%s" % (x["port"], x["aid"]) for x in s["vpm"]["streams"]))')
+e2e_expect_eq "status lists the two virtual streams" "tcp/80:blue tcp/80:green" "$streams"
+hidden=$(e2e_json "$API" '" ".join(sorted(str(x["hidden_port"]) for x in s["vpm"]["streams"]))')
+e2e_check "on two different hidden ports in 40000-40099 ($hidden)" \
+  "$PY" -c 'import sys; p = [int(x) for x in sys.argv[1].split()]; sys.exit(not (len(set(p)) == 2 and all(40000 <= x <= 40099 for x in p)))' "$hidden"
+
+echo "--- each source gets its site ---"
+get() { ip netns exec "$WAN" curl -sS --max-time 10 ${2:+--interface "$2"} "http://10.77.1.2${1:-/}" 2>&1 || true; }
+for i in 1 2 3; do
+  e2e_expect_eq "from 198.51.100.10 (no rule: the default, blue), try $i" "this is site B" "$(get / 198.51.100.10)"
+  e2e_expect_eq "from 198.51.100.11 (the rule: green), try $i" "this is site A" "$(get / 198.51.100.11)"
+done
+e2e_wait_for 5 sh -c "[ \$(wc -l <'$TMP/A/access.log') -ge 3 ] && [ \$(wc -l <'$TMP/B/access.log') -ge 3 ]" || true
+e2e_expect_eq "site A logged 3 requests from 198.51.100.11 to port 80" 3 \
+  "$(grep -c '^198\.51\.100\.11 80 "GET / HTTP/1.1" 200$' "$TMP/A/access.log" || true)"
+e2e_expect_eq "site B logged 3 requests from 198.51.100.10 to port 80" 3 \
+  "$(grep -c '^198\.51\.100\.10 80 "GET / HTTP/1.1" 200$' "$TMP/B/access.log" || true)"
+aids=$(e2e_json "$API" '" ".join("%s:%d/%d" % (a, c["flows"], c["unmatched"]) for a, c in sorted(s["vpm"]["aids"].items()))')
+e2e_expect_eq "status counts flows per AID (flows/unmatched)" "blue:3/3 green:3/0" "$aids"
+
+echo "--- a connection open across a reload keeps its site; new ones follow the new rules ---"
+# A keep-alive connection from .11 opened before the reload (curl sends its second request on
+# it after a pause, while the rules change).
+ip netns exec "$WAN" "$PY" - "$TMP/held.out" <<'PY' &
+import socket, sys, time
+s = socket.create_connection(("10.77.1.2", 80), timeout=10, source_address=("198.51.100.11", 0))
+req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+s.sendall(req); first = s.recv(4096); time.sleep(1.5); s.sendall(req); second = s.recv(4096)
+open(sys.argv[1], "w").write("%s|%s\n" % (b"site A" in first, b"site A" in second))
+PY
+HELD=$!
+sleep 0.5
+cat >"$TMP/vpm.json" <<'JSON'
+{
+  "hidden_ports": "40000-40099",
+  "ports": { "tcp/80": { "default": "blue" }, "tcp/81": { "default": "refuse" } },
+  "applications": [ { "aid": "green", "ports": ["tcp/80"], "sources": ["198.51.100.99/32"] } ]
+}
+JSON
+kill -HUP "$DPMD_PID"
+e2e_check "the daemon reloaded its configurator" e2e_wait_for 5 grep -q "VPM configurator reloaded" "$TMP/dpmd-api.sock.log"
+e2e_expect_eq "after the reload, from 198.51.100.11: blue" "this is site B" "$(get / 198.51.100.11)"
+wait "$HELD" || true
+e2e_expect_eq "the connection opened before stayed with site A for both requests" "True|True" "$(cat "$TMP/held.out" 2>/dev/null)"
+
+echo "--- a socket without an AID on a port that refuses by default ---"
+out=$(preload_run "$HOST" "$API" -- "$PY" -c 'import socket
+s = socket.socket()
+try:
+    s.bind(("0.0.0.0", 81)); print("bound")
+except OSError as e:
+    print(e.errno == 13 and "EACCES" or e)' 2>&1 || true)
+e2e_expect_eq "bind to tcp/81 with no AID" EACCES "$out"
+
+echo "--- the wire ---"
+e2e_stop "$NGINX_A"
+e2e_stop "$NGINX_B"
+e2e_check "no virtual stream is left once both nginx stopped" \
+  e2e_wait_for 5 sh -c "[ \"\$('$DPMD' status --api-socket '$API' --json | '$PY' -c 'import json,sys; print(len(json.load(sys.stdin)[\"vpm\"][\"streams\"]))')\" = 0 ]"
+e2e_stop "$DPMD_PID"  # flushes the capture
+ports=$(tshark -r "$TMP/link.pcap" -Y tcp -T fields -e tcp.srcport -e tcp.dstport 2>/dev/null | tr '\t' '\n' | sort -un | xargs)
+echo "  TCP ports on the link: $ports"
+e2e_check "the link shows port 80 and the clients' ports, never a hidden port" \
+  "$PY" -c 'import sys; p = [int(x) for x in sys.argv[1].split()]; sys.exit(not (80 in p and not any(40000 <= x <= 40099 for x in p)))' "$ports"
+# tshark's checksum status: 0 bad, 1 good, 2 not verified.
+good=$(tshark -r "$TMP/link.pcap" -o tcp.check_checksum:TRUE -Y "tcp.checksum.status == 1" 2>/dev/null | wc -l)
+segments=$(tshark -r "$TMP/link.pcap" -Y tcp 2>/dev/null | wc -l)
+e2e_check "the capture holds the test's connections ($segments TCP segments)" test "$segments" -ge 40
+e2e_expect_eq "every TCP checksum on the link verifies" "$segments" "$good"
+e2e_finish
