@@ -31,6 +31,9 @@ int UdpSocket::Bind(const api::Endpoint& local) {
   if (own_address_ != 0) ip = own_ip_;
   uint16_t port = local.port_host();
   if (int e = VirtualBind(local.port_host(), &port)) return e;  // docs/vpm.md: the hidden port
+  // The sockets of one virtual stream share its hidden port (lwIP hands a datagram to the one
+  // that bound last; each may send).
+  if (virtual_port_ != 0) ip_set_option(pcb_, SOF_REUSEADDR);
   err_t err = udp_bind(pcb_, &ip, port);
   if (err != ERR_OK) {
     ReleaseVirtualPort();

@@ -80,3 +80,20 @@ CONF
   NGINX_PID=$LAST_PID
   e2e_wait_for 10 has_listener "$API" 0.0.0.0:8080 || { cat "$TMP/ng/error.log" >&2 || true; }
 }
+
+# vpm_wire_checks PCAP PROTO PORT LOW HIGH MIN : virtual port multiplexing as the link saw it
+# (docs/vpm.md): PROTO (tcp or udp) packets in PCAP show PORT and never a port in LOW-HIGH (the
+# hidden range); at least MIN of them; every one's checksum verifies (tshark's checksum
+# status: 0 bad, 1 good, 2 not verified).
+vpm_wire_checks() {
+  local pcap=$1 proto=$2 port=$3 low=$4 high=$5 min=$6 ports good count
+  ports=$(tshark -r "$pcap" -Y "$proto" -T fields -e "$proto.srcport" -e "$proto.dstport" 2>/dev/null | tr '\t' '\n' | sort -un | xargs)
+  echo "  ${proto^^} ports on the link: $ports"
+  e2e_check "the link shows port $port and the clients' ports, never a hidden port" \
+    "$PY" -c 'import sys; p = [int(x) for x in sys.argv[1].split()]; sys.exit(not (int(sys.argv[2]) in p and not any(int(sys.argv[3]) <= x <= int(sys.argv[4]) for x in p)))' \
+    "$ports" "$port" "$low" "$high"
+  good=$(tshark -r "$pcap" -o "$proto.check_checksum:TRUE" -Y "$proto.checksum.status == 1" 2>/dev/null | wc -l)
+  count=$(tshark -r "$pcap" -Y "$proto" 2>/dev/null | wc -l)
+  e2e_check "the capture holds the test's traffic ($count ${proto^^} packets)" test "$count" -ge "$min"
+  e2e_expect_eq "every ${proto^^} checksum on the link verifies" "$count" "$good"
+}

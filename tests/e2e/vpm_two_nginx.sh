@@ -123,13 +123,5 @@ e2e_stop "$NGINX_B"
 e2e_check "no virtual stream is left once both nginx stopped" \
   e2e_wait_for 5 sh -c "[ \"\$('$DPMD' status --api-socket '$API' --json | '$PY' -c 'import json,sys; print(len(json.load(sys.stdin)[\"vpm\"][\"streams\"]))')\" = 0 ]"
 e2e_stop "$DPMD_PID"  # flushes the capture
-ports=$(tshark -r "$TMP/link.pcap" -Y tcp -T fields -e tcp.srcport -e tcp.dstport 2>/dev/null | tr '\t' '\n' | sort -un | xargs)
-echo "  TCP ports on the link: $ports"
-e2e_check "the link shows port 80 and the clients' ports, never a hidden port" \
-  "$PY" -c 'import sys; p = [int(x) for x in sys.argv[1].split()]; sys.exit(not (80 in p and not any(40000 <= x <= 40099 for x in p)))' "$ports"
-# tshark's checksum status: 0 bad, 1 good, 2 not verified.
-good=$(tshark -r "$TMP/link.pcap" -o tcp.check_checksum:TRUE -Y "tcp.checksum.status == 1" 2>/dev/null | wc -l)
-segments=$(tshark -r "$TMP/link.pcap" -Y tcp 2>/dev/null | wc -l)
-e2e_check "the capture holds the test's connections ($segments TCP segments)" test "$segments" -ge 40
-e2e_expect_eq "every TCP checksum on the link verifies" "$segments" "$good"
+vpm_wire_checks "$TMP/link.pcap" tcp 80 40000 40099 40
 e2e_finish
