@@ -15,8 +15,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "stack/clock.h"
 #include "stack/packet_hooks.h"
@@ -26,6 +29,7 @@
 
 namespace dpm::stack {
 
+class Socket;
 class Stack;
 
 class PortMultiplexer : public InboundHook, public OutboundHook {
@@ -54,6 +58,13 @@ class PortMultiplexer : public InboundHook, public OutboundHook {
   void Hold(vpm::PortKey key, const std::string& aid);
   /// A member is gone (the socket closed).
   void Release(vpm::PortKey key, const std::string& aid);
+  /// The listening TCP sockets of `aid`'s stream on `key`: the first holds lwIP's listener on
+  /// the hidden port, and new connections are shared among them all (a reuseport group; the
+  /// virtual port multiplexing patent: the same AID "will receive the same virtualized
+  /// stream"). Entries of closed sockets are left for the caller to prune.
+  std::vector<std::weak_ptr<Socket>>& Listeners(vpm::PortKey key, const std::string& aid) {
+    return listeners_[absl::StrCat(vpm::FormatPortKey(key), " ", aid)];
+  }
 
   /// `dpmd status`: virtual streams, rules, flows and counters.
   nlohmann::json StatusJson() const;
@@ -74,6 +85,7 @@ class PortMultiplexer : public InboundHook, public OutboundHook {
   HookHandle inbound_, outbound_;
   std::unique_ptr<Timer> sweep_timer_;
   uint64_t reloads_ = 0;
+  absl::flat_hash_map<std::string, std::vector<std::weak_ptr<Socket>>> listeners_;  // "tcp/80 AID"
 };
 
 }  // namespace dpm::stack

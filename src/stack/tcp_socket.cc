@@ -17,6 +17,7 @@
 #include "lwip/priv/tcp_priv.h"
 #include "os/fd_passing.h"
 #include "stack/address_ownership.h"
+#include "stack/port_multiplexer.h"
 #include "stack/api_listener.h"
 #include "stack/service_status.h"
 #include "stack/stack.h"
@@ -85,6 +86,17 @@ int TcpSocket::Listen(int backlog) {
     if (e != ERR_OK) return ErrnoOf(e);
     bound_ = true;
   }
+  if (virtual_port_ != 0 && !StreamListeners().empty()) {
+    // Another socket of this AID listens on the virtual port: share its lwIP listener (docs/vpm.md
+    // "Sockets of one AID") instead of a second one on the same hidden port.
+    local_ = ToEndpoint(pcb_->local_ip, virtual_port_);
+    tcp_close(pcb_);  // bound, never connected: freed at once
+    pcb_ = nullptr;
+    backlog_ = static_cast<size_t>(backlog);
+    state_ = State::kListening;
+    host_.vpm()->Listeners(vpm::PortKey{vpm::Protocol::kTcp, virtual_port_}, vpm_aid_).push_back(shared_from_this());
+    return 0;
+  }
   err_t err = ERR_OK;
   tcp_pcb* lpcb = tcp_listen_with_backlog_and_err(pcb_, static_cast<u8_t>(std::min(backlog, 255)), &err);
   if (lpcb == nullptr) return ErrnoOf(err);
@@ -94,7 +106,46 @@ int TcpSocket::Listen(int backlog) {
   tcp_accept(pcb_, &TcpSocket::OnAccept);
   state_ = State::kListening;
   CacheNames();
+  if (virtual_port_ != 0) {
+    host_.vpm()->Listeners(vpm::PortKey{vpm::Protocol::kTcp, virtual_port_}, vpm_aid_).push_back(shared_from_this());
+  }
   return 0;
+}
+
+std::vector<std::shared_ptr<TcpSocket>> TcpSocket::StreamListeners() {
+  std::vector<std::shared_ptr<TcpSocket>> out;
+  PortMultiplexer* vpm = host_.vpm();
+  if (vpm == nullptr || virtual_port_ == 0) return out;
+  auto& group = vpm->Listeners(vpm::PortKey{vpm::Protocol::kTcp, virtual_port_}, vpm_aid_);
+  std::erase_if(group, [](const std::weak_ptr<Socket>& w) {
+    auto s = w.lock();
+    return s == nullptr || s->state() != State::kListening;
+  });
+  for (const auto& w : group) out.push_back(std::static_pointer_cast<TcpSocket>(w.lock()));
+  return out;
+}
+
+TcpSocket* TcpSocket::PickListener() {
+  std::vector<std::shared_ptr<TcpSocket>> group = StreamListeners();
+  for (size_t i = 0; i < group.size(); ++i) {
+    TcpSocket* s = group[(next_listener_ + i) % group.size()].get();
+    if (s->accept_queue_.size() < s->backlog_) {
+      next_listener_ = (next_listener_ + i + 1) % group.size();
+      return s;
+    }
+  }
+  return this;
+}
+
+bool TcpSocket::HandOverListener() {
+  for (const std::shared_ptr<TcpSocket>& s : StreamListeners()) {
+    if (s.get() == this || s->pcb_ != nullptr) continue;
+    s->pcb_ = pcb_;
+    tcp_arg(pcb_, s.get());
+    pcb_ = nullptr;
+    return true;
+  }
+  return false;
 }
 
 int TcpSocket::Connect(const api::Endpoint& remote, const std::shared_ptr<ControlConn>& conn) {
@@ -274,6 +325,7 @@ void TcpSocket::Destroy() {
   if (pending_connect_) pending_connect_->Reply(api::Opcode::kConnect, ECONNABORTED);
   pending_connect_.reset();
   DetachPcb(/*graceful=*/true);
+  if (state_ == State::kListening) state_ = State::kClosed;  // out of its stream's listeners
   FreePending();
   for (auto& a : accept_queue_) ::close(a.far_fd);  // their sockets see hang-up and go
   accept_queue_.clear();
@@ -384,12 +436,17 @@ void TcpSocket::Detach(Leave how) {
   if (pcb_ == nullptr) return;
   tcp_pcb* pcb = pcb_;
   pcb_ = nullptr;
-  tcp_arg(pcb, nullptr);
   if (state_ == State::kListening) {
+    pcb_ = pcb;
+    state_ = State::kClosed;  // out of its stream's listeners
+    if (HandOverListener()) return;  // another socket of the AID keeps accepting on it
+    pcb_ = nullptr;
+    tcp_arg(pcb, nullptr);
     tcp_accept(pcb, nullptr);
     tcp_close(pcb);
     return;
   }
+  tcp_arg(pcb, nullptr);
   tcp_recv(pcb, nullptr);
   tcp_sent(pcb, nullptr);
   tcp_err(pcb, nullptr);
@@ -668,8 +725,10 @@ void TcpSocket::OnError(void* arg, err_t err) {
 }
 
 err_t TcpSocket::OnAccept(void* arg, tcp_pcb* newpcb, err_t err) {
-  auto* listener = static_cast<TcpSocket*>(arg);
-  if (listener == nullptr || err != ERR_OK || newpcb == nullptr) return ERR_VAL;
+  auto* owner = static_cast<TcpSocket*>(arg);
+  if (owner == nullptr || err != ERR_OK || newpcb == nullptr) return ERR_VAL;
+  // A virtual stream's listeners share the connections (round robin); else it is the owner's.
+  TcpSocket* listener = owner->virtual_port_ != 0 ? owner->PickListener() : owner;
   SocketHost& host = listener->host_;
   int pair[2];
   if (host.Full() || listener->accept_queue_.size() >= listener->backlog_ ||

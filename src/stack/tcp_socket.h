@@ -112,6 +112,13 @@ class TcpSocket : public Socket {
   void MaybeFinish();
   void SendAccepts();
   void WaitAcceptWritable();
+  // Virtual port multiplexing: the listening sockets of this socket's virtual stream (live
+  // ones; null when it is on none), the one a new connection goes to (round robin among those
+  // with room in their accept queue), and, at close, the hand-over of lwIP's listener to
+  // another of them.
+  std::vector<std::shared_ptr<TcpSocket>> StreamListeners();
+  TcpSocket* PickListener();
+  bool HandOverListener();
 
   // lwIP callbacks (arg is the TcpSocket, or null once detached).
   static err_t OnConnected(void* arg, tcp_pcb* pcb, err_t err);
@@ -144,6 +151,7 @@ class TcpSocket : public Socket {
   // Listening.
   size_t backlog_ = TCP_DEFAULT_LISTEN_BACKLOG;
   std::vector<QueuedAccept> accept_queue_;
+  size_t next_listener_ = 0;  // PickListener's round robin
 };
 
 }  // namespace dpm::stack

@@ -11,7 +11,8 @@
 # accepted every segment: curl got whole bodies); status counts the flows per AID (the default
 # ones as unmatched); after SIGHUP with new rules, new connections from .11 go to blue while a
 # connection open since before keeps its site; with no AID for a socket on a port that refuses
-# by default, bind fails with EACCES; after both nginx stop, no virtual stream is left.
+# by default, bind fails with EACCES; a Python server with nginx B's AID joins its stream and
+# the connections alternate between them, and it keeps accepting when nginx B stops; after both nginx stop, no virtual stream is left.
 source "$(dirname "$0")/preload_lib.sh"
 e2e_require_root vpm_two_nginx
 e2e_require_cmd nginx curl tshark
@@ -117,9 +118,31 @@ except OSError as e:
     print(e.errno == 13 and "EACCES" or e)' 2>&1 || true)
 e2e_expect_eq "bind to tcp/81 with no AID" EACCES "$out"
 
+echo "--- a second program of one AID shares its stream ---"
+# A Python server with --aid blue listens on port 80 too: it joins nginx B's stream, and new
+# connections go to both, in turn. When nginx B (whose socket holds lwIP's listener) stops,
+# the Python server keeps accepting on it.
+e2e_bg "$HOST" "$DPMRUN" --api-socket "$API" --aid blue -- "$PY" -c 'import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 80)); s.listen(16); print("listening", s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept(); c.recv(4096)
+    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 17\r\n\r\nthis is python B\n"); c.close()' >"$TMP/python-b.log" 2>&1
+PYTHON_B=$LAST_PID
+e2e_check "the Python server listens (getsockname: 80)" e2e_wait_for 10 grep -qx "listening 80" "$TMP/python-b.log"
+members=$(e2e_json "$API" '[x["members"] for x in s["vpm"]["streams"] if x["aid"] == "blue"][0]')
+e2e_check "blue's stream has both listeners ($members members)" test "$members" -ge 2
+# tally : "N x LINE; …" of the lines on stdin, sorted.
+tally() { sort | uniq -c | sed 's/^ *\([0-9]*\) /\1 x /' | paste -sd ';' -; }
+answers=$(for i in 1 2 3 4 5 6; do get / 198.51.100.10; done | tally)
+e2e_expect_eq "six connections from .10 went to both, in turn" "3 x this is python B;3 x this is site B" "$answers"
+e2e_stop "$NGINX_B"
+answers=$(for i in 1 2 3; do get / 198.51.100.10; done | tally)
+e2e_expect_eq "with nginx B gone, the Python server takes them all (the listener handed over)" "3 x this is python B" "$answers"
+e2e_stop "$PYTHON_B"
+
 echo "--- the wire ---"
 e2e_stop "$NGINX_A"
-e2e_stop "$NGINX_B"
 e2e_check "no virtual stream is left once both nginx stopped" \
   e2e_wait_for 5 sh -c "[ \"\$('$DPMD' status --api-socket '$API' --json | '$PY' -c 'import json,sys; print(len(json.load(sys.stdin)[\"vpm\"][\"streams\"]))')\" = 0 ]"
 e2e_stop "$DPMD_PID"  # flushes the capture
