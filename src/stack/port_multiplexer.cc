@@ -119,7 +119,8 @@ int PortMultiplexer::ChooseAid(vpm::PortKey key, const std::string& requested, p
   return EACCES;
 }
 
-int PortMultiplexer::Bind(vpm::PortKey key, const std::string& aid, uint64_t socket_id, uint16_t* hidden) {
+int PortMultiplexer::Bind(vpm::PortKey key, const std::string& aid, uint64_t socket_id, uint16_t* hidden,
+                          BindDone done) {
   const vpm::VirtualPortTable::BindResult r = ports_.Bind(stack_.clock().NowMs(), key, aid, socket_id);
   switch (r.status) {
     case vpm::VirtualPortTable::BindStatus::kNew:
@@ -127,12 +128,47 @@ int PortMultiplexer::Bind(vpm::PortKey key, const std::string& aid, uint64_t soc
       *hidden = r.hidden_port;
       return 0;
     case vpm::VirtualPortTable::BindStatus::kQueued:
-      ports_.Cancel(socket_id);  // the socket service does not wait yet: fail at once
-      return EADDRINUSE;
+      if (done == nullptr) {
+        ports_.Cancel(socket_id);
+        return EADDRINUSE;
+      }
+      waiting_[socket_id] = std::move(done);
+      ServeQueue();  // arms the timer for its deadline
+      return kQueued;
     case vpm::VirtualPortTable::BindStatus::kQueueFull:
       return EADDRINUSE;
   }
   return EADDRINUSE;
+}
+
+void PortMultiplexer::Cancel(uint64_t socket_id) {
+  if (waiting_.erase(socket_id) == 0) return;
+  ports_.Cancel(socket_id);
+  ServeQueue();  // a later waiter may now join a stream
+}
+
+void PortMultiplexer::ServeQueue() {
+  // Answers may close sockets and so call back in here: take the lists first.
+  std::vector<std::pair<BindDone, std::pair<int, uint16_t>>> answers;
+  for (const vpm::VirtualPortTable::Grant& g : ports_.TakeGranted()) {
+    auto it = waiting_.find(g.waiter);
+    if (it == waiting_.end()) continue;
+    answers.push_back({std::move(it->second), {0, g.hidden_port}});
+    waiting_.erase(it);
+  }
+  for (uint64_t id : ports_.TakeExpired(stack_.clock().NowMs())) {
+    auto it = waiting_.find(id);
+    if (it == waiting_.end()) continue;
+    answers.push_back({std::move(it->second), {EADDRINUSE, 0}});
+    waiting_.erase(it);
+  }
+  if (std::optional<uint64_t> deadline = ports_.NextDeadline()) {
+    if (queue_timer_ == nullptr) queue_timer_ = stack_.clock().NewTimer();
+    queue_timer_->Start(*deadline, [this] { ServeQueue(); });
+  } else if (queue_timer_ != nullptr) {
+    queue_timer_->Cancel();
+  }
+  for (auto& [done, result] : answers) done(result.first, result.second);
 }
 
 void PortMultiplexer::Hold(vpm::PortKey key, const std::string& aid) {
@@ -140,7 +176,10 @@ void PortMultiplexer::Hold(vpm::PortKey key, const std::string& aid) {
   Bind(key, aid, 0, &ignored);  // the stream exists: a join, never a queue
 }
 
-void PortMultiplexer::Release(vpm::PortKey key, const std::string& aid) { ports_.Release(key, aid); }
+void PortMultiplexer::Release(vpm::PortKey key, const std::string& aid) {
+  ports_.Release(key, aid);
+  ServeQueue();  // a freed hidden port goes to the first waiter
+}
 
 HookAction PortMultiplexer::OnInbound(absl::Span<uint8_t> packet, wire::Offload& offload) {
   const vpm::Result r = mux_.Inbound(stack_.clock().NowMs(), packet, offload.partial_checksum);

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,9 +52,17 @@ class PortMultiplexer : public InboundHook, public OutboundHook {
   /// rule for the program `peer` (its executable, read from /proc) and user, else the port's
   /// default. Error: EACCES when none applies (a port whose default refuses, and no rule).
   int ChooseAid(vpm::PortKey key, const std::string& requested, pid_t pid, uid_t uid, std::string* aid) const;
-  /// Joins or makes `aid`'s virtual stream on `key`; *hidden gets the port lwIP binds. Errors:
-  /// EADDRINUSE when no hidden port is free (docs/vpm.md; the queue is not served yet).
-  int Bind(vpm::PortKey key, const std::string& aid, uint64_t socket_id, uint16_t* hidden);
+  /// Called when a queued bind ends: 0 and the hidden port, or EADDRINUSE (no hidden port
+  /// became free within the queue timeout).
+  using BindDone = std::function<void(int error, uint16_t hidden)>;
+  /// Joins or makes `aid`'s virtual stream on `key`; *hidden gets the port lwIP binds. When no
+  /// hidden port is free the bind waits in the queue (FIFO, up to the file's queue_timeout_ms):
+  /// returns kQueued, and `done` is called later, once (not if Cancel comes first). Errors:
+  /// EADDRINUSE when the queue is full as well.
+  static constexpr int kQueued = -1;
+  int Bind(vpm::PortKey key, const std::string& aid, uint64_t socket_id, uint16_t* hidden, BindDone done = nullptr);
+  /// Withdraws socket `socket_id`'s queued bind (the socket closed while it waited).
+  void Cancel(uint64_t socket_id);
   /// One more member of an existing stream (an accepted connection keeps its hidden port).
   void Hold(vpm::PortKey key, const std::string& aid);
   /// A member is gone (the socket closed).
@@ -76,6 +85,8 @@ class PortMultiplexer : public InboundHook, public OutboundHook {
  private:
   PortMultiplexer(Stack& stack, std::string path, std::unique_ptr<vpm::Dispatcher> dispatcher);
   void ArmSweep();
+  // Answers the queued binds the table granted or let expire, and re-arms the queue's timer.
+  void ServeQueue();
 
   Stack& stack_;
   const std::string path_;
@@ -86,6 +97,8 @@ class PortMultiplexer : public InboundHook, public OutboundHook {
   std::unique_ptr<Timer> sweep_timer_;
   uint64_t reloads_ = 0;
   absl::flat_hash_map<std::string, std::vector<std::weak_ptr<Socket>>> listeners_;  // "tcp/80 AID"
+  absl::flat_hash_map<uint64_t, BindDone> waiting_;  // queued binds by socket id
+  std::unique_ptr<Timer> queue_timer_;
 };
 
 }  // namespace dpm::stack

@@ -119,17 +119,43 @@ int Socket::CheckLocal(const api::Endpoint& e) {
   return 0;
 }
 
-int Socket::VirtualBind(uint16_t port, uint16_t* lwip_port) {
+int Socket::VirtualBind(uint16_t port, const ip_addr_t& ip, uint16_t* lwip_port) {
   *lwip_port = port;
   PortMultiplexer* vpm = host_.vpm();
   const vpm::PortKey key{tcp_ ? vpm::Protocol::kTcp : vpm::Protocol::kUdp, port};
+  if (bind_queued_) return EINVAL;  // bound already, as far as the program knows
   if (vpm == nullptr || port == 0 || virtual_port_ != 0 || !vpm->Multiplexed(key)) return 0;
   std::string aid;
   if (int e = vpm->ChooseAid(key, aid_request, creator_pid, creator_uid, &aid)) return e;
-  if (int e = vpm->Bind(key, aid, id_, lwip_port)) return e;
+  const int e = vpm->Bind(key, aid, id_, lwip_port,
+                          [weak = std::weak_ptr<Socket>(shared_from_this())](int error, uint16_t hidden) {
+                            if (auto self = weak.lock()) self->OnVirtualPortGranted(error, hidden);
+                          });
+  if (e == PortMultiplexer::kQueued) {
+    bind_queued_ = true;
+    queued_port_ = port;
+    queued_aid_ = std::move(aid);
+    queued_ip_ = ip;
+    return kBindQueued;
+  }
+  if (e != 0) return e;
   virtual_port_ = port;
   vpm_aid_ = std::move(aid);
   return 0;
+}
+
+void Socket::OnVirtualPortGranted(int error, uint16_t hidden) {
+  bind_queued_ = false;
+  std::function<void(int)> done = std::move(bind_done);
+  bind_done = nullptr;
+  if (error == 0) {
+    virtual_port_ = queued_port_;
+    vpm_aid_ = queued_aid_;
+    error = BindLwip(queued_ip_, hidden);
+    if (error != 0) ReleaseVirtualPort();
+  }
+  if (done) done(error);
+  AfterCoreWork();
 }
 
 void Socket::InheritVirtualPort(const Socket& listener) {
@@ -142,6 +168,12 @@ void Socket::InheritVirtualPort(const Socket& listener) {
 
 void Socket::ReleaseVirtualPort() {
   PortMultiplexer* vpm = host_.vpm();
+  if (vpm != nullptr && bind_queued_) {
+    bind_queued_ = false;
+    vpm->Cancel(id_);
+    if (std::function<void(int)> done = std::move(bind_done)) done(EBADF);  // closed while it waited
+    bind_done = nullptr;
+  }
   if (vpm == nullptr || virtual_port_ == 0) return;
   vpm->Release(vpm::PortKey{tcp_ ? vpm::Protocol::kTcp : vpm::Protocol::kUdp, virtual_port_}, vpm_aid_);
   virtual_port_ = 0;

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -135,11 +136,16 @@ class Socket : public std::enable_shared_from_this<Socket> {
   std::string aid_request;
   pid_t creator_pid = 0;
   uid_t creator_uid = 0;
-  /// The port lwIP binds for a bind to `port` (host order): `port` itself, or, for a
+  /// The port lwIP binds for a bind to `port` (host order) at `ip`: `port` itself, or, for a
   /// multiplexed virtual port, the hidden port of the socket's AID's virtual stream, which
-  /// the socket then holds until ReleaseVirtualPort. Errors: EACCES (no AID for the port),
-  /// EADDRINUSE (no hidden port free).
-  int VirtualBind(uint16_t port, uint16_t* lwip_port);
+  /// the socket then holds until ReleaseVirtualPort. kBindQueued when no hidden port is free
+  /// and the bind waits (docs/vpm.md "Queued allocation"): the socket binds lwIP itself when
+  /// one is granted (BindLwip) and tells `bind_done`. Errors: EACCES (no AID for the port),
+  /// EADDRINUSE (no hidden port free and the queue full).
+  static constexpr int kBindQueued = -1;
+  int VirtualBind(uint16_t port, const ip_addr_t& ip, uint16_t* lwip_port);
+  /// Set by the socket registry for a bind VirtualBind queued: gets its result (0 or errno).
+  std::function<void(int)> bind_done;
   /// An accepted connection holds its listener's virtual stream too.
   void InheritVirtualPort(const Socket& listener);
   /// Lets go of the virtual stream (at close).
@@ -196,6 +202,9 @@ class Socket : public std::enable_shared_from_this<Socket> {
   // Sets the pcb's local address before any bind, so that lwIP's implicit binds (connect,
   // first send) use the socket's own address as the source.
   virtual void PresetLocalAddress(const ip_addr_t& address) = 0;
+  // Binds the pcb to `ip`:`port` (host order); 0 or errno. A socket on a virtual stream
+  // shares the hidden port (SOF_REUSEADDR on each of its sockets).
+  virtual int BindLwip(const ip_addr_t& ip, uint16_t port) = 0;
   // LoseAddress: frees the pcb without sending anything (TCP) or leaves it inert (UDP: lwIP
   // accepts nothing for the address any more, and the program's end is shut).
   virtual void DropPcbForLostAddress() {}
@@ -232,6 +241,13 @@ class Socket : public std::enable_shared_from_this<Socket> {
   bool releasing_ = false;
   uint16_t virtual_port_ = 0;  // on a virtual stream: its virtual port (host order); else 0
   std::string vpm_aid_;        // and its AID
+  // A queued bind: the port, AID and address it waits with.
+  bool bind_queued_ = false;
+  uint16_t queued_port_ = 0;
+  std::string queued_aid_;
+  ip_addr_t queued_ip_{};
+  // A queued bind's answer from the multiplexer: binds lwIP on the hidden port, or fails.
+  void OnVirtualPortGranted(int error, uint16_t hidden);
 };
 
 }  // namespace dpm::stack

@@ -100,7 +100,13 @@ void SocketRegistry::Handle(const std::shared_ptr<ControlConn>& conn, const api:
           // Pseudo names are a redirector's (docs/tunnel.md); a client resolves none.
           [&](const api::ResolveRequest&) { conn->Reply(op, ENOENT); },
           [&](const api::BindRequest& q) {
-            if (auto s = Target(conn, request, q.ref, op, true)) conn->Reply(op, s->Bind(q.local));
+            auto s = Target(conn, request, q.ref, op, true);
+            if (s == nullptr) return;
+            const int e = s->Bind(q.local);
+            if (e != Socket::kBindQueued) return conn->Reply(op, e);
+            // docs/vpm.md "Queued allocation": the answer waits for a hidden port.
+            conn->Defer();
+            s->bind_done = [conn, op](int error) { conn->Reply(op, error); };
           },
           [&](const api::ListenRequest& q) {
             if (auto s = Target(conn, request, q.ref, op, true)) {

@@ -63,16 +63,23 @@ int TcpSocket::Bind(const api::Endpoint& local) {
   ToIpAddr(local, &ip);
   if (own_address_ != 0) ip = own_ip_;
   uint16_t port = local.port_host();
-  if (int e = VirtualBind(local.port_host(), &port)) return e;  // docs/vpm.md: the hidden port
+  int e = VirtualBind(local.port_host(), ip, &port);  // docs/vpm.md: the hidden port
+  if (e == 0) {
+    e = BindLwip(ip, port);
+    if (e != 0) ReleaseVirtualPort();
+  }
+  // An explicitly bound port is not replaceable (a queued one too, once it is granted).
+  if ((e == 0 || e == kBindQueued) && local.port_be != 0) dpm_port_fixed = true;
+  return e;
+}
+
+int TcpSocket::BindLwip(const ip_addr_t& ip, uint16_t port) {
+  if (pcb_ == nullptr) return EINVAL;
   // A virtual stream's hidden port is shared by its connections (and their TIME-WAITs).
   if (virtual_port_ != 0) ip_set_option(pcb_, SOF_REUSEADDR);
   err_t err = tcp_bind(pcb_, &ip, port);
-  if (err != ERR_OK) {
-    ReleaseVirtualPort();
-    return ErrnoOf(err);
-  }
+  if (err != ERR_OK) return ErrnoOf(err);
   bound_ = true;
-  if (local.port_be != 0) dpm_port_fixed = true;  // an explicitly bound port is not replaceable
   return 0;
 }
 

@@ -81,6 +81,7 @@ class TcpSocket : public Socket {
   enum class Leave { kGraceful, kReset, kSilent };
 
   void PresetLocalAddress(const ip_addr_t& address) override;
+  int BindLwip(const ip_addr_t& ip, uint16_t port) override;
   void DropPcbForLostAddress() override;
   void Attach();
   void CacheNames();

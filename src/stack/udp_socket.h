@@ -41,6 +41,7 @@ class UdpSocket : public Socket {
 
  private:
   void PresetLocalAddress(const ip_addr_t& address) override;
+  int BindLwip(const ip_addr_t& ip, uint16_t port) override;
   // The source of a new DPM session, binding the pcb to an ephemeral port first if needed;
   // false when no address or port could be had.
   bool DpmSource(DpmSessionSource* source);
