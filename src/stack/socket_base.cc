@@ -144,6 +144,21 @@ int Socket::VirtualBind(uint16_t port, const ip_addr_t& ip, uint16_t* lwip_port)
   return 0;
 }
 
+int Socket::BindLocal(const api::Endpoint& local) {
+  ip_addr_t ip;
+  ToIpAddr(local, &ip);
+  if (own_address_ != 0) ip = own_ip_;
+  uint16_t port = local.port_host();
+  int e = VirtualBind(local.port_host(), ip, &port);  // docs/vpm.md: the hidden port
+  if (e == 0) {
+    e = BindLwip(ip, port);
+    if (e != 0) ReleaseVirtualPort();
+  }
+  // An explicitly bound port is not replaceable (a queued one too, once it is granted).
+  if ((e == 0 || e == kBindQueued) && local.port_be != 0) dpm_port_fixed = true;
+  return e;
+}
+
 void Socket::OnVirtualPortGranted(int error, uint16_t hidden) {
   bind_queued_ = false;
   std::function<void(int)> done = std::move(bind_done);

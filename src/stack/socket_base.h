@@ -202,6 +202,10 @@ class Socket : public std::enable_shared_from_this<Socket> {
   // Sets the pcb's local address before any bind, so that lwIP's implicit binds (connect,
   // first send) use the socket's own address as the source.
   virtual void PresetLocalAddress(const ip_addr_t& address) = 0;
+  // bind() once the checks passed: the socket's own address if it has one, the virtual
+  // stream's hidden port for a virtual port (VirtualBind), then BindLwip; 0, errno or
+  // kBindQueued.
+  int BindLocal(const api::Endpoint& local);
   // Binds the pcb to `ip`:`port` (host order); 0 or errno. A socket on a virtual stream
   // shares the hidden port (SOF_REUSEADDR on each of its sockets).
   virtual int BindLwip(const ip_addr_t& ip, uint16_t port) = 0;

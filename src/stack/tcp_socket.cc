@@ -59,18 +59,7 @@ void TcpSocket::Start() {
 int TcpSocket::Bind(const api::Endpoint& local) {
   if (int e = CheckLocal(local)) return e;
   if (pcb_ == nullptr || state_ != State::kOpen || bound_) return EINVAL;
-  ip_addr_t ip;
-  ToIpAddr(local, &ip);
-  if (own_address_ != 0) ip = own_ip_;
-  uint16_t port = local.port_host();
-  int e = VirtualBind(local.port_host(), ip, &port);  // docs/vpm.md: the hidden port
-  if (e == 0) {
-    e = BindLwip(ip, port);
-    if (e != 0) ReleaseVirtualPort();
-  }
-  // An explicitly bound port is not replaceable (a queued one too, once it is granted).
-  if ((e == 0 || e == kBindQueued) && local.port_be != 0) dpm_port_fixed = true;
-  return e;
+  return BindLocal(local);
 }
 
 int TcpSocket::BindLwip(const ip_addr_t& ip, uint16_t port) {
