@@ -2,8 +2,9 @@
 # Every dpm benchmark, one after the other (bench/README.md). Run as root:
 #   sudo bench/run_all.sh
 # Uses the binaries in $BUILD (default ./build); the environment knobs of throughput.sh,
-# idle_memory.sh, setup_latency.sh, preload.sh and tunnel.sh pass through. Exits non-zero if a
-# run lost bytes or missed a target (tunnel.sh only reports: it prints MISSED and exits 0).
+# idle_memory.sh, setup_latency.sh, preload.sh, tunnel.sh and vpm.sh pass through. Exits non-zero
+# if a run lost bytes or missed a target (tunnel.sh and vpm.sh only report: they print MISSED and
+# exit 0).
 set -uo pipefail
 dir=$(cd "$(dirname "$0")" && pwd)
 rc=0
@@ -22,4 +23,6 @@ echo
 "$dir/preload.sh" || rc=1
 echo
 "$dir/tunnel.sh" || rc=1
+echo
+"$dir/vpm.sh" || rc=1
 exit $rc

@@ -98,6 +98,7 @@ std::optional<uint32_t> Multiplexer::NewFlow(uint64_t now_ms, const Flow& flow) 
   f = flow;
   f.live = true;
   f.last_used_ms = now_ms;
+  f.checked_at = ports_.generation();  // made for the stream that holds its hidden port now
   by_wire_[f.wire] = id;
   by_stack_[f.stack] = id;
   ++live_;
@@ -115,13 +116,15 @@ void Multiplexer::EraseFlow(uint32_t id) {
   --live_;
 }
 
-bool Multiplexer::StillValid(const Flow& flow) const {
-  if (flow.client) return true;
+bool Multiplexer::StillValid(Flow& flow) const {
+  if (flow.client || flow.checked_at == ports_.generation()) return true;
   // No stream on the hidden port: the flow's connection is closing after its last socket
   // went (lwIP's FIN handshake, TIME-WAIT) and still leaves from the virtual port. Another
   // stream on it: the port was given again, and this flow is over.
   const VirtualStream* s = ports_.FindByHidden(flow.key.protocol, flow.hidden);
-  return s == nullptr || (s->key == flow.key && s->aid == aid_names_[flow.aid]);
+  const bool valid = s == nullptr || (s->key == flow.key && s->aid == aid_names_[flow.aid]);
+  if (valid) flow.checked_at = ports_.generation();
+  return valid;
 }
 
 void Multiplexer::Touch(uint64_t now_ms, Flow& f, uint8_t tcp_flags, bool outbound) {

@@ -161,13 +161,15 @@ class Multiplexer {
     uint32_t aid = 0;  // index into aids_
     uint64_t last_used_ms = 0;
     uint64_t deadline_ms = 0;
+    uint64_t checked_at = 0;  // VirtualPortTable::generation() when StillValid last held
     nat::TcpState tcp = nat::TcpState::kClosed;
   };
   uint32_t InternAid(absl::string_view aid);
   std::optional<uint32_t> NewFlow(uint64_t now_ms, const Flow& flow);
   void EraseFlow(uint32_t id);
-  // No other stream has taken a server flow's hidden port.
-  bool StillValid(const Flow& flow) const;
+  // No other stream has taken a server flow's hidden port (checked again only after a
+  // hidden port changed hands).
+  bool StillValid(Flow& flow) const;
   void Touch(uint64_t now_ms, Flow& flow, uint8_t tcp_flags, bool outbound);
   Result Refuse(Reason reason, PortKey key);
   Result Dropped(Reason reason) {

@@ -23,6 +23,7 @@ VirtualStream& VirtualPortTable::Create(PortKey key, absl::string_view aid, uint
   s = VirtualStream{key, std::string(aid), hidden, 1};
   by_hidden_[HiddenKey(key.protocol, hidden)] = &s;
   ++streams_per_port_[key];
+  ++generation_;
   return s;
 }
 

@@ -97,6 +97,9 @@ class VirtualPortTable {
   uint64_t timeouts_total() const { return timeouts_total_; }
   /// Hidden ports in use for `protocol`.
   size_t hidden_in_use(Protocol protocol) const;
+  /// Grows by one each time a hidden port is given to a new stream: while it stays the same,
+  /// no hidden port changed hands (the multiplexer's flows skip their re-check).
+  uint64_t generation() const { return generation_; }
   const Config& config() const { return config_; }
 
  private:
@@ -126,6 +129,7 @@ class VirtualPortTable {
   std::deque<Waiter> queue_;
   std::vector<Grant> granted_;
   uint64_t queued_total_ = 0, timeouts_total_ = 0;
+  uint64_t generation_ = 0;
 };
 
 }  // namespace dpm::vpm
