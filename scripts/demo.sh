@@ -3,7 +3,9 @@
 # (tests/e2e/dpm_demo.sh): a DPM gateway, two DPM clients and a plain host reach real nginx
 # and iperf3 servers; then tests/e2e/addresses_demo.sh: one program's two sockets with two
 # addresses of their own, seen by nginx; then tests/e2e/tunnel_demo.sh: an unmodified curl in
-# one private network reaches nginx in another by pseudo DNS name through a tunnel server.
+# one private network reaches nginx in another by pseudo DNS name through a tunnel server; then
+# tests/e2e/vpm_demo.sh: two unmodified nginx serving different sites on port 80 of one
+# instance, each source's curl getting its site.
 # See those scripts for what they show.
 # tests/e2e/demo.sh is the stack-only demo.
 # Needs root: it installs packages and creates namespaces and a TUN device (all removed after).
@@ -21,4 +23,5 @@ log=$(mktemp /tmp/dpm-build.XXXXXX.log)
 rm -f "$log"
 BUILD="$root/build" "$root/tests/e2e/dpm_demo.sh"
 BUILD="$root/build" "$root/tests/e2e/addresses_demo.sh"
-BUILD="$root/build" exec "$root/tests/e2e/tunnel_demo.sh"
+BUILD="$root/build" "$root/tests/e2e/tunnel_demo.sh"
+BUILD="$root/build" exec "$root/tests/e2e/vpm_demo.sh"

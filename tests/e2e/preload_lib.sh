@@ -97,3 +97,26 @@ vpm_wire_checks() {
   e2e_check "the capture holds the test's traffic ($count ${proto^^} packets)" test "$count" -ge "$min"
   e2e_expect_eq "every ${proto^^} checksum on the link verifies" "$count" "$good"
 }
+
+# vpm_site NAME AID : an unmodified nginx (one process, no master) of AID, through dpm-run on
+# the instance at $API, serving "this is site NAME" ($TMP/NAME/www/index.html) on port 80; its
+# access log $TMP/NAME/access.log has "PEER SERVER_PORT \"REQUEST\" STATUS" lines. Sets LAST_PID.
+vpm_site() {
+  local name=$1 aid=$2 d=$TMP/$1
+  mkdir -p "$d/www"
+  echo "this is site $name" >"$d/www/index.html"
+  cat >"$d/nginx.conf" <<CONF
+daemon off;
+master_process off;
+pid $d/nginx.pid;
+error_log $d/error.log info;
+events { worker_connections 64; }
+http {
+  client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;
+  log_format peers '\$remote_addr \$server_port "\$request" \$status';
+  access_log $d/access.log peers;
+  server { listen 80; root $d/www; }
+}
+CONF
+  e2e_bg "$HOST" "$DPMRUN" --api-socket "$API" --aid "$aid" -- nginx -c "$d/nginx.conf"
+}

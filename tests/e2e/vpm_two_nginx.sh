@@ -34,31 +34,11 @@ API=$TMP/api.sock
 e2e_dpmd "$HOST" "$API" --tun dpm0 --address 10.77.1.2/24 --gateway 10.77.1.1 --host-address 10.77.1.1/24 \
   --vpm-config "$TMP/vpm.json" --pcap "$TMP/link.pcap"
 
-# site NAME AID : an nginx (one process, no master) serving $TMP/NAME/index.html on port 80.
-site() {
-  local name=$1 aid=$2 d=$TMP/$1
-  mkdir -p "$d/www"
-  echo "this is site $name" >"$d/www/index.html"
-  cat >"$d/nginx.conf" <<CONF
-daemon off;
-master_process off;
-pid $d/nginx.pid;
-error_log $d/error.log info;
-events { worker_connections 64; }
-http {
-  client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;
-  log_format peers '\$remote_addr \$server_port "\$request" \$status';
-  access_log $d/access.log peers;
-  server { listen 80; root $d/www; }
-}
-CONF
-  e2e_bg "$HOST" "$DPMRUN" --api-socket "$API" --aid "$aid" -- nginx -c "$d/nginx.conf"
-}
 listeners_on_80() { socket_rows "$API" | awk '$1 == "tcp" && $2 == "listening" && $3 == "0.0.0.0:80"' | wc -l; }
 two_listeners() { [ "$(listeners_on_80)" = 2 ]; }
-site A green
+vpm_site A green
 NGINX_A=$LAST_PID
-site B blue
+vpm_site B blue
 NGINX_B=$LAST_PID
 e2e_wait_for 10 two_listeners || { cat "$TMP"/A/error.log "$TMP"/B/error.log >&2 || true; }
 socket_rows "$API" | sed 's/^/  socket: /'
