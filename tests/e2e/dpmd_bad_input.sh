@@ -5,7 +5,7 @@
 #    the problem, and not hang): a missing TUN device with --attach (root: in a namespace of
 #    its own), a TUN device without the privilege to make one (as an unprivileged user), an
 #    API socket served by a live dpmd, a virtual-link path held by a live dpmd, a bad flag,
-#    bad values, no daemon for `dpmd status`.
+#    bad values, a VPM configurator file that is missing or wrong, no daemon for `dpmd status`.
 #  - Malformed packets (Scapy, sent into A's virtual link): each raises its own drop counter
 #    in `dpmd status --json` by one, and A still carries a TCP exchange afterwards.
 source "$(dirname "$0")/lib.sh"
@@ -61,6 +61,13 @@ expect_one_line "--mtu out of range" 'mtu|MTU' \
   "$DPMD" client --virtual "$TMP/c.link,$TMP/d.link" --mtu 100 --api-socket "$TMP/c.sock"
 expect_one_line "--virtual with one path" 'virtual' \
   "$DPMD" client --virtual "$TMP/c.link" --address 10.77.9.3/24 --api-socket "$TMP/c.sock"
+expect_one_line "--vpm-config that does not exist" "vpm-config.*nosuch\.json.*No such file" \
+  "$DPMD" client --virtual "$TMP/c.link,$TMP/d.link" --address 10.77.9.3/24 --api-socket "$TMP/c.sock" \
+  --vpm-config "$TMP/nosuch.json"
+echo '{"ports": {"tcp/80": {"default": "x y"}}}' >"$TMP/bad-vpm.json"
+expect_one_line "--vpm-config with a bad AID" "ports\.tcp/80: default 'x y' is not an AID" \
+  "$DPMD" client --virtual "$TMP/c.link,$TMP/d.link" --address 10.77.9.3/24 --api-socket "$TMP/c.sock" \
+  --vpm-config "$TMP/bad-vpm.json"
 expect_one_line "no subcommand" 'subcommand' "$DPMD"
 expect_one_line "gateway: pool address inside the private network" 'pool address is in the inside network' \
   "$DPMD" gateway --inside-virtual "$TMP/gi.link,$TMP/gp.link" --outside-virtual "$TMP/go.link,$TMP/gq.link" \

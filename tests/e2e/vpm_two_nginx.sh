@@ -10,7 +10,8 @@
 # only, never a hidden port, and tshark verifies every TCP checksum in it (the kernel peer
 # accepted every segment: curl got whole bodies); status counts the flows per AID (the default
 # ones as unmatched); after SIGHUP with new rules, new connections from .11 go to blue while a
-# connection open since before keeps its site; with no AID for a socket on a port that refuses
+# connection open since before keeps its site, and a file with an error on SIGHUP is reported
+# and leaves the rules as they were; with no AID for a socket on a port that refuses
 # by default, bind fails with EACCES; a Python server with nginx B's AID joins its stream and
 # the connections alternate between them, and it keeps accepting when nginx B stops; after both nginx stop, no virtual stream is left.
 source "$(dirname "$0")/preload_lib.sh"
@@ -88,6 +89,15 @@ e2e_check "the daemon reloaded its configurator" e2e_wait_for 5 grep -q "VPM con
 e2e_expect_eq "after the reload, from 198.51.100.11: blue" "this is site B" "$(get / 198.51.100.11)"
 wait "$HELD" || true
 e2e_expect_eq "the connection opened before stayed with site A for both requests" "True|True" "$(cat "$TMP/held.out" 2>/dev/null)"
+
+# A file with an error: the daemon says why and keeps the rules it has.
+cp "$TMP/vpm.json" "$TMP/vpm.good"
+echo '{"ports": {"tcp/80": {"default": "x y"}}}' >"$TMP/vpm.json"
+kill -HUP "$DPMD_PID"
+e2e_check "a bad file on SIGHUP is reported" \
+  e2e_wait_for 5 grep -q "SIGHUP: --vpm-config .*ports.tcp/80: default 'x y' is not an AID" "$TMP/dpmd-api.sock.log"
+e2e_expect_eq "and the rules stay: from 198.51.100.11, still blue" "this is site B" "$(get / 198.51.100.11)"
+cp "$TMP/vpm.good" "$TMP/vpm.json"
 
 echo "--- a socket without an AID on a port that refuses by default ---"
 out=$(preload_run "$HOST" "$API" -- "$PY" -c 'import socket
