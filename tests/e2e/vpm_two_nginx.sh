@@ -13,7 +13,8 @@
 # connection open since before keeps its site, and a file with an error on SIGHUP is reported
 # and leaves the rules as they were; with no AID for a socket on a port that refuses
 # by default, bind fails with EACCES; a Python server with nginx B's AID joins its stream and
-# the connections alternate between them, and it keeps accepting when nginx B stops; after both nginx stop, no virtual stream is left.
+# the connections alternate between them, and it keeps accepting when nginx B stops; after
+# both nginx stop, no virtual stream is left.
 source "$(dirname "$0")/preload_lib.sh"
 e2e_require_root vpm_two_nginx
 e2e_require_cmd nginx curl tshark
