@@ -293,6 +293,19 @@ TEST_F(VpmMultiplexerTest, CooperativeClientFlowsShowTheHiddenPortOnTheWireOnly)
   EXPECT_EQ(DestinationPort(retransmitted), 12760);
 }
 
+// lwIP's outbound head may end before the packet does (its data in further pbufs): the ports
+// and checksum are in the head, and only they change.
+TEST_F(VpmMultiplexerTest, AnOutboundHeadShorterThanItsPacketIsRewritten) {
+  auto whole = Packet(ipv4::kProtocolTcp, kUs, green_, kAlice, 33000, tcp::kAck, 1000);
+  std::vector<uint8_t> head(whole.begin(), whole.begin() + 40);  // IP and TCP headers only
+  const std::vector<uint8_t> ip_header(head.begin(), head.begin() + 20);
+  EXPECT_EQ(mux_.Outbound(0, absl::MakeSpan(head), false).action, Result::kRewritten);
+  EXPECT_EQ(SourcePort(head), 80);
+  EXPECT_TRUE(std::equal(ip_header.begin(), ip_header.end(), head.begin()));
+  std::copy(head.begin(), head.end(), whole.begin());  // the rest of the packet behind it
+  EXPECT_TRUE(ChecksumsValid(whole));
+}
+
 TEST_F(VpmMultiplexerTest, TheFlowLimitDropsAndCounts) {
   VirtualPortTable ports(TableConfig());
   ports.Bind(0, kWeb, "blue", 1);
