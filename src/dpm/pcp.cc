@@ -55,6 +55,50 @@ void WritePeerBody(Writer& w, const PeerBody& p) {
   WriteAddress(w, p.remote_address);
 }
 
+// A VPM body whose AID length is out of range is refused (false, *error set).
+bool ReadVpmBody(Reader& r, VpmBody* v, std::string* error) {
+  uint8_t reserved = 0, aid_length = 0;
+  uint16_t reserved16 = 0;
+  uint8_t aid[kVpmMaxAid];
+  if (!r.ReadBytes(v->nonce.data(), v->nonce.size()) || !r.ReadU8(&v->protocol) || !r.ReadU8(&reserved) ||
+      !r.ReadU8(&aid_length) || !r.ReadU8(&reserved) || !r.ReadBe16(&v->virtual_port) ||
+      !r.ReadBe16(&v->hidden_port) || !r.ReadBe16(&v->client_port) || !r.ReadBe16(&reserved16) ||
+      !r.ReadBytes(aid, sizeof(aid))) {
+    *error = "truncated VPM body";
+    return false;
+  }
+  if (aid_length == 0 || aid_length > kVpmMaxAid) {
+    *error = absl::StrCat("VPM AID length ", aid_length, ", want 1-", kVpmMaxAid);
+    return false;
+  }
+  v->aid.assign(reinterpret_cast<const char*>(aid), aid_length);
+  return true;
+}
+
+void WriteVpmBody(Writer& w, const VpmBody& v) {
+  const size_t n = std::min(v.aid.size(), kVpmMaxAid);
+  w.WriteBytes(v.nonce.data(), v.nonce.size());
+  w.WriteU8(v.protocol);
+  w.WriteU8(0);
+  w.WriteU8(static_cast<uint8_t>(n));
+  w.WriteU8(0);
+  w.WriteBe16(v.virtual_port);
+  w.WriteBe16(v.hidden_port);
+  w.WriteBe16(v.client_port);
+  w.WriteBe16(0);
+  w.WriteBytes(reinterpret_cast<const uint8_t*>(v.aid.data()), n);
+  WriteZeros(w, kVpmMaxAid - n);
+}
+
+bool KnownOpcode(uint8_t op) {
+  return op <= static_cast<uint8_t>(Opcode::kPeer) || op == static_cast<uint8_t>(Opcode::kVpm);
+}
+
+bool Serves(Server server, uint8_t op) {
+  if (server == Server::kVpm) return op == static_cast<uint8_t>(Opcode::kVpm);
+  return op <= static_cast<uint8_t>(Opcode::kPeer);
+}
+
 void WriteOptionHeader(Writer& w, uint8_t code, uint16_t length) {
   w.WriteU8(code);
   w.WriteU8(0);
@@ -166,6 +210,7 @@ const char* OpcodeName(Opcode opcode) {
     case Opcode::kAnnounce: return "ANNOUNCE";
     case Opcode::kMap: return "MAP";
     case Opcode::kPeer: return "PEER";
+    case Opcode::kVpm: return "VPM";
   }
   return "UNKNOWN";
 }
@@ -223,7 +268,7 @@ std::string Address::ToString() const {
 
 // ---- requests -----------------------------------------------------------------------------
 
-ParsedRequest ParseRequest(absl::Span<const uint8_t> bytes) {
+ParsedRequest ParseRequest(absl::Span<const uint8_t> bytes, Server server) {
   // §8.3: fewer than two bytes, or the R bit set: dropped without a reply.
   if (bytes.size() >= 2 && (bytes[1] & kResponseBit) != 0) {
     return Fail(ResultCode::kMalformedRequest, "R bit set: a response, not a request", true);
@@ -260,7 +305,7 @@ ParsedRequest ParseRequest(absl::Span<const uint8_t> bytes) {
   ReadAddress(r, &request.client_address);
 
   op &= kOpcodeMask;
-  if (op > static_cast<uint8_t>(Opcode::kPeer)) {
+  if (!Serves(server, op)) {
     return Fail(ResultCode::kUnsuppOpcode, absl::StrCat("unsupported opcode ", op));
   }
   request.opcode = static_cast<Opcode>(op);
@@ -283,6 +328,16 @@ ParsedRequest ParseRequest(absl::Span<const uint8_t> bytes) {
       request.peer.emplace();
       ReadPeerBody(r, &*request.peer);
       break;
+    case Opcode::kVpm: {
+      if (r.remaining() < kVpmBodySize) {
+        return Fail(ResultCode::kMalformedRequest,
+                    absl::StrCat("truncated VPM body: ", r.remaining(), " bytes, want ", kVpmBodySize));
+      }
+      std::string error;
+      request.vpm.emplace();
+      if (!ReadVpmBody(r, &*request.vpm, &error)) return Fail(ResultCode::kMalformedRequest, std::move(error));
+      break;
+    }
   }
 
   while (r.remaining() > 0) {
@@ -341,7 +396,7 @@ ParsedRequest ParseRequest(absl::Span<const uint8_t> bytes) {
 
 std::vector<uint8_t> EncodeRequest(const Request& request) {
   std::vector<uint8_t> out;
-  out.reserve(kCommonHeaderSize + kPeerBodySize + kOptionHeaderSize + kThirdPartyLength +
+  out.reserve(kCommonHeaderSize + kVpmBodySize + kOptionHeaderSize + kThirdPartyLength +
               kOptionHeaderSize);
   Writer w(&out);
   w.WriteU8(kVersion);
@@ -357,6 +412,9 @@ std::vector<uint8_t> EncodeRequest(const Request& request) {
       break;
     case Opcode::kPeer:
       WritePeerBody(w, request.peer.value_or(PeerBody{}));
+      break;
+    case Opcode::kVpm:
+      WriteVpmBody(w, request.vpm.value_or(VpmBody{}));
       break;
   }
   if (request.third_party) {
@@ -422,7 +480,7 @@ absl::StatusOr<Response> ParseResponse(absl::Span<const uint8_t> bytes) {
   const bool success = response.result == ResultCode::kSuccess;
   // An error response (UNSUPP_OPCODE above all) may name an opcode we do not know; it is
   // kept as is, without a body.
-  if (op > static_cast<uint8_t>(Opcode::kPeer)) {
+  if (!KnownOpcode(op)) {
     if (success) return invalid("unsupported opcode ", op);
     return response;
   }
@@ -444,6 +502,18 @@ absl::StatusOr<Response> ParseResponse(absl::Span<const uint8_t> bytes) {
         ReadPeerBody(r, &*response.peer);
       } else if (success) {
         return invalid("truncated PEER body: ", r.remaining(), " bytes, want ", kPeerBodySize);
+      }
+      break;
+    case Opcode::kVpm:
+      if (r.remaining() >= kVpmBodySize) {
+        std::string error;
+        response.vpm.emplace();
+        if (!ReadVpmBody(r, &*response.vpm, &error)) {
+          if (success) return absl::InvalidArgumentError(error);
+          response.vpm.reset();  // an error response's copy of a request that was refused for it
+        }
+      } else if (success) {
+        return invalid("truncated VPM body: ", r.remaining(), " bytes, want ", kVpmBodySize);
       }
       break;
   }
@@ -499,7 +569,7 @@ absl::StatusOr<Response> ParseResponse(absl::Span<const uint8_t> bytes) {
 
 std::vector<uint8_t> EncodeResponse(const Response& response) {
   std::vector<uint8_t> out;
-  out.reserve(kCommonHeaderSize + kPeerBodySize + kOptionHeaderSize + kDpmSessionEndpointLength);
+  out.reserve(kCommonHeaderSize + kVpmBodySize + kOptionHeaderSize + kDpmSessionEndpointLength);
   Writer w(&out);
   w.WriteU8(kVersion);
   w.WriteU8(kResponseBit | (static_cast<uint8_t>(response.opcode) & kOpcodeMask));
@@ -510,6 +580,7 @@ std::vector<uint8_t> EncodeResponse(const Response& response) {
   WriteZeros(w, 12);
   if (response.opcode == Opcode::kMap && response.map) WriteMapBody(w, *response.map);
   if (response.opcode == Opcode::kPeer && response.peer) WritePeerBody(w, *response.peer);
+  if (response.opcode == Opcode::kVpm && response.vpm) WriteVpmBody(w, *response.vpm);
   if (response.third_party) {
     WriteOptionHeader(w, kThirdParty, kThirdPartyLength);
     WriteAddress(w, *response.third_party);

@@ -43,11 +43,16 @@ inline constexpr size_t kCommonHeaderSize = 24;  // request (§7.1) and response
 inline constexpr size_t kMapBodySize = 36;       // §11.1, Figures 9 and 10
 inline constexpr size_t kPeerBodySize = 56;      // §12.1, Figures 11 and 12
 inline constexpr size_t kOptionHeaderSize = 4;   // §7.3, Figure 4
+inline constexpr size_t kVpmBodySize = 56;       // VPM (private use), docs/vpm.md "Negotiation"
+/// Longest AID the VPM body carries, bytes (vpm/aid.h kMaxAidLength).
+inline constexpr size_t kVpmMaxAid = 32;
 
 /// The R bit in the second byte: 0 in a request, 1 in a response (§7.1, §7.2).
 inline constexpr uint8_t kResponseBit = 0x80;
 
-enum class Opcode : uint8_t { kAnnounce = 0, kMap = 1, kPeer = 2 };
+/// kVpm is dpm's virtual port multiplexing negotiation, the first opcode of the private-use
+/// range 96-126 (IANA "PCP Opcodes"); docs/vpm.md "Negotiation" has its layout.
+enum class Opcode : uint8_t { kAnnounce = 0, kMap = 1, kPeer = 2, kVpm = 96 };
 
 /// Result codes (RFC 6887 §7.4).
 enum class ResultCode : uint8_t {
@@ -69,7 +74,7 @@ enum class ResultCode : uint8_t {
 
 /// The RFC's name: "SUCCESS", "CANNOT_PROVIDE_EXTERNAL", ...; "UNKNOWN" for other values.
 const char* ResultName(ResultCode result);
-/// "ANNOUNCE", "MAP", "PEER"; "UNKNOWN" for other values.
+/// "ANNOUNCE", "MAP", "PEER", "VPM"; "UNKNOWN" for other values.
 const char* OpcodeName(Opcode opcode);
 
 // ---- options (RFC 6887 §7.3, §13; IANA "PCP Options") -------------------------------------
@@ -148,12 +153,30 @@ struct Filter {
   friend bool operator==(const Filter&, const Filter&) = default;
 };
 
+/// The VPM opcode-specific information (docs/vpm.md "Negotiation"): a client-side VPM asks the
+/// server-side VPM which hidden port carries (protocol, virtual port, AID) for a connection
+/// from its client port; the response echoes the request's fields with the hidden port filled
+/// in (the virtual port multiplexing patent, Fig. 6: "the new port … negotiated between both
+/// VPMs"). 56 bytes:
+///   0 nonce (12) | 12 protocol, reserved, AID length, reserved | 16 virtual port, hidden port
+///   | 20 client port, reserved (2) | 24 AID, zero-padded to 32 bytes.
+struct VpmBody {
+  std::array<uint8_t, 12> nonce{};
+  uint8_t protocol = 0;        // IANA protocol number: 6 TCP, 17 UDP
+  uint16_t virtual_port = 0;   // the port both programs see
+  uint16_t hidden_port = 0;    // 0 in a request; the server's hidden port in a response
+  uint16_t client_port = 0;    // the client's source port of the connection to come
+  std::string aid;             // 1..kVpmMaxAid bytes (the parser checks only the length)
+  friend bool operator==(const VpmBody&, const VpmBody&) = default;
+};
+
 struct Request {
   Opcode opcode = Opcode::kAnnounce;
   uint32_t lifetime = 0;  // requested lifetime, seconds; 0 deletes the mapping
   Address client_address;
   std::optional<MapBody> map;    // opcode kMap
   std::optional<PeerBody> peer;  // opcode kPeer
+  std::optional<VpmBody> vpm;    // opcode kVpm
   std::optional<Address> third_party;
   bool prefer_failure = false;
   std::vector<Filter> filters;
@@ -169,6 +192,7 @@ struct Response {
   uint32_t epoch = 0;     // server's Epoch Time, seconds (§8.5)
   std::optional<MapBody> map;    // opcode kMap; absent in an error response cut short
   std::optional<PeerBody> peer;  // opcode kPeer; likewise
+  std::optional<VpmBody> vpm;    // opcode kVpm; likewise
   /// The gateway endpoint (address, port) the driver aims the session at (kDpmSessionEndpoint).
   std::optional<std::pair<Address, uint16_t>> dpm_session_endpoint;
   // Request options a server echoes in a success response (§13); parsed, not interpreted.
@@ -204,7 +228,12 @@ struct ParsedRequest {
 /// unknown optional ones are skipped), not valid with the opcode, wrong length, repeated
 /// (MALFORMED_OPTION). Reserved fields and option padding are ignored (§7). Semantic checks
 /// (address mismatch, protocol/port rules, quotas) are the server's.
-ParsedRequest ParseRequest(absl::Span<const uint8_t> bytes);
+///
+/// `server` says which opcodes the caller serves: the DPM server (kGateway) ANNOUNCE, MAP and
+/// PEER; a server-side VPM (kVpm) VPM only. Any other opcode is UNSUPP_OPCODE. A VPM body
+/// whose AID length is 0 or over kVpmMaxAid is MALFORMED_REQUEST; no option is valid with VPM.
+enum class Server : uint8_t { kGateway, kVpm };
+ParsedRequest ParseRequest(absl::Span<const uint8_t> bytes, Server server = Server::kGateway);
 
 /// Encodes a request: header, the body of its opcode (zeros if the optional is empty), then
 /// THIRD_PARTY, PREFER_FAILURE, FILTERs, DPM_PORT_FIXED. Never fails; the result parses back

@@ -916,5 +916,76 @@ TEST(PcpTshark, DecodesAnEncodedPeerExchangeWithTheDpmOptions) {
   EXPECT_EQ(out.find("Malformed"), std::string::npos) << out;
 }
 
+
+// ---- the VPM opcode (private use; docs/vpm.md "Negotiation") ----------------------------
+
+Request VpmRequest() {
+  Request q;
+  q.opcode = Opcode::kVpm;
+  q.lifetime = 10;
+  q.client_address = Address::FromIpv4(0x0a4d0901);
+  q.vpm.emplace();
+  q.vpm->nonce = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2};
+  q.vpm->protocol = 6;
+  q.vpm->virtual_port = 9000;
+  q.vpm->client_port = 50123;
+  q.vpm->aid = "green";
+  return q;
+}
+
+TEST(PcpVpm, RequestAndResponseRoundTripAtTheDocumentedOffsets) {
+  const Request q = VpmRequest();
+  const std::vector<uint8_t> bytes = EncodeRequest(q);
+  ASSERT_EQ(bytes.size(), kCommonHeaderSize + kVpmBodySize);
+  EXPECT_EQ(bytes[1], 96);
+  EXPECT_EQ(bytes[24 + 12], 6);       // protocol
+  EXPECT_EQ(bytes[24 + 14], 5);       // AID length
+  EXPECT_EQ(bytes[24 + 16], 9000 >> 8);
+  EXPECT_EQ(bytes[24 + 17], 9000 & 0xff);
+  EXPECT_EQ(bytes[24 + 20], 50123 >> 8);
+  EXPECT_EQ(std::string(bytes.begin() + 48, bytes.begin() + 53), "green");
+  EXPECT_EQ(bytes[53], 0);  // zero padding to 32 bytes
+  ParsedRequest parsed = ParseRequest(bytes, Server::kVpm);
+  ASSERT_TRUE(parsed.ok()) << parsed.error.message;
+  EXPECT_EQ(*parsed.request, q);
+  EXPECT_STREQ(OpcodeName(Opcode::kVpm), "VPM");
+
+  Response r;
+  r.opcode = Opcode::kVpm;
+  r.lifetime = 10;
+  r.epoch = 3;
+  r.vpm = *q.vpm;
+  r.vpm->hidden_port = 12760;
+  absl::StatusOr<Response> back = ParseResponse(EncodeResponse(r));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->vpm, r.vpm);
+  // A success without its body is refused; an error response may be cut short.
+  std::vector<uint8_t> cut = EncodeResponse(r);
+  cut.resize(kCommonHeaderSize + 52);
+  EXPECT_FALSE(ParseResponse(cut).ok());
+  cut[3] = static_cast<uint8_t>(ResultCode::kNotAuthorized);
+  ASSERT_TRUE(ParseResponse(cut).ok());
+  EXPECT_FALSE(ParseResponse(cut)->vpm);
+}
+
+TEST(PcpVpm, BadAidLengthsOptionsAndCutsAreRefused) {
+  for (size_t length : {size_t{0}, size_t{33}, size_t{255}}) {
+    std::vector<uint8_t> bytes = EncodeRequest(VpmRequest());
+    bytes[24 + 14] = static_cast<uint8_t>(length);
+    ParsedRequest parsed = ParseRequest(bytes, Server::kVpm);
+    EXPECT_EQ(parsed.error.result, ResultCode::kMalformedRequest) << length;
+    EXPECT_NE(parsed.error.message.find("AID length"), std::string::npos) << parsed.error.message;
+  }
+  Request with_option = VpmRequest();
+  with_option.dpm_port_fixed = true;
+  EXPECT_EQ(ParseRequest(EncodeRequest(with_option), Server::kVpm).error.result, ResultCode::kMalformedOption);
+  const std::vector<uint8_t> bytes = EncodeRequest(VpmRequest());
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    ParsedRequest parsed = ParseRequest(absl::MakeConstSpan(bytes.data(), n), Server::kVpm);
+    ASSERT_FALSE(parsed.ok()) << n;
+    EXPECT_EQ(parsed.error.silent, n < kCommonHeaderSize) << n;
+  }
+}
+
 }  // namespace
 }  // namespace dpm::pcp
