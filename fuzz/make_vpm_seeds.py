@@ -1,6 +1,8 @@
 #!/usr/bin/python3
-"""Writes the seeds of fuzz/vpm_packet_fuzzer.cc and fuzz/vpm_configurator_fuzzer.cc into
-fuzz/corpus/vpm_packet/ and fuzz/corpus/vpm_configurator/ (Scapy):
+"""Writes the seeds of fuzz/vpm_packet_fuzzer.cc, fuzz/vpm_configurator_fuzzer.cc and
+fuzz/vpm_negotiation_fuzzer.cc into fuzz/corpus/vpm_packet/, vpm_configurator/ and
+vpm_negotiation/ (Scapy for the packets; the negotiation messages are laid out here by hand,
+as docs/vpm.md "Negotiation" has them):
     /usr/bin/python3 fuzz/make_vpm_seeds.py
 
 A packet seed is a list of records [flags][length: 2 bytes, big-endian][IPv4 packet]; flags
@@ -27,6 +29,20 @@ def tcp(src, sport, dst, dport, flags, seq=1000, ack=0, data=b""):
 
 def udp(src, sport, dst, dport, data=b"q" * 12):
     return IP(src=src, dst=dst) / UDP(sport=sport, dport=dport) / Raw(data)
+
+
+def vpm_message(client, aid, vport, cport, nonce, response=False, result=0, hidden=0, lifetime=10):
+    """A PCP message with the VPM opcode (96): the 24-byte header, then the 56-byte body."""
+    if response:
+        header = struct.pack("!BBBBII12x", 2, 0x80 | 96, 0, result, lifetime, 1)
+    else:
+        header = struct.pack("!BBHI", 2, 96, 0, lifetime) + bytes(10) + b"\xff\xff" + bytes(map(int, client.split(".")))
+    body = bytes(nonce) + struct.pack("!BBBBHHHH", 6, 0, len(aid), 0, vport, hidden, cport, 0)
+    return header + body + aid.encode().ljust(32, b"\0")
+
+
+def neg(message, to_client=False, source=0, step=0):
+    return struct.pack("!BH", (step << 4) | (source << 1) | (1 if to_client else 0), len(message)) + message
 
 
 def main():
@@ -57,6 +73,24 @@ def main():
         with open(os.path.join(out, name), "wb") as f:
             f.write(b"".join(records))
 
+    n1, n2 = list(range(1, 13)), list(range(2, 14))
+    green_q = vpm_message("10.77.9.1", "green", 9000, 50000, n1)
+    negotiations = {
+        "answered": [neg(green_q), neg(vpm_message("10.77.9.1", "blue", 9000, 50002, n2))],
+        "retransmitted": [neg(green_q), neg(green_q, step=3)],
+        "refusals": [neg(vpm_message("10.77.9.1", "red", 9000, 50003, n1)),
+                     neg(vpm_message("10.77.9.1", "green", 9001, 50003, n1)),
+                     neg(green_q, source=3), neg(green_q, source=2), neg(green_q[:40]), neg(green_q + bytes(4))],
+        "matched": [neg(vpm_message("10.77.9.1", "green", 9000, 50000, n1, True, 0, 12760), True, 1),
+                    neg(vpm_message("10.77.9.1", "red", 9000, 50001, n2, True, 192), True, 1)],
+        "timeout": [neg(b"", True, 1, 3), neg(b"", True, 1, 4), neg(b"", True, 1, 9)],
+    }
+    out = os.path.join(ROOT, "vpm_negotiation")
+    os.makedirs(out, exist_ok=True)
+    for name, records in negotiations.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(b"".join(records))
+
     configs = {
         "full": {"hidden_ports": "41000-41009", "queue_timeout_ms": 2000,
                  "ports": {"tcp/80": {"default": "blue"}, "udp/53": {"default": "refuse"}},
@@ -65,6 +99,11 @@ def main():
                                   {"aid": "red", "ports": ["tcp/80"], "sources": ["0.0.0.0/0:7"]}]},
         "minimal": {"ports": {"tcp/8080": {"default": "a"}}},
         "refused": {"ports": {"tcp/80": {"default": "a"}}, "applications": [{"aid": "g", "ports": ["udp/53"]}]},
+        "cooperative": {"ports": {"tcp/9000": {"default": "refuse"}},
+                        "cooperative": {"port": 5351, "timeout_ms": 2000, "accept": ["10.77.9.0/24"],
+                                        "peers": [{"destinations": ["10.77.9.2/32"], "ports": ["tcp/9001"],
+                                                   "default": "green"}]},
+                        "applications": [{"aid": "blue", "ports": ["tcp/9001"], "users": ["0"]}]},
     }
     out = os.path.join(ROOT, "vpm_configurator")
     os.makedirs(out, exist_ok=True)

@@ -1,6 +1,7 @@
 // libFuzzer target: the VPM packet path (dpm::vpm::Multiplexer::Inbound/Outbound) on a table
 // with three virtual streams (tcp/80 green on hidden 40000, tcp/80 blue on 40001, udp/53 green
-// on 40000), a dispatcher with source rules, and a cooperative client flow. A fresh
+// on 40000), a dispatcher with source rules, a cooperative client flow and a negotiated flow
+// (10.77.9.9:50001 to green's hidden port 40000). A fresh
 // multiplexer per input keeps every crash reproducible.
 //
 // Input: up to 32 records, each [flags][length: 2 bytes, big-endian][packet].
@@ -63,6 +64,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   vpm::Multiplexer mux(mc, ports);
   mux.SetDispatcher(&dispatcher);
   (void)mux.AddClientFlow(0, vpm::Protocol::kTcp, Ip(10, 77, 1, 2), 50000, Ip(10, 77, 9, 9), 9000, 12760, "green");
+  // A cooperative peer negotiated green's hidden port for its port 50001: passed untouched.
+  (void)mux.AddNegotiatedFlow(0, web, "green", 40000, Ip(10, 77, 1, 2), Ip(10, 77, 9, 9), 50001, 10000);
 
   uint64_t now = 0;
   size_t at = 0;

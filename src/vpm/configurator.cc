@@ -51,7 +51,10 @@ absl::StatusOr<std::vector<std::string>> StringList(const json& object, const ch
 
 absl::Status ParsePorts(const json& root, ConfiguratorConfig* config) {
   const auto it = root.find("ports");
-  if (it == root.end()) return JsonError("ports", "missing: no virtual port is multiplexed");
+  if (it == root.end()) {
+    if (root.contains("cooperative")) return absl::OkStatus();  // connects only
+    return JsonError("ports", "missing: no virtual port is multiplexed");
+  }
   if (!it->is_object()) return JsonError("ports", "not an object");
   for (const auto& [name, entry] : it->items()) {
     const std::string where = absl::StrCat("ports.", name);
@@ -91,8 +94,12 @@ absl::StatusOr<ApplicationRule> ParseApplication(const json& entry, const std::s
     std::optional<PortKey> key = ParsePortKey(text);
     if (!key) return JsonError(where, absl::StrCat("'", text, "' is not PROTOCOL/PORT"));
     const bool known = std::any_of(config.ports.begin(), config.ports.end(),
-                                   [&](const PortPolicy& p) { return p.key == *key; });
-    if (!known) return JsonError(where, absl::StrCat("port ", text, " is not in ports"));
+                                   [&](const PortPolicy& p) { return p.key == *key; }) ||
+                       std::any_of(config.cooperative.peers.begin(), config.cooperative.peers.end(),
+                                   [&](const CooperativePeer& peer) {
+                                     return std::find(peer.ports.begin(), peer.ports.end(), *key) != peer.ports.end();
+                                   });
+    if (!known) return JsonError(where, absl::StrCat("port ", text, " is not in ports (nor a cooperative peer's)"));
     app.ports.push_back(*key);
   }
 
@@ -127,6 +134,75 @@ absl::StatusOr<ApplicationRule> ParseApplication(const json& entry, const std::s
     app.sources.push_back(*p);
   }
   return app;
+}
+
+// A list of prefixes without port parts.
+absl::StatusOr<std::vector<SourcePattern>> PrefixList(const json& object, const char* key, absl::string_view where) {
+  absl::StatusOr<std::vector<std::string>> texts = StringList(object, key, where);
+  if (!texts.ok()) return texts.status();
+  std::vector<SourcePattern> out;
+  for (size_t i = 0; i < texts->size(); ++i) {
+    const std::string place = absl::StrCat(where, ".", key, "[", i, "]");
+    if ((*texts)[i].find(':') != std::string::npos) return JsonError(place, "a prefix takes no port part");
+    absl::StatusOr<SourcePattern> p = ParseSourcePattern((*texts)[i]);
+    if (!p.ok()) return JsonError(place, p.status().message());
+    out.push_back(*p);
+  }
+  return out;
+}
+
+absl::Status ParseCooperative(const json& root, CooperativeConfig* out) {
+  const auto it = root.find("cooperative");
+  if (it == root.end()) return absl::OkStatus();
+  const std::string where = "cooperative";
+  if (!it->is_object()) return JsonError(where, "not an object");
+  if (absl::Status s = wire::OnlyKnownKeys(*it, where, {"port", "timeout_ms", "accept", "peers"}); !s.ok()) return s;
+  out->present = true;
+  size_t port = out->port;
+  if (absl::Status s = wire::ReadPositiveInteger(*it, "port", where, &port, 65535); !s.ok()) return s;
+  out->port = static_cast<uint16_t>(port);
+  size_t timeout = out->timeout_ms;
+  if (absl::Status s = wire::ReadPositiveInteger(*it, "timeout_ms", where, &timeout, 600 * 1000); !s.ok()) return s;
+  out->timeout_ms = timeout;
+  absl::StatusOr<std::vector<SourcePattern>> accept = PrefixList(*it, "accept", where);
+  if (!accept.ok()) return accept.status();
+  out->accept = *std::move(accept);
+  const auto peers = it->find("peers");
+  if (peers == it->end()) return absl::OkStatus();
+  if (!peers->is_array()) return JsonError("cooperative.peers", "not a list");
+  for (size_t i = 0; i < peers->size(); ++i) {
+    const json& entry = (*peers)[i];
+    const std::string at = absl::StrCat("cooperative.peers[", i, "]");
+    if (!entry.is_object()) return JsonError(at, "not an object");
+    if (absl::Status s = wire::OnlyKnownKeys(entry, at, {"destinations", "ports", "default"}); !s.ok()) return s;
+    CooperativePeer peer;
+    absl::StatusOr<std::vector<SourcePattern>> d = PrefixList(entry, "destinations", at);
+    if (!d.ok()) return d.status();
+    if (d->empty()) return JsonError(at, "destinations missing");
+    peer.destinations = *std::move(d);
+    absl::StatusOr<std::vector<std::string>> ports = StringList(entry, "ports", at);
+    if (!ports.ok()) return ports.status();
+    if (ports->empty()) return JsonError(at, "ports missing");
+    for (const std::string& text : *ports) {
+      std::optional<PortKey> key = ParsePortKey(text);
+      if (!key) return JsonError(at, absl::StrCat("'", text, "' is not PROTOCOL/PORT"));
+      if (key->protocol != Protocol::kTcp) return JsonError(at, absl::StrCat(text, ": cooperative mode is TCP only"));
+      peer.ports.push_back(*key);
+    }
+    if (const auto d2 = entry.find("default"); d2 != entry.end()) {
+      if (!d2->is_string() || !ValidAid(d2->get<std::string>())) return JsonError(at, "default is not an AID");
+      peer.default_aid = d2->get<std::string>();
+    }
+    out->peers.push_back(std::move(peer));
+  }
+  return absl::OkStatus();
+}
+
+bool InPrefixes(const std::vector<SourcePattern>& prefixes, uint32_t address) {
+  return std::any_of(prefixes.begin(), prefixes.end(), [&](const SourcePattern& p) {
+    const uint32_t mask = p.length == 0 ? 0 : ~uint32_t{0} << (32 - p.length);
+    return (address & mask) == p.prefix;
+  });
 }
 
 }  // namespace
@@ -178,7 +254,7 @@ absl::StatusOr<ConfiguratorConfig> ParseConfigurator(absl::string_view json_text
   if (!root.ok()) return root.status();
   if (!root->is_object()) return absl::InvalidArgumentError("not a JSON object");
   if (absl::Status s = wire::OnlyKnownKeys(*root, "the file", {"hidden_ports", "queue_timeout_ms", "ports",
-                                                                "applications"});
+                                                                "applications", "cooperative"});
       !s.ok()) {
     return s;
   }
@@ -197,6 +273,7 @@ absl::StatusOr<ConfiguratorConfig> ParseConfigurator(absl::string_view json_text
   }
   config.queue_timeout_ms = timeout;
   if (absl::Status s = ParsePorts(*root, &config); !s.ok()) return s;
+  if (absl::Status s = ParseCooperative(*root, &config.cooperative); !s.ok()) return s;
   for (const PortPolicy& p : config.ports) {
     if (p.key.port >= config.hidden_min && p.key.port <= config.hidden_max) {
       return JsonError(absl::StrCat("ports.", FormatPortKey(p.key)), "inside hidden_ports");
@@ -215,7 +292,10 @@ absl::StatusOr<ConfiguratorConfig> ParseConfigurator(absl::string_view json_text
 }
 
 Dispatcher::Dispatcher(const ConfiguratorConfig& config)
-    : hidden_min_(config.hidden_min), hidden_max_(config.hidden_max), queue_timeout_ms_(config.queue_timeout_ms) {
+    : cooperative_(config.cooperative),
+      hidden_min_(config.hidden_min),
+      hidden_max_(config.hidden_max),
+      queue_timeout_ms_(config.queue_timeout_ms) {
   absl::flat_hash_map<std::string, uint32_t> index;
   auto intern = [&](const std::string& aid) {
     auto [it, added] = index.try_emplace(aid, static_cast<uint32_t>(aids_.size()));
@@ -230,7 +310,12 @@ Dispatcher::Dispatcher(const ConfiguratorConfig& config)
     const uint32_t aid = intern(app.aid);
     for (const PortKey& key : app.ports) {
       auto it = ports_.find(key);
-      if (it == ports_.end()) continue;
+      if (it == ports_.end()) {
+        Port& connect = connect_ports_[key];  // a cooperative peer's port: socket rules only
+        for (const std::string& program : app.programs) connect.programs.emplace_back(program, aid);
+        for (uid_t uid : app.users) connect.users.emplace_back(uid, aid);
+        continue;
+      }
       Port& port = it->second;
       for (const std::string& program : app.programs) port.programs.emplace_back(program, aid);
       for (uid_t uid : app.users) port.users.emplace_back(uid, aid);
@@ -283,6 +368,34 @@ std::optional<absl::string_view> Dispatcher::AidForSocket(PortKey key, absl::str
   }
   return std::nullopt;
 }
+
+const CooperativePeer* Dispatcher::PeerFor(PortKey key, uint32_t destination) const {
+  for (const CooperativePeer& peer : cooperative_.peers) {
+    if (std::find(peer.ports.begin(), peer.ports.end(), key) != peer.ports.end() &&
+        InPrefixes(peer.destinations, destination)) {
+      return &peer;
+    }
+  }
+  return nullptr;
+}
+
+std::optional<absl::string_view> Dispatcher::AidForConnect(PortKey key, const CooperativePeer& peer,
+                                                           absl::string_view executable, uid_t uid) const {
+  for (const auto* table : {&connect_ports_, &ports_}) {
+    const auto it = table->find(key);
+    if (it == table->end()) continue;
+    for (const auto& [program, aid] : it->second.programs) {
+      if (program == executable) return aids_[aid];
+    }
+    for (const auto& [user, aid] : it->second.users) {
+      if (user == uid) return aids_[aid];
+    }
+  }
+  if (peer.default_aid) return *peer.default_aid;
+  return std::nullopt;
+}
+
+bool Dispatcher::AcceptsNegotiation(uint32_t source) const { return InPrefixes(cooperative_.accept, source); }
 
 std::optional<absl::string_view> Dispatcher::DefaultAid(PortKey key) const {
   const auto it = ports_.find(key);

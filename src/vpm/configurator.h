@@ -16,8 +16,19 @@
 //         "programs": ["/usr/sbin/nginx"],     // a socket of this executable gets AID green
 //         "users": ["www-data", "1001"],       // … or of this user (name or uid)
 //         "sources": ["10.77.1.0/24", "10.77.2.5/32:1024-2047"] }  // new flows from here: green
-//     ]
+//     ],
+//     "cooperative": {                        // optional: docs/vpm.md "Cooperative mode"
+//       "port": 5351,                         // UDP port of the negotiation, both sides
+//       "timeout_ms": 3000,                   // client: how long connect() waits for an answer
+//       "accept": ["10.77.9.0/24"],           // server: who may negotiate (none: no one)
+//       "peers": [                            // client: connections negotiated first
+//         { "destinations": ["10.77.9.2/32"], "ports": ["tcp/9000"], "default": "green" } ]
+//     }
 //   }
+// "ports" may be left out when "cooperative" is there (an instance that only connects).
+// An application's "ports" may name a peer's port: its socket rules then give the AID a
+// connection there negotiates with (the patent's cooperative configurator: "at least the AID of
+// the application … a list of port numbers that are to be multiplexed").
 // Two kinds of rule, as the patent's non-cooperative mode has them:
 //   - socket rules (programs, users): which AID a socket that binds a virtual port gets, when
 //     the program did not set one itself (DPM_AID);
@@ -91,12 +102,30 @@ struct PortPolicy {
   std::optional<std::string> default_aid;  // nullopt: refuse
 };
 
+/// Client side of cooperative mode: connections to these destinations and ports ask the
+/// peer's VPM for the hidden port first.
+struct CooperativePeer {
+  std::vector<SourcePattern> destinations;  // prefixes (no port part)
+  std::vector<PortKey> ports;
+  std::optional<std::string> default_aid;   // the AID of a socket no rule names (none: EACCES)
+};
+
+/// The "cooperative" object of the file.
+struct CooperativeConfig {
+  bool present = false;
+  uint16_t port = 5351;                 // UDP, host order
+  uint64_t timeout_ms = 3000;           // client: the whole negotiation, retransmissions included
+  std::vector<SourcePattern> accept;    // server: sources that may negotiate (prefixes)
+  std::vector<CooperativePeer> peers;   // client
+};
+
 /// The whole file.
 struct ConfiguratorConfig {
   uint16_t hidden_min = 40000, hidden_max = 40999;  // inclusive, host order
   uint64_t queue_timeout_ms = 5000;
   std::vector<PortPolicy> ports;
   std::vector<ApplicationRule> applications;
+  CooperativeConfig cooperative;
 };
 
 /// Resolves a user name to a uid (the caller's getpwnam_r; the core does no I/O).
@@ -140,6 +169,17 @@ class Dispatcher {
 
   /// The port's default AID (nullopt: it refuses, or it is not multiplexed).
   std::optional<absl::string_view> DefaultAid(PortKey key) const;
+
+  /// Cooperative mode, client side: the peer entry a connection to `destination` (host order)
+  /// on `key` negotiates under, or null when it connects as usual. Linear in the peer entries.
+  const CooperativePeer* PeerFor(PortKey key, uint32_t destination) const;
+  /// The AID a socket of `executable` run by `uid` negotiates with for `key`: the first
+  /// application naming the program, else the user; else the peer entry's default.
+  std::optional<absl::string_view> AidForConnect(PortKey key, const CooperativePeer& peer,
+                                                 absl::string_view executable, uid_t uid) const;
+  /// Cooperative mode, server side: `source` (host order) may negotiate. Linear in "accept".
+  bool AcceptsNegotiation(uint32_t source) const;
+  const CooperativeConfig& cooperative() const { return cooperative_; }
   bool Multiplexed(PortKey key) const { return ports_.contains(key); }
   /// Source rules compiled (for status).
   size_t source_rules() const { return source_rules_; }
@@ -161,6 +201,8 @@ class Dispatcher {
   };
   std::vector<std::string> aids_;
   absl::flat_hash_map<PortKey, Port> ports_;
+  absl::flat_hash_map<PortKey, Port> connect_ports_;  // socket rules of cooperative peer ports
+  CooperativeConfig cooperative_;
   size_t source_rules_ = 0;
   uint16_t hidden_min_ = 40000, hidden_max_ = 40999;
   uint64_t queue_timeout_ms_ = 5000;

@@ -67,6 +67,7 @@ const char* ReasonName(Reason reason) {
     case Reason::kNoListener: return "no_listener";
     case Reason::kNoFlow: return "no_flow";
     case Reason::kFlowLimit: return "flow_limit";
+    case Reason::kHidden: return "hidden_port";
     case Reason::kCount: break;
   }
   return "?";
@@ -162,6 +163,7 @@ Result Multiplexer::Inbound(uint64_t now_ms, absl::Span<uint8_t> packet, bool pa
     if (StillValid(f)) {
       Touch(now_ms, f, p.tcp_flags, /*outbound=*/false);
       ++aid_counters_[f.aid].packets_in;
+      if (f.negotiated) return {};  // on the hidden port both ways
       if (f.client) {
         Rewrite(p, f.key.port, p.destination_port, partial_checksum);  // H → V at the source
       } else {
@@ -171,7 +173,14 @@ Result Multiplexer::Inbound(uint64_t now_ms, absl::Span<uint8_t> packet, bool pa
     }
     EraseFlow(it->second);  // its stream is gone; the packet starts afresh
   }
-  if (!ports_.InUse(key)) return {};  // not a virtual port (or nobody on it: lwIP answers)
+  if (!ports_.InUse(key)) {
+    // Not a virtual port (or nobody on it: lwIP answers) … unless it is a hidden one, which
+    // only a negotiation opens (the dispatcher's rules are not gone round).
+    const VirtualStream* h = ports_.FindByHidden(key.protocol, p.destination_port);
+    if (h == nullptr) return {};
+    if (p.protocol == wire::ipv4::kProtocolTcp && (p.tcp_flags & wire::tcp::kRst)) return Dropped(Reason::kHidden);
+    return Refuse(Reason::kHidden, h->key);
+  }
   if (p.protocol == wire::ipv4::kProtocolTcp && !IsSyn(p.tcp_flags)) {
     if (p.tcp_flags & wire::tcp::kRst) return Dropped(Reason::kNoFlow);
     return Refuse(Reason::kNoFlow, key);
@@ -209,6 +218,7 @@ Result Multiplexer::Outbound(uint64_t now_ms, absl::Span<uint8_t> head, bool par
     if (StillValid(f)) {
       Touch(now_ms, f, p.tcp_flags, /*outbound=*/true);
       ++aid_counters_[f.aid].packets_out;
+      if (f.negotiated) return {};
       if (f.client) {
         Rewrite(p, p.source_port, f.hidden, partial_checksum);  // V → H at the destination
       } else {
@@ -264,9 +274,38 @@ absl::Status Multiplexer::AddClientFlow(uint64_t now_ms, Protocol protocol, uint
   std::optional<uint32_t> id = NewFlow(now_ms, f);
   if (!id) return absl::ResourceExhaustedError("the flow table is full");
   // Until its first packet, it lives as long as a connection being opened.
-  flows_[*id].deadline_ms = now_ms + config_.tcp_transitory_timeout_ms;
-  if (!earliest_deadline_ || flows_[*id].deadline_ms < *earliest_deadline_) earliest_deadline_ = flows_[*id].deadline_ms;
+  SetDeadline(flows_[*id], now_ms + config_.tcp_transitory_timeout_ms);
   return absl::OkStatus();
+}
+
+absl::Status Multiplexer::AddNegotiatedFlow(uint64_t now_ms, PortKey key, absl::string_view aid,
+                                            uint16_t hidden_port, uint32_t local_address, uint32_t remote_address,
+                                            uint16_t remote_port, uint64_t wait_ms) {
+  const Tuple t{static_cast<uint8_t>(key.protocol), local_address, remote_address, hidden_port, remote_port};
+  if (auto it = by_wire_.find(t); it != by_wire_.end()) {
+    const Flow& held = flows_[it->second];
+    if (held.negotiated && held.key == key && held.hidden == hidden_port && aid_names_[held.aid] == aid) {
+      return absl::OkStatus();  // the same negotiation again
+    }
+    return absl::AlreadyExistsError("a flow holds that address and port pair");
+  }
+  if (by_stack_.contains(t)) return absl::AlreadyExistsError("a flow holds that address and port pair");
+  Flow f;
+  f.negotiated = true;
+  f.wire = t;
+  f.stack = t;
+  f.key = key;
+  f.hidden = hidden_port;
+  f.aid = InternAid(aid);
+  std::optional<uint32_t> id = NewFlow(now_ms, f);
+  if (!id) return absl::ResourceExhaustedError("the flow table is full");
+  SetDeadline(flows_[*id], now_ms + wait_ms);
+  return absl::OkStatus();
+}
+
+void Multiplexer::SetDeadline(Flow& flow, uint64_t deadline_ms) {
+  flow.deadline_ms = deadline_ms;
+  if (!earliest_deadline_ || deadline_ms < *earliest_deadline_) earliest_deadline_ = deadline_ms;
 }
 
 std::vector<uint8_t> Multiplexer::BuildRefusal(absl::Span<const uint8_t> packet) {
@@ -348,7 +387,7 @@ std::vector<FlowInfo> Multiplexer::List(uint64_t now_ms) const {
   std::vector<FlowInfo> out;
   for (const Flow& f : flows_) {
     if (!f.live) continue;
-    out.push_back(FlowInfo{f.client, f.key.protocol, f.wire.local, f.wire.remote, f.wire.local_port,
+    out.push_back(FlowInfo{f.client ? "client" : f.negotiated ? "negotiated" : "server", f.key.protocol, f.wire.local, f.wire.remote, f.wire.local_port,
                            f.wire.remote_port, f.key.port, f.hidden, aid_names_[f.aid],
                            now_ms >= f.last_used_ms ? now_ms - f.last_used_ms : 0, f.tcp});
   }

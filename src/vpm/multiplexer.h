@@ -11,6 +11,9 @@
 //   server flow  a remote opened it to virtual port V of ours; the dispatcher (configurator.h)
 //                chose the AID, whose stream is on hidden port H. Inbound: destination port
 //                V → H; outbound: source port H → V.
+//   negotiated   cooperative mode, server side (negotiation.h): a peer's VPM asked for our
+//   flow         AID's hidden port H; its connection comes to H and our answers leave from H,
+//                untouched: the wire shows H, our program the virtual port (getsockname).
 //   client flow  cooperative mode (docs/vpm.md "Cooperative mode"): our program connects to
 //                V at a peer whose VPM told us hidden port H for our AID. Outbound: destination
 //                V → H; inbound: source H → V. The wire shows H; both programs see V.
@@ -53,10 +56,12 @@ enum class Reason : uint8_t {
   kNoListener,   // the AID chosen has no socket on the port
   kNoFlow,       // a TCP segment other than a SYN to a virtual port, no flow: refused like a
                  // closed port (a RST is dropped, never answered)
-  kFlowLimit,    // max_flows reached
+  kFlowLimit,    // max_flows reached, or another flow holds the wire tuple
+  kHidden,       // to a hidden port with no flow: only a negotiation opens that way
+                 // (refused as a closed port; a RST is dropped)
   kCount
 };
-/// "malformed", "refused", "no_listener", "no_flow", "flow_limit".
+/// "malformed", "refused", "no_listener", "no_flow", "flow_limit", "hidden_port".
 const char* ReasonName(Reason reason);
 
 /// What to do with a packet.
@@ -80,7 +85,8 @@ struct AidCounters {
 
 /// One flow, for status.
 struct FlowInfo {
-  bool client = false;  // cooperative client flow; else a server flow
+  /// "server", "negotiated" (cooperative, server side), "client" (cooperative, client side).
+  const char* kind = "server";
   Protocol protocol;
   uint32_t local_address, remote_address;  // host order
   uint16_t local_port, remote_port;        // as the wire has them
@@ -116,6 +122,16 @@ class Multiplexer {
   absl::Status AddClientFlow(uint64_t now_ms, Protocol protocol, uint32_t local_address, uint16_t local_port,
                              uint32_t remote_address, uint16_t virtual_port, uint16_t hidden_port,
                              absl::string_view aid);
+
+  /// Cooperative mode, server side: a negotiation (negotiation.h) gave the peer at
+  /// `remote_address`:`remote_port` hidden port `hidden_port` of `aid`'s stream on `key` for a
+  /// connection to our `local_address`. The flow passes that connection's packets as they are,
+  /// and is dropped if no packet comes within `wait_ms`. The same negotiation again (a
+  /// retransmitted request) is no error. Error: AlreadyExists when another flow holds the
+  /// tuple; ResourceExhausted at max_flows.
+  absl::Status AddNegotiatedFlow(uint64_t now_ms, PortKey key, absl::string_view aid, uint16_t hidden_port,
+                                 uint32_t local_address, uint32_t remote_address, uint16_t remote_port,
+                                 uint64_t wait_ms);
 
   /// The answer to a packet Inbound refused (`packet` as it was passed, unrewritten): a TCP
   /// RST (RFC 9293 §3.10.7.1, the CLOSED-state rule) or an ICMP port unreachable (RFC 1122
@@ -154,6 +170,7 @@ class Multiplexer {
   struct Flow {
     bool live = false;
     bool client = false;
+    bool negotiated = false;  // cooperative, server side: passed untouched
     Tuple wire;   // as on the link
     Tuple stack;  // as lwIP has it
     PortKey key;  // protocol and virtual port
@@ -166,6 +183,7 @@ class Multiplexer {
   };
   uint32_t InternAid(absl::string_view aid);
   std::optional<uint32_t> NewFlow(uint64_t now_ms, const Flow& flow);
+  void SetDeadline(Flow& flow, uint64_t deadline_ms);
   void EraseFlow(uint32_t id);
   // No other stream has taken a server flow's hidden port (checked again only after a
   // hidden port changed hands).

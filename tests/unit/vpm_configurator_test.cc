@@ -92,6 +92,14 @@ TEST(VpmConfigurator, ErrorsNameTheirPlace) {
       {R"({"ports": {}, "extra": 1})", "the file: unknown key 'extra'"},
       {R"({"ports": {}, "ports": {}})", "key 'ports' given twice"},
       {R"({})", "ports: missing"},
+      {R"({"cooperative": {"peers": [{"destinations": ["10.0.0.2/32:80"], "ports": ["tcp/9000"]}]}})",
+       "cooperative.peers[0].destinations[0]: a prefix takes no port part"},
+      {R"({"cooperative": {"peers": [{"destinations": ["10.0.0.2/32"], "ports": ["udp/9000"]}]}})",
+       "cooperative.peers[0]: udp/9000: cooperative mode is TCP only"},
+      {R"({"cooperative": {"peers": [{"ports": ["tcp/9000"]}]}})", "cooperative.peers[0]: destinations missing"},
+      {R"({"cooperative": {"port": 70000}})", "port"},
+      {R"({"cooperative": {"accept": ["10.0.0.0/33"]}})", "cooperative.accept[0]: '10.0.0.0/33' is not a prefix"},
+      {R"({"cooperative": {"listen": true}})", "cooperative: unknown key 'listen'"},
       {R"([1])", "not a JSON object"},
       {R"({"ports": )", "not JSON: parse error"},
   };
@@ -154,6 +162,31 @@ TEST(VpmConfigurator, SocketRulesByProgramThenUser) {
 
 // 10^4 rules, each a /32 of its own with an AID of its own, plus /16 and /24 rules: every
 // lookup finds its own rule (the time per lookup is bench/vpm.sh's to measure).
+TEST(VpmConfigurator, CooperativePeersAcceptAndTheConnectingAid) {
+  absl::StatusOr<ConfiguratorConfig> c = ParseConfigurator(R"({
+    "cooperative": { "port": 5999, "timeout_ms": 900, "accept": ["10.77.9.0/24"],
+      "peers": [ { "destinations": ["10.77.9.2/32"], "ports": ["tcp/9000"], "default": "blue" },
+                 { "destinations": ["10.77.8.0/24"], "ports": ["tcp/9000", "tcp/9001"] } ] },
+    "applications": [ { "aid": "green", "ports": ["tcp/9000"], "users": ["1001"] } ]
+  })", &FakeUsers);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const Dispatcher d(*c);
+  EXPECT_EQ(d.cooperative().port, 5999);
+  EXPECT_EQ(d.cooperative().timeout_ms, 900u);
+  EXPECT_TRUE(d.AcceptsNegotiation(Ip(10, 77, 9, 200)));
+  EXPECT_FALSE(d.AcceptsNegotiation(Ip(10, 77, 8, 1)));
+  EXPECT_FALSE(d.Multiplexed(PortKey{Protocol::kTcp, 9000})) << "a peer's port is not ours to multiplex";
+  const CooperativePeer* one = d.PeerFor(PortKey{Protocol::kTcp, 9000}, Ip(10, 77, 9, 2));
+  ASSERT_NE(one, nullptr);
+  EXPECT_EQ(d.AidForConnect(PortKey{Protocol::kTcp, 9000}, *one, "/bin/x", 1001), "green") << "the user rule";
+  EXPECT_EQ(d.AidForConnect(PortKey{Protocol::kTcp, 9000}, *one, "/bin/x", 7), "blue") << "the entry's default";
+  const CooperativePeer* two = d.PeerFor(PortKey{Protocol::kTcp, 9001}, Ip(10, 77, 8, 44));
+  ASSERT_NE(two, nullptr);
+  EXPECT_FALSE(d.AidForConnect(PortKey{Protocol::kTcp, 9001}, *two, "/bin/x", 7)) << "no rule, no default";
+  EXPECT_EQ(d.PeerFor(PortKey{Protocol::kTcp, 9001}, Ip(10, 77, 9, 2)), nullptr);
+  EXPECT_EQ(d.PeerFor(PortKey{Protocol::kTcp, 80}, Ip(10, 77, 9, 2)), nullptr);
+}
+
 TEST(VpmConfigurator, TenThousandRulesEachFindsItsOwn) {
   ConfiguratorConfig c;
   c.ports.push_back(PortPolicy{kWeb, "fallback"});
