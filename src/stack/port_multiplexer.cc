@@ -13,6 +13,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lwip/ip.h"
+#include "lwip/pbuf.h"
+#include "lwip/udp.h"
+#include "os/entropy.h"
 #include "stack/stack.h"
 #include "wire/ipv4.h"
 
@@ -70,6 +74,7 @@ absl::StatusOr<std::unique_ptr<PortMultiplexer>> PortMultiplexer::Create(Stack& 
   std::unique_ptr<PortMultiplexer> m(new PortMultiplexer(stack, path, *std::move(d)));
   m->inbound_ = stack.AddInboundHook(hook_order::kPortMultiplexer, m.get());
   m->outbound_ = stack.AddOutboundHook(hook_order::kPortMultiplexer, m.get());
+  if (absl::Status s = m->OpenNegotiation(); !s.ok()) return s;
   m->ArmSweep();
   return m;
 }
@@ -79,11 +84,141 @@ PortMultiplexer::PortMultiplexer(Stack& stack, std::string path, std::unique_ptr
       path_(std::move(path)),
       dispatcher_(std::move(dispatcher)),
       ports_(TableConfig(*dispatcher_)),
-      mux_(vpm::MultiplexerConfig{}, ports_) {
+      mux_(vpm::MultiplexerConfig{}, ports_),
+      started_ms_(stack.clock().NowMs()) {
   mux_.SetDispatcher(dispatcher_.get());
 }
 
-PortMultiplexer::~PortMultiplexer() = default;
+PortMultiplexer::~PortMultiplexer() {
+  if (server_pcb_ != nullptr) udp_remove(server_pcb_);
+  if (client_pcb_ != nullptr) udp_remove(client_pcb_);
+}
+
+absl::Status PortMultiplexer::OpenNegotiation() {
+  const vpm::CooperativeConfig& c = dispatcher_->cooperative();
+  if (!c.present) return absl::OkStatus();
+  negotiation_port_ = c.port;
+  client_ = std::make_unique<vpm::NegotiationClient>(c.timeout_ms);
+  negotiation_timer_ = stack_.clock().NewTimer();
+  client_pcb_ = udp_new();
+  if (client_pcb_ == nullptr || udp_bind(client_pcb_, IP4_ADDR_ANY, 0) != ERR_OK) {
+    return absl::ResourceExhaustedError("--vpm-config: no UDP socket for the negotiation");
+  }
+  udp_recv(
+      client_pcb_,
+      [](void* arg, udp_pcb*, pbuf* p, const ip_addr_t* addr, u16_t) {
+        static_cast<PortMultiplexer*>(arg)->OnAnswer(p, ntohl(ip4_addr_get_u32(ip_2_ip4(addr))));
+      },
+      this);
+  if (c.accept.empty()) return absl::OkStatus();
+  server_pcb_ = udp_new();
+  if (server_pcb_ == nullptr || udp_bind(server_pcb_, IP4_ADDR_ANY, c.port) != ERR_OK) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--vpm-config: cooperative.port ", c.port, ": UDP port in use in this instance"));
+  }
+  udp_recv(
+      server_pcb_,
+      [](void* arg, udp_pcb*, pbuf* p, const ip_addr_t* addr, u16_t port) {
+        static_cast<PortMultiplexer*>(arg)->OnRequest(p, ntohl(ip4_addr_get_u32(ip_2_ip4(addr))), port,
+                                                      ntohl(ip4_addr_get_u32(ip4_current_dest_addr())));
+      },
+      this);
+  return absl::OkStatus();
+}
+
+void PortMultiplexer::SendUdp(udp_pcb* pcb, absl::Span<const uint8_t> bytes, uint32_t source, uint32_t destination,
+                              uint16_t port) {
+  pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<u16_t>(bytes.size()), PBUF_RAM);
+  if (p == nullptr) return;
+  pbuf_take(p, bytes.data(), static_cast<u16_t>(bytes.size()));
+  ip_addr_t from, to;
+  ip_addr_set_ip4_u32(&from, htonl(source));
+  ip_addr_set_ip4_u32(&to, htonl(destination));
+  udp_sendto_if_src(pcb, p, &to, port, stack_.lwip_netif(), &from);
+  pbuf_free(p);
+}
+
+void PortMultiplexer::OnRequest(pbuf* p, uint32_t source, uint16_t source_port, uint32_t destination) {
+  std::vector<uint8_t> bytes(p->tot_len);
+  pbuf_copy_partial(p, bytes.data(), p->tot_len, 0);
+  pbuf_free(p);
+  const uint64_t now = stack_.clock().NowMs();
+  const uint32_t epoch = static_cast<uint32_t>((now - started_ms_) / 1000);
+  std::vector<uint8_t> answer =
+      vpm::AnswerNegotiation(now, epoch, bytes, source, destination, *dispatcher_, ports_, mux_, &server_counters_);
+  if (!answer.empty()) SendUdp(server_pcb_, answer, destination, source, source_port);
+}
+
+void PortMultiplexer::OnAnswer(pbuf* p, uint32_t source) {
+  std::vector<uint8_t> bytes(p->tot_len);
+  pbuf_copy_partial(p, bytes.data(), p->tot_len, 0);
+  pbuf_free(p);
+  if (std::optional<vpm::NegotiationClient::Outcome> o = client_->OnResponse(bytes, source)) EndNegotiation(*o);
+  PollNegotiations();
+}
+
+const vpm::CooperativePeer* PortMultiplexer::PeerFor(uint16_t port, uint32_t remote) const {
+  return client_ == nullptr ? nullptr : dispatcher_->PeerFor(vpm::PortKey{vpm::Protocol::kTcp, port}, remote);
+}
+
+int PortMultiplexer::ChooseConnectAid(uint16_t port, const vpm::CooperativePeer& peer, const std::string& requested,
+                                      pid_t pid, uid_t uid, std::string* aid) const {
+  if (!requested.empty()) {
+    *aid = requested;
+    return 0;
+  }
+  if (std::optional<absl::string_view> a =
+          dispatcher_->AidForConnect(vpm::PortKey{vpm::Protocol::kTcp, port}, peer, ExecutableOf(pid), uid)) {
+    *aid = std::string(*a);
+    return 0;
+  }
+  return EACCES;
+}
+
+void PortMultiplexer::Negotiate(uint64_t socket_id, uint16_t port, const std::string& aid, uint32_t local,
+                                uint16_t local_port, uint32_t remote, NegotiationDone done) {
+  std::array<uint8_t, 12> nonce;
+  os::FillRandom(nonce.data(), nonce.size());
+  client_->Cancel(socket_id);  // a socket has one at a time
+  const vpm::NegotiationClient::Send send = client_->Start(stack_.clock().NowMs(), socket_id,
+                                                           vpm::PortKey{vpm::Protocol::kTcp, port}, aid, local,
+                                                           local_port, remote, nonce);
+  negotiations_[socket_id] = Negotiation{std::move(done), port, local_port, aid, local, remote};
+  SendUdp(client_pcb_, send.bytes, send.local_address, send.peer_address, negotiation_port_);
+  PollNegotiations();
+}
+
+void PortMultiplexer::CancelNegotiation(uint64_t socket_id) {
+  if (negotiations_.erase(socket_id) == 0) return;
+  client_->Cancel(socket_id);
+}
+
+void PortMultiplexer::EndNegotiation(const vpm::NegotiationClient::Outcome& outcome) {
+  auto it = negotiations_.find(outcome.id);
+  if (it == negotiations_.end()) return;
+  Negotiation n = std::move(it->second);
+  negotiations_.erase(it);
+  int error = outcome.error;
+  if (error == 0) {
+    const absl::Status s = mux_.AddClientFlow(stack_.clock().NowMs(), vpm::Protocol::kTcp, n.local, n.local_port,
+                                              n.remote, n.port, outcome.hidden_port, n.aid);
+    if (!s.ok()) error = absl::IsAlreadyExists(s) ? EADDRINUSE : EAGAIN;
+  }
+  n.done(error, outcome.hidden_port);
+}
+
+void PortMultiplexer::PollNegotiations() {
+  if (client_ == nullptr) return;
+  std::vector<vpm::NegotiationClient::Send> sends;
+  const std::vector<vpm::NegotiationClient::Outcome> ended = client_->Poll(stack_.clock().NowMs(), &sends);
+  for (const auto& send : sends) SendUdp(client_pcb_, send.bytes, send.local_address, send.peer_address, negotiation_port_);
+  if (std::optional<uint64_t> next = client_->NextDeadline()) {
+    negotiation_timer_->Start(*next, [this] { PollNegotiations(); });
+  } else {
+    negotiation_timer_->Cancel();
+  }
+  for (const auto& o : ended) EndNegotiation(o);
+}
 
 void PortMultiplexer::ArmSweep() {
   if (sweep_timer_ == nullptr) sweep_timer_ = stack_.clock().NewTimer();
@@ -218,7 +353,7 @@ nlohmann::json PortMultiplexer::StatusJson() const {
   }
   j["flows"] = nlohmann::json::array();
   for (const vpm::FlowInfo& f : mux_.List(now)) {
-    j["flows"].push_back({{"kind", f.client ? "client" : "server"},
+    j["flows"].push_back({{"kind", f.kind},
                           {"protocol", vpm::ProtocolName(f.protocol)},
                           {"local", absl::StrCat(wire::FormatIpv4(f.local_address), ":", f.local_port)},
                           {"remote", absl::StrCat(wire::FormatIpv4(f.remote_address), ":", f.remote_port)},
@@ -242,6 +377,23 @@ nlohmann::json PortMultiplexer::StatusJson() const {
   j["drops"] = drops;
   j["queued"] = ports_.queued_total();
   j["queue_timeouts"] = ports_.timeouts_total();
+  if (client_ != nullptr) {
+    const vpm::CooperativeConfig& c = dispatcher_->cooperative();
+    nlohmann::json coop;
+    coop["port"] = negotiation_port_;
+    coop["serving"] = server_pcb_ != nullptr;
+    coop["peers"] = c.peers.size();
+    nlohmann::json answered = nlohmann::json::object();
+    for (const auto& [code, n] : server_counters_.results) answered[vpm::NegotiationResultName(code)] = n;
+    coop["server"] = {{"requests", server_counters_.requests}, {"dropped", server_counters_.dropped},
+                      {"answers", answered}};
+    nlohmann::json got = nlohmann::json::object();
+    for (const auto& [code, n] : client_->results()) got[vpm::NegotiationResultName(code)] = n;
+    coop["client"] = {{"sent", client_->sent()},           {"retransmitted", client_->retransmitted()},
+                      {"timeouts", client_->timeouts()},   {"unmatched", client_->unmatched()},
+                      {"in_flight", client_->in_flight()}, {"answers", got}};
+    j["cooperative"] = coop;
+  }
   return j;
 }
 
@@ -270,6 +422,22 @@ std::string PortMultiplexer::StatusText() const {
   for (const auto& [port, n] : j["refused"].items()) absl::StrAppendFormat(&out, "  refused %s: %d\n", port, n.get<uint64_t>());
   absl::StrAppendFormat(&out, "  queued %d, queue timeouts %d\n", j["queued"].get<uint64_t>(),
                         j["queue_timeouts"].get<uint64_t>());
+  if (j.contains("cooperative")) {
+    const auto& c = j["cooperative"];
+    auto answers = [](const nlohmann::json& a) {
+      std::string text;
+      for (const auto& [name, n] : a.items()) absl::StrAppend(&text, " ", name, " ", n.get<uint64_t>());
+      return text.empty() ? std::string(" none") : text;
+    };
+    absl::StrAppendFormat(&out, "  cooperative: udp/%d, %s, %d peer entries\n", c["port"].get<int>(),
+                          c["serving"].get<bool>() ? "answering" : "not answering", c["peers"].get<size_t>());
+    absl::StrAppendFormat(&out, "    asked of us %d (dropped %d), answers:%s\n", c["server"]["requests"].get<uint64_t>(),
+                          c["server"]["dropped"].get<uint64_t>(), answers(c["server"]["answers"]));
+    absl::StrAppendFormat(&out, "    asked by us %d (retransmitted %d, timed out %d, in flight %d), answers:%s\n",
+                          c["client"]["sent"].get<uint64_t>(), c["client"]["retransmitted"].get<uint64_t>(),
+                          c["client"]["timeouts"].get<uint64_t>(), c["client"]["in_flight"].get<size_t>(),
+                          answers(c["client"]["answers"]));
+  }
   return out;
 }
 

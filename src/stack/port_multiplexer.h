@@ -3,7 +3,9 @@
 // puts the packet path on the stack's hook chain both ways, sends the refusals it asks for,
 // sweeps idle flows on a timer, and serves the sockets: a socket that binds a multiplexed
 // virtual port gets the hidden port of its AID's virtual stream, and its names show the
-// virtual port.
+// virtual port. In cooperative mode (vpm/negotiation.h) it answers the peers' negotiations on
+// a UDP port in lwIP (server side) and negotiates the hidden port before a socket's connect
+// to a cooperative peer (client side).
 //
 // Core thread only.
 #ifndef DPM_STACK_PORT_MULTIPLEXER_H_
@@ -26,7 +28,11 @@
 #include "stack/packet_hooks.h"
 #include "vpm/configurator.h"
 #include "vpm/multiplexer.h"
+#include "vpm/negotiation.h"
 #include "vpm/virtual_ports.h"
+
+struct udp_pcb;
+struct pbuf;
 
 namespace dpm::stack {
 
@@ -75,6 +81,26 @@ class PortMultiplexer : public InboundHook, public OutboundHook {
     return listeners_[absl::StrCat(vpm::FormatPortKey(key), " ", aid)];
   }
 
+  /// Cooperative mode, client side: the peer entry a TCP connect to `remote` (host order) on
+  /// port `port` negotiates under (valid until the next Reload), or null: it connects as usual.
+  const vpm::CooperativePeer* PeerFor(uint16_t port, uint32_t remote) const;
+  /// The AID such a connect negotiates with: `requested` (DPM_AID), else the socket rule for
+  /// the program and user, else the peer entry's default. Error: EACCES when none applies.
+  int ChooseConnectAid(uint16_t port, const vpm::CooperativePeer& peer, const std::string& requested, pid_t pid,
+                       uid_t uid, std::string* aid) const;
+  /// Called once when a negotiation ends: 0 and the hidden port (the client flow is recorded),
+  /// or the errno for connect(): ETIMEDOUT (no answer in the file's timeout_ms), ECONNREFUSED
+  /// (NOT_AUTHORIZED, VPM_NO_LISTENER), EAGAIN (NO_RESOURCES, or our flow table is full),
+  /// EPROTO (any other answer), EADDRINUSE (a flow holds the tuple already).
+  using NegotiationDone = std::function<void(int error, uint16_t hidden)>;
+  /// Asks the VPM at `remote` for the hidden port of (TCP, `port`, `aid`) for a connection
+  /// from `local`:`local_port` (host order). `done` is called later, not if
+  /// CancelNegotiation(socket_id) comes first.
+  void Negotiate(uint64_t socket_id, uint16_t port, const std::string& aid, uint32_t local, uint16_t local_port,
+                 uint32_t remote, NegotiationDone done);
+  /// Withdraws socket `socket_id`'s negotiation (the socket closed while it ran).
+  void CancelNegotiation(uint64_t socket_id);
+
   /// `dpmd status`: virtual streams, rules, flows and counters.
   nlohmann::json StatusJson() const;
   std::string StatusText() const;
@@ -84,6 +110,15 @@ class PortMultiplexer : public InboundHook, public OutboundHook {
 
  private:
   PortMultiplexer(Stack& stack, std::string path, std::unique_ptr<vpm::Dispatcher> dispatcher);
+  // Cooperative mode: the server side's UDP port (when "accept" names anyone), the client's
+  // socket for its requests. Error: the port is taken.
+  absl::Status OpenNegotiation();
+  void OnRequest(pbuf* p, uint32_t source, uint16_t source_port, uint32_t destination);
+  void OnAnswer(pbuf* p, uint32_t source);
+  void SendUdp(udp_pcb* pcb, absl::Span<const uint8_t> bytes, uint32_t source, uint32_t destination, uint16_t port);
+  // Sends the retransmissions due, ends the negotiations that timed out, re-arms the timer.
+  void PollNegotiations();
+  void EndNegotiation(const vpm::NegotiationClient::Outcome& outcome);
   void ArmSweep();
   // Answers the queued binds the table granted or let expire, and re-arms the queue's timer.
   void ServeQueue();
@@ -99,6 +134,21 @@ class PortMultiplexer : public InboundHook, public OutboundHook {
   absl::flat_hash_map<std::string, std::vector<std::weak_ptr<Socket>>> listeners_;  // "tcp/80 AID"
   absl::flat_hash_map<uint64_t, BindDone> waiting_;  // queued binds by socket id
   std::unique_ptr<Timer> queue_timer_;
+  // Cooperative mode (the port and the client's timeout stay as they were at start).
+  const uint64_t started_ms_;
+  uint16_t negotiation_port_ = 0;
+  udp_pcb* server_pcb_ = nullptr;
+  udp_pcb* client_pcb_ = nullptr;
+  vpm::NegotiationServerCounters server_counters_;
+  std::unique_ptr<vpm::NegotiationClient> client_;
+  struct Negotiation {
+    NegotiationDone done;
+    uint16_t port, local_port;
+    std::string aid;
+    uint32_t local, remote;
+  };
+  absl::flat_hash_map<uint64_t, Negotiation> negotiations_;  // by socket id
+  std::unique_ptr<Timer> negotiation_timer_;
 };
 
 }  // namespace dpm::stack

@@ -183,6 +183,7 @@ void Socket::InheritVirtualPort(const Socket& listener) {
 
 void Socket::ReleaseVirtualPort() {
   PortMultiplexer* vpm = host_.vpm();
+  if (vpm != nullptr) vpm->CancelNegotiation(id_);  // closed while its connect negotiated
   if (vpm != nullptr && bind_queued_) {
     bind_queued_ = false;
     vpm->Cancel(id_);

@@ -172,6 +172,32 @@ int TcpSocket::Connect(const api::Endpoint& remote, const std::shared_ptr<Contro
     pending_connect_ = conn;
     return -1;
   }
+  if (PortMultiplexer* vpm = host_.vpm()) {
+    if (const vpm::CooperativePeer* peer = vpm->PeerFor(remote.port_host(), remote.ipv4_host())) {
+      // Cooperative VPM (docs/vpm.md): ask the peer's VPM for the hidden port of our AID
+      // first; the handshake starts when it answers, and goes to the hidden port.
+      std::string aid;
+      if (int e = vpm->ChooseConnectAid(remote.port_host(), *peer, aid_request, creator_pid, creator_uid, &aid)) {
+        return e;
+      }
+      if (!bound_) {
+        err_t e = tcp_bind(pcb_, AnyOrOwn(), 0);  // the client port the negotiation names
+        if (e != ERR_OK) return ErrnoOf(e);
+        bound_ = true;
+      }
+      const uint32_t local =
+          own_address_ != 0 ? own_address_
+          : ip4_addr_isany_val(*ip_2_ip4(&pcb_->local_ip)) ? host_.stack().config().address
+                                                             : ntohl(ip4_addr_get_u32(ip_2_ip4(&pcb_->local_ip)));
+      state_ = State::kConnecting;
+      pending_connect_ = conn;
+      vpm->Negotiate(id(), remote.port_host(), aid, local, pcb_->local_port, remote.ipv4_host(),
+                     [weak = std::weak_ptr<Socket>(shared_from_this()), remote](int error, uint16_t) {
+                       if (auto self = weak.lock()) static_cast<TcpSocket*>(self.get())->OnNegotiated(error, remote);
+                     });
+      return -1;
+    }
+  }
   ip_addr_t ip;
   ToIpAddr(remote, &ip);
   err_t err = tcp_connect(pcb_, &ip, remote.port_host(), &TcpSocket::OnConnected);
@@ -351,6 +377,18 @@ void TcpSocket::OnDpmEvent(const driver::Event& e) {
   }
   const int error = actions.connect_result.value_or(actions.error);
   if (error != 0 && state_ == State::kConnecting) FailConnect(error);
+}
+
+void TcpSocket::OnNegotiated(int error, const api::Endpoint& remote) {
+  if (state_ != State::kConnecting || pcb_ == nullptr) return;  // closed meanwhile
+  if (error == 0) {
+    ip_addr_t ip;
+    ToIpAddr(remote, &ip);  // the virtual port: the client flow takes it to the hidden one
+    const err_t err = tcp_connect(pcb_, &ip, remote.port_host(), &TcpSocket::OnConnected);
+    error = err == ERR_OK ? 0 : ErrnoOf(err);
+  }
+  if (error != 0) FailConnect(error);
+  AfterCoreWork();
 }
 
 void TcpSocket::Flush() {
