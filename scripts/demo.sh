@@ -5,7 +5,8 @@
 # addresses of their own, seen by nginx; then tests/e2e/tunnel_demo.sh: an unmodified curl in
 # one private network reaches nginx in another by pseudo DNS name through a tunnel server; then
 # tests/e2e/vpm_demo.sh: two unmodified nginx serving different sites on port 80 of one
-# instance, each source's curl getting its site.
+# instance, each source's curl getting its site, and curl reaching a server of its AID on
+# another instance through a negotiated hidden port (cooperative mode).
 # See those scripts for what they show.
 # tests/e2e/demo.sh is the stack-only demo.
 # Needs root: it installs packages and creates namespaces and a TUN device (all removed after).
