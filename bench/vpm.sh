@@ -16,17 +16,22 @@
 #          lengths /8 to /32, none of which holds S but one /32 that sends S to AID bench (every
 #          connection is dispatched by the longest-prefix match)
 #   dispatch  vpm_dispatch_bench: the Dispatcher alone, ns per new flow at 10, 10^3, 10^4 rules
+#   coop   cooperative mode (docs/vpm.md "Cooperative mode"): two instances on a virtual link,
+#          A (10.77.9.1) and B (10.77.9.2); connect_rate under dpm-run on A connects
+#          BENCH_CONNECTIONS times to connect_rate --listen under dpm-run --aid bench on B:
+#          `direct` (no VPM on either) against `cooperative` (B multiplexes tcp/7000, A
+#          negotiates the hidden port before each connect): conn/s and connect() p50/p99
 # Targets: vpm tput >= 0.95 x plain; conn rate at 10^4 rules within 1.2 x of 10 rules (rate(10)
 # / rate(10^4) <= 1.2). A bench reports: it exits 0 when a target is missed and prints MISSED.
 #
 # Environment: BUILD, BENCH_SECONDS (5), BENCH_REPEAT (3), BENCH_CONNECTIONS (3000),
-# BENCH_PARTS ("tput conn dispatch"). Network safety: bench/lib.sh's namespaces only.
+# BENCH_PARTS ("tput conn dispatch coop"). Network safety: bench/lib.sh's namespaces only.
 source "$(dirname "$0")/lib.sh"
 
 SECS=${BENCH_SECONDS:-5}
 REPEAT=${BENCH_REPEAT:-3}
 CONNS=${BENCH_CONNECTIONS:-3000}
-PARTS=${BENCH_PARTS:-"tput conn dispatch"}
+PARTS=${BENCH_PARTS:-"tput conn dispatch coop"}
 DPMRUN=$BUILD/dpm-run
 PY=/usr/bin/python3
 
@@ -104,6 +109,38 @@ conn_run() {
   bench_teardown
 }
 
+# coop_run CASE : CASE direct or cooperative; sets CPS, P50, P99 (0 on failure).
+coop_run() {
+  RUN=$((RUN + 1))
+  local v b=() a=()
+  bench_netns v "$RUN-v"
+  if [ "$1" = cooperative ]; then
+    echo '{"hidden_ports": "40000-40999", "ports": {"tcp/7000": {"default": "refuse"}},
+      "cooperative": {"accept": ["10.77.9.0/24"]}}' >"$TMP/b-$RUN.json"
+    echo '{"cooperative": {"peers": [{"destinations": ["10.77.9.2/32"], "ports": ["tcp/7000"]}]}}' >"$TMP/a-$RUN.json"
+    b=(--vpm-config "$TMP/b-$RUN.json")
+    a=(--vpm-config "$TMP/a-$RUN.json")
+  fi
+  CPS=0 P50=0 P99=0
+  local llog=$TMP/listen-$RUN.log clog=$TMP/connect-$RUN.log
+  bench_bg "$v" "$TMP/b-$RUN.log" "$DPMD" client --api-socket "$TMP/b-$RUN.sock" --address 10.77.9.2/24 \
+    --gateway '' --virtual "$TMP/b-$RUN.link,$TMP/a-$RUN.link" "${b[@]}"
+  bench_wait_log 10 "$TMP/b-$RUN.log" "dpmd: ready" "$LAST_PID" || { bench_teardown; return; }
+  bench_bg "$v" "$TMP/a-$RUN.log" "$DPMD" client --api-socket "$TMP/a-$RUN.sock" --address 10.77.9.1/24 \
+    --gateway '' --virtual "$TMP/a-$RUN.link,$TMP/b-$RUN.link" "${a[@]}"
+  bench_wait_log 10 "$TMP/a-$RUN.log" "dpmd: ready" "$LAST_PID" || { bench_teardown; return; }
+  bench_bg "$v" "$llog" "$DPMRUN" --api-socket "$TMP/b-$RUN.sock" --aid bench -- "$BIN/connect_rate" --listen 7000 \
+    --timeout $((CONNS / 100 + 120))
+  if bench_wait_log 10 "$llog" listening "$LAST_PID" &&
+    ip netns exec "$v" "$DPMRUN" --api-socket "$TMP/a-$RUN.sock" --aid bench -- "$BIN/connect_rate" 10.77.9.2 7000 \
+      --count "$CONNS" --timeout $((CONNS / 100 + 60)) >"$clog" 2>&1; then
+    CPS=$(bench_field "$clog" per_second)
+    P50=$(bench_field "$clog" p50_us)
+    P99=$(bench_field "$clog" p99_us)
+  fi
+  bench_teardown
+}
+
 declare -A RES
 for ((i = 1; i <= REPEAT; i++)); do
   if [[ " $PARTS " == *" tput "* ]]; then
@@ -112,6 +149,13 @@ for ((i = 1; i <= REPEAT; i++)); do
   if [[ " $PARTS " == *" conn "* ]]; then
     conn_run plain 0; RES[conn-plain]+=" $CPS"; echo "  conn plain run $i: $CPS/s"
     for n in 10 1000 10000; do conn_run vpm "$n"; RES[conn-$n]+=" $CPS"; echo "  conn $n rules run $i: $CPS/s"; done
+  fi
+  if [[ " $PARTS " == *" coop "* ]]; then
+    for c in direct cooperative; do
+      coop_run "$c"
+      RES[coop-$c]+=" $CPS"; RES[coop50-$c]+=" $P50"; RES[coop99-$c]+=" $P99"
+      echo "  coop $c run $i: $CPS/s, connect p50 $P50 us, p99 $P99 us"
+    done
   fi
 done
 
@@ -138,6 +182,18 @@ if [[ " $PARTS " == *" conn "* ]]; then
   r=$(bench_ratio "$(bench_median <<<"${RES[conn-10]}")" "$(bench_median <<<"${RES[conn-10000]}")")
   awk -v r="$r" 'BEGIN { exit !(r != "-" && r <= 1.2) }' && v=met || v=MISSED
   CONN_TARGET="target rate(10 rules) / rate(10^4 rules) <= 1.2: $v (= $r)"
+  echo
+fi
+if [[ " $PARTS " == *" coop "* ]]; then
+  printf '%-44s %8s %9s %10s %10s\n' "instance to instance (connect_rate, $CONNS)" "conn/s" "x direct" "p50 us" "p99 us"
+  direct=$(bench_median <<<"${RES[coop-direct]}")
+  for c in direct cooperative; do
+    m=$(bench_median <<<"${RES[coop-$c]}")
+    label="port 7000, no VPM"
+    [ "$c" = cooperative ] && label="port 7000, hidden port negotiated first"
+    printf '%-44s %8s %9s %10s %10s\n' "$label" "$m" "$(bench_ratio "$m" "$direct")" \
+      "$(bench_median <<<"${RES[coop50-$c]}")" "$(bench_median <<<"${RES[coop99-$c]}")"
+  done
   echo
 fi
 if [[ " $PARTS " == *" dispatch "* ]]; then
