@@ -31,13 +31,13 @@ def udp(src, sport, dst, dport, data=b"q" * 12):
     return IP(src=src, dst=dst) / UDP(sport=sport, dport=dport) / Raw(data)
 
 
-def vpm_message(client, aid, vport, cport, nonce, response=False, result=0, hidden=0, lifetime=10):
+def vpm_message(client, aid, vport, cport, nonce, response=False, result=0, hidden=0, lifetime=10, protocol=6):
     """A PCP message with the VPM opcode (96): the 24-byte header, then the 56-byte body."""
     if response:
         header = struct.pack("!BBBBII12x", 2, 0x80 | 96, 0, result, lifetime, 1)
     else:
         header = struct.pack("!BBHI", 2, 96, 0, lifetime) + bytes(10) + b"\xff\xff" + bytes(map(int, client.split(".")))
-    body = bytes(nonce) + struct.pack("!BBBBHHHH", 6, 0, len(aid), 0, vport, hidden, cport, 0)
+    body = bytes(nonce) + struct.pack("!BBBBHHHH", protocol, 0, len(aid), 0, vport, hidden, cport, 0)
     return header + body + aid.encode().ljust(32, b"\0")
 
 
@@ -77,6 +77,9 @@ def main():
     green_q = vpm_message("10.77.9.1", "green", 9000, 50000, n1)
     negotiations = {
         "answered": [neg(green_q), neg(vpm_message("10.77.9.1", "blue", 9000, 50002, n2))],
+        "udp": [neg(vpm_message("10.77.9.1", "green", 9053, 50004, n1, protocol=17)),
+                neg(vpm_message("10.77.9.1", "blue", 9053, 50005, n2, protocol=17)),
+                neg(vpm_message("10.77.9.1", "green", 9053, 50006, n1, protocol=132))],
         "retransmitted": [neg(green_q), neg(green_q, step=3)],
         "refusals": [neg(vpm_message("10.77.9.1", "red", 9000, 50003, n1)),
                      neg(vpm_message("10.77.9.1", "green", 9001, 50003, n1)),

@@ -1,7 +1,7 @@
 // libFuzzer target: the cooperative VPM negotiation (dpm::vpm::AnswerNegotiation on the server
 // side, dpm::vpm::NegotiationClient on the client side) over the PCP codec's VPM opcode. The
-// server has tcp/9000 streams of AIDs green (hidden 12760) and blue (12761) and accepts
-// 10.77.9.0/24; the client has two negotiations in flight (ids 1 and 2, nonces 1…12 and
+// server has tcp/9000 streams of AIDs green (hidden 12760) and blue (12761), a udp/9053
+// stream of green (12760), and accepts 10.77.9.0/24; the client has two negotiations in flight (ids 1 and 2, nonces 1…12 and
 // 2…13, towards 10.77.9.2 for tcp/9000 from 10.77.9.1 ports 50000 and 50001, AIDs green and
 // red). A fresh state per input keeps every crash reproducible.
 //
@@ -38,9 +38,9 @@ void CheckOutcome(const vpm::NegotiationClient::Outcome& o) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const vpm::PortKey app{vpm::Protocol::kTcp, 9000};
+  const vpm::PortKey app{vpm::Protocol::kTcp, 9000}, dns{vpm::Protocol::kUdp, 9053};
   vpm::ConfiguratorConfig config;
-  config.ports = {vpm::PortPolicy{app, std::nullopt}};
+  config.ports = {vpm::PortPolicy{app, std::nullopt}, vpm::PortPolicy{dns, std::nullopt}};
   config.cooperative.present = true;
   config.cooperative.accept = {vpm::SourcePattern{Ip(10, 77, 9, 0), 24, 0, 65535}};
   const vpm::Dispatcher dispatcher(config);
@@ -50,6 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   vpm::VirtualPortTable ports(table);
   ports.Bind(0, app, "green", 1);
   ports.Bind(0, app, "blue", 2);
+  ports.Bind(0, dns, "green", 3);
   vpm::MultiplexerConfig mc;
   mc.max_flows = 16;
   vpm::Multiplexer mux(mc, ports);
@@ -79,7 +80,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (!r.ok()) std::abort();
         if (r->result == pcp::ResultCode::kSuccess) {
           if (!r->vpm) std::abort();
-          const vpm::VirtualStream* s = ports.Find(app, r->vpm->aid);
+          const vpm::PortKey key{static_cast<vpm::Protocol>(r->vpm->protocol), r->vpm->virtual_port};
+          const vpm::VirtualStream* s = ports.Find(key, r->vpm->aid);
           if (s == nullptr || s->hidden_port != r->vpm->hidden_port) std::abort();
         }
       }

@@ -157,33 +157,32 @@ void PortMultiplexer::OnAnswer(pbuf* p, uint32_t source) {
   PollNegotiations();
 }
 
-const vpm::CooperativePeer* PortMultiplexer::PeerFor(uint16_t port, uint32_t remote) const {
-  return client_ == nullptr ? nullptr : dispatcher_->PeerFor(vpm::PortKey{vpm::Protocol::kTcp, port}, remote);
+const vpm::CooperativePeer* PortMultiplexer::PeerFor(vpm::PortKey key, uint32_t remote) const {
+  return client_ == nullptr ? nullptr : dispatcher_->PeerFor(key, remote);
 }
 
-int PortMultiplexer::ChooseConnectAid(uint16_t port, const vpm::CooperativePeer& peer, const std::string& requested,
+int PortMultiplexer::ChooseConnectAid(vpm::PortKey key, const vpm::CooperativePeer& peer, const std::string& requested,
                                       pid_t pid, uid_t uid, std::string* aid) const {
   if (!requested.empty()) {
     *aid = requested;
     return 0;
   }
   if (std::optional<absl::string_view> a =
-          dispatcher_->AidForConnect(vpm::PortKey{vpm::Protocol::kTcp, port}, peer, ExecutableOf(pid), uid)) {
+          dispatcher_->AidForConnect(key, peer, ExecutableOf(pid), uid)) {
     *aid = std::string(*a);
     return 0;
   }
   return EACCES;
 }
 
-void PortMultiplexer::Negotiate(uint64_t socket_id, uint16_t port, const std::string& aid, uint32_t local,
+void PortMultiplexer::Negotiate(uint64_t socket_id, vpm::PortKey key, const std::string& aid, uint32_t local,
                                 uint16_t local_port, uint32_t remote, NegotiationDone done) {
   std::array<uint8_t, 12> nonce;
   os::FillRandom(nonce.data(), nonce.size());
   client_->Cancel(socket_id);  // a socket has one at a time
-  const vpm::NegotiationClient::Send send = client_->Start(stack_.clock().NowMs(), socket_id,
-                                                           vpm::PortKey{vpm::Protocol::kTcp, port}, aid, local,
-                                                           local_port, remote, nonce);
-  negotiations_[socket_id] = Negotiation{std::move(done), port, local_port, aid, local, remote};
+  const vpm::NegotiationClient::Send send =
+      client_->Start(stack_.clock().NowMs(), socket_id, key, aid, local, local_port, remote, nonce);
+  negotiations_[socket_id] = Negotiation{std::move(done), key, local_port, aid, local, remote};
   SendUdp(client_pcb_, send.bytes, send.local_address, send.peer_address, negotiation_port_);
   PollNegotiations();
 }
@@ -200,8 +199,8 @@ void PortMultiplexer::EndNegotiation(const vpm::NegotiationClient::Outcome& outc
   negotiations_.erase(it);
   int error = outcome.error;
   if (error == 0) {
-    const absl::Status s = mux_.AddClientFlow(stack_.clock().NowMs(), vpm::Protocol::kTcp, n.local, n.local_port,
-                                              n.remote, n.port, outcome.hidden_port, n.aid);
+    const absl::Status s = mux_.AddClientFlow(stack_.clock().NowMs(), n.key.protocol, n.local, n.local_port,
+                                              n.remote, n.key.port, outcome.hidden_port, n.aid);
     if (!s.ok()) error = absl::IsAlreadyExists(s) ? EADDRINUSE : EAGAIN;
   }
   n.done(error, outcome.hidden_port);

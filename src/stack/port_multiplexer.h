@@ -81,22 +81,22 @@ class PortMultiplexer : public InboundHook, public OutboundHook {
     return listeners_[absl::StrCat(vpm::FormatPortKey(key), " ", aid)];
   }
 
-  /// Cooperative mode, client side: the peer entry a TCP connect to `remote` (host order) on
-  /// port `port` negotiates under (valid until the next Reload), or null: it connects as usual.
-  const vpm::CooperativePeer* PeerFor(uint16_t port, uint32_t remote) const;
+  /// Cooperative mode, client side: the peer entry a connect to `remote` (host order) on
+  /// `key` negotiates under (valid until the next Reload), or null: it connects as usual.
+  const vpm::CooperativePeer* PeerFor(vpm::PortKey key, uint32_t remote) const;
   /// The AID such a connect negotiates with: `requested` (DPM_AID), else the socket rule for
   /// the program and user, else the peer entry's default. Error: EACCES when none applies.
-  int ChooseConnectAid(uint16_t port, const vpm::CooperativePeer& peer, const std::string& requested, pid_t pid,
+  int ChooseConnectAid(vpm::PortKey key, const vpm::CooperativePeer& peer, const std::string& requested, pid_t pid,
                        uid_t uid, std::string* aid) const;
   /// Called once when a negotiation ends: 0 and the hidden port (the client flow is recorded),
   /// or the errno for connect(): ETIMEDOUT (no answer in the file's timeout_ms), ECONNREFUSED
   /// (NOT_AUTHORIZED, VPM_NO_LISTENER), EAGAIN (NO_RESOURCES, or our flow table is full),
   /// EPROTO (any other answer), EADDRINUSE (a flow holds the tuple already).
   using NegotiationDone = std::function<void(int error, uint16_t hidden)>;
-  /// Asks the VPM at `remote` for the hidden port of (TCP, `port`, `aid`) for a connection
-  /// from `local`:`local_port` (host order). `done` is called later, not if
+  /// Asks the VPM at `remote` for the hidden port of (`key`, `aid`) for a connection (TCP) or
+  /// association (UDP) from `local`:`local_port` (host order). `done` is called later, not if
   /// CancelNegotiation(socket_id) comes first.
-  void Negotiate(uint64_t socket_id, uint16_t port, const std::string& aid, uint32_t local, uint16_t local_port,
+  void Negotiate(uint64_t socket_id, vpm::PortKey key, const std::string& aid, uint32_t local, uint16_t local_port,
                  uint32_t remote, NegotiationDone done);
   /// Withdraws socket `socket_id`'s negotiation (the socket closed while it ran).
   void CancelNegotiation(uint64_t socket_id);
@@ -143,7 +143,8 @@ class PortMultiplexer : public InboundHook, public OutboundHook {
   std::unique_ptr<vpm::NegotiationClient> client_;
   struct Negotiation {
     NegotiationDone done;
-    uint16_t port, local_port;
+    vpm::PortKey key;
+    uint16_t local_port;
     std::string aid;
     uint32_t local, remote;
   };

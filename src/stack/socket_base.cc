@@ -195,6 +195,31 @@ void Socket::ReleaseVirtualPort() {
   virtual_port_ = 0;
 }
 
+int Socket::CooperativeAid(const api::Endpoint& remote, std::string* aid) const {
+  PortMultiplexer* vpm = host_.vpm();
+  if (vpm == nullptr) return kNotCooperative;
+  const vpm::PortKey key{tcp_ ? vpm::Protocol::kTcp : vpm::Protocol::kUdp, remote.port_host()};
+  const vpm::CooperativePeer* peer = vpm->PeerFor(key, remote.ipv4_host());
+  if (peer == nullptr) return kNotCooperative;
+  return vpm->ChooseConnectAid(key, *peer, aid_request, creator_pid, creator_uid, aid);
+}
+
+void Socket::Negotiate(const api::Endpoint& remote, const std::string& aid, const ip_addr_t& local_ip,
+                       uint16_t local_port) {
+  // The source of the connection the negotiation names: the socket's own address, the one
+  // it is bound to, or the stack's.
+  const uint32_t bound = ntohl(ip4_addr_get_u32(ip_2_ip4(&local_ip)));
+  const uint32_t local = own_address_ != 0 ? own_address_ : bound != 0 ? bound : host_.stack().config().address;
+  const vpm::PortKey key{tcp_ ? vpm::Protocol::kTcp : vpm::Protocol::kUdp, remote.port_host()};
+  host_.vpm()->Negotiate(id_, key, aid, local, local_port, remote.ipv4_host(),
+                         [weak = std::weak_ptr<Socket>(shared_from_this()), remote](int error, uint16_t) {
+                           if (auto self = weak.lock()) {
+                             self->OnNegotiated(error, remote);
+                             self->AfterCoreWork();
+                           }
+                         });
+}
+
 bool Socket::DpmApplies(const api::Endpoint& remote) const {
   return host_.dpm() != nullptr && host_.dpm()->Applies(remote);
 }

@@ -193,6 +193,15 @@ class Socket : public std::enable_shared_from_this<Socket> {
   const ip_addr_t* AnyOrOwn() const { return own_address_ != 0 ? &own_ip_ : IP4_ADDR_ANY; }
   // True when a session to `remote` starts with a DPM setup exchange (the DPM patent).
   bool DpmApplies(const api::Endpoint& remote) const;
+  // Cooperative VPM (docs/vpm.md "Cooperative mode"), the start of a connect(): when `remote`
+  // is a cooperative peer for this socket's protocol, *aid gets the AID to negotiate with and
+  // 0 is returned; kNotCooperative when it is none; EACCES when the socket has no AID.
+  static constexpr int kNotCooperative = -2;
+  int CooperativeAid(const api::Endpoint& remote, std::string* aid) const;
+  // Then, with the pcb bound to `local_ip`:`local_port`: asks the peer's VPM for the hidden
+  // port; OnNegotiated(0 or errno, remote) comes later (not if the socket is gone).
+  void Negotiate(const api::Endpoint& remote, const std::string& aid, const ip_addr_t& local_ip, uint16_t local_port);
+  virtual void OnNegotiated(int /*error*/, const api::Endpoint& /*remote*/) {}
   // False when the stack has no way to `remote` (IPv4): no gateway, and not on the link's
   // subnet. connect() then fails with ENETUNREACH at once, as the kernel's does without a route.
   static bool Routable(const api::Endpoint& remote);

@@ -172,31 +172,20 @@ int TcpSocket::Connect(const api::Endpoint& remote, const std::shared_ptr<Contro
     pending_connect_ = conn;
     return -1;
   }
-  if (PortMultiplexer* vpm = host_.vpm()) {
-    if (const vpm::CooperativePeer* peer = vpm->PeerFor(remote.port_host(), remote.ipv4_host())) {
-      // Cooperative VPM (docs/vpm.md): ask the peer's VPM for the hidden port of our AID
-      // first; the handshake starts when it answers, and goes to the hidden port.
-      std::string aid;
-      if (int e = vpm->ChooseConnectAid(remote.port_host(), *peer, aid_request, creator_pid, creator_uid, &aid)) {
-        return e;
-      }
-      if (!bound_) {
-        err_t e = tcp_bind(pcb_, AnyOrOwn(), 0);  // the client port the negotiation names
-        if (e != ERR_OK) return ErrnoOf(e);
-        bound_ = true;
-      }
-      const uint32_t local =
-          own_address_ != 0 ? own_address_
-          : ip4_addr_isany_val(*ip_2_ip4(&pcb_->local_ip)) ? host_.stack().config().address
-                                                             : ntohl(ip4_addr_get_u32(ip_2_ip4(&pcb_->local_ip)));
-      state_ = State::kConnecting;
-      pending_connect_ = conn;
-      vpm->Negotiate(id(), remote.port_host(), aid, local, pcb_->local_port, remote.ipv4_host(),
-                     [weak = std::weak_ptr<Socket>(shared_from_this()), remote](int error, uint16_t) {
-                       if (auto self = weak.lock()) static_cast<TcpSocket*>(self.get())->OnNegotiated(error, remote);
-                     });
-      return -1;
+  // Cooperative VPM (docs/vpm.md): ask the peer's VPM for the hidden port of our AID first;
+  // the handshake starts when it answers, and goes to the hidden port.
+  std::string aid;
+  if (const int c = CooperativeAid(remote, &aid); c != kNotCooperative) {
+    if (c != 0) return c;
+    if (!bound_) {
+      err_t e = tcp_bind(pcb_, AnyOrOwn(), 0);  // the client port the negotiation names
+      if (e != ERR_OK) return ErrnoOf(e);
+      bound_ = true;
     }
+    state_ = State::kConnecting;
+    pending_connect_ = conn;
+    Negotiate(remote, aid, pcb_->local_ip, pcb_->local_port);
+    return -1;
   }
   ip_addr_t ip;
   ToIpAddr(remote, &ip);
@@ -388,7 +377,6 @@ void TcpSocket::OnNegotiated(int error, const api::Endpoint& remote) {
     error = err == ERR_OK ? 0 : ErrnoOf(err);
   }
   if (error != 0) FailConnect(error);
-  AfterCoreWork();
 }
 
 void TcpSocket::Flush() {

@@ -87,8 +87,8 @@ class TcpSocket : public Socket {
   void CacheNames();
   // A connect that cannot go on: answer it, and leave the socket closed with the error.
   void FailConnect(int error);
-  // A cooperative VPM negotiation ended (PortMultiplexer::Negotiate): connect, or fail.
-  void OnNegotiated(int error, const api::Endpoint& remote);
+  // A cooperative VPM negotiation ended (Socket::Negotiate): connect, or fail.
+  void OnNegotiated(int error, const api::Endpoint& remote) override;
   // The connect ended (0 or an errno): answers a blocking connect, or — non-blocking — lowers
   // the gate, keeps a failure for SO_ERROR and shuts the pair's way to the program (EOF).
   void ConnectDone(int error);

@@ -71,6 +71,19 @@ int UdpSocket::Connect(const api::Endpoint& remote, const std::shared_ptr<Contro
     return result;
   }
   dpm_client_.Disconnect();
+  // Cooperative VPM (docs/vpm.md): the association's hidden port is negotiated first, and
+  // connect() answers when it is known.
+  std::string aid;
+  if (const int c = CooperativeAid(remote, &aid); c != kNotCooperative) {
+    if (c != 0) return c;
+    if (pcb_->local_port == 0) {
+      if (udp_bind(pcb_, AnyOrOwn(), 0) != ERR_OK) return ENOBUFS;  // the port the negotiation names
+      bound_ = true;
+    }
+    pending_connect_ = conn;
+    Negotiate(remote, aid, pcb_->local_ip, pcb_->local_port);
+    return -1;
+  }
   ip_addr_t ip;
   ToIpAddr(remote, &ip);
   err_t err = udp_connect(pcb_, &ip, remote.port_host());
@@ -78,6 +91,23 @@ int UdpSocket::Connect(const api::Endpoint& remote, const std::shared_ptr<Contro
   bound_ = true;
   state_ = State::kConnected;
   return 0;
+}
+
+void UdpSocket::OnNegotiated(int error, const api::Endpoint& remote) {
+  if (pcb_ == nullptr || !pending_connect_) return;  // closed meanwhile
+  if (error == 0) {
+    ip_addr_t ip;
+    ToIpAddr(remote, &ip);  // the virtual port: the client flow takes it to the hidden one
+    const err_t err = udp_connect(pcb_, &ip, remote.port_host());
+    if (err == ERR_OK) {
+      bound_ = true;
+      state_ = State::kConnected;
+    } else {
+      error = ErrnoOf(err);
+    }
+  }
+  pending_connect_->Reply(api::Opcode::kConnect, error);
+  pending_connect_.reset();
 }
 
 int UdpSocket::Name(bool peer, api::Endpoint* out) const {

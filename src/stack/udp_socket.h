@@ -50,6 +50,9 @@ class UdpSocket : public Socket {
   void Apply(DpmClientActions& actions, bool report_send_errors = true);
   // Aims the pcb at a DPM peer's gateway endpoint (claim 5).
   void ConnectTo(const api::Endpoint& gateway_endpoint);
+  // A cooperative VPM negotiation ended (Socket::Negotiate): connect to the virtual port, or
+  // answer the error.
+  void OnNegotiated(int error, const api::Endpoint& remote) override;
   err_t SendTo(const api::Endpoint& to, const uint8_t* data, size_t size);
   void WaitAppReadable();
   // Program → network: one datagram per message. False once the program has gone.

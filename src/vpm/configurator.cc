@@ -186,7 +186,6 @@ absl::Status ParseCooperative(const json& root, CooperativeConfig* out) {
     for (const std::string& text : *ports) {
       std::optional<PortKey> key = ParsePortKey(text);
       if (!key) return JsonError(at, absl::StrCat("'", text, "' is not PROTOCOL/PORT"));
-      if (key->protocol != Protocol::kTcp) return JsonError(at, absl::StrCat(text, ": cooperative mode is TCP only"));
       peer.ports.push_back(*key);
     }
     if (const auto d2 = entry.find("default"); d2 != entry.end()) {

@@ -267,6 +267,8 @@ absl::Status Multiplexer::AddClientFlow(uint64_t now_ms, Protocol protocol, uint
   f.wire = Tuple{proto, local_address, remote_address, local_port, hidden_port};
   f.key = PortKey{protocol, virtual_port};
   f.hidden = hidden_port;
+  // A socket that connects again (UDP) negotiates again: its new flow replaces the old.
+  if (auto it = by_stack_.find(f.stack); it != by_stack_.end() && flows_[it->second].client) EraseFlow(it->second);
   if (by_stack_.contains(f.stack) || by_wire_.contains(f.wire)) {
     return absl::AlreadyExistsError("a flow holds that address and port pair");
   }

@@ -117,8 +117,9 @@ class Multiplexer {
 
   /// Cooperative mode, client side: our socket at `local_address`:`local_port` (what lwIP
   /// uses) connects to `remote_address`:`virtual_port`, which the peer's VPM has on hidden port
-  /// `hidden_port` for `aid`. Addresses and ports host order. Error: ResourceExhausted at
-  /// max_flows; AlreadyExists when a flow holds that tuple.
+  /// `hidden_port` for `aid`. Addresses and ports host order. A client flow on the same tuple
+  /// is replaced (a socket that connected again). Error: ResourceExhausted at max_flows;
+  /// AlreadyExists when another flow holds that tuple.
   absl::Status AddClientFlow(uint64_t now_ms, Protocol protocol, uint32_t local_address, uint16_t local_port,
                              uint32_t remote_address, uint16_t virtual_port, uint16_t hidden_port,
                              absl::string_view aid);

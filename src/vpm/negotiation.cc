@@ -72,13 +72,13 @@ std::vector<uint8_t> AnswerNegotiation(uint64_t now_ms, uint32_t epoch, absl::Sp
     return answer_error(static_cast<uint8_t>(pcp::ResultCode::kAddressMismatch));
   }
   if (!dispatcher.AcceptsNegotiation(source)) return answer_error(static_cast<uint8_t>(pcp::ResultCode::kNotAuthorized));
-  if (body.protocol != static_cast<uint8_t>(Protocol::kTcp)) {
+  if (body.protocol != static_cast<uint8_t>(Protocol::kTcp) && body.protocol != static_cast<uint8_t>(Protocol::kUdp)) {
     return answer_error(static_cast<uint8_t>(pcp::ResultCode::kUnsuppProtocol));
   }
   if (!ValidAid(body.aid) || body.client_port == 0 || body.virtual_port == 0) {
     return answer_error(static_cast<uint8_t>(pcp::ResultCode::kMalformedRequest));
   }
-  const PortKey key{Protocol::kTcp, body.virtual_port};
+  const PortKey key{static_cast<Protocol>(body.protocol), body.virtual_port};
   if (!dispatcher.Multiplexed(key)) return answer_error(static_cast<uint8_t>(pcp::ResultCode::kNotAuthorized));
   const VirtualStream* stream = ports.Find(key, body.aid);
   if (stream == nullptr) return answer_error(kResultNoListener);

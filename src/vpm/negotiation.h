@@ -6,11 +6,12 @@
 // The message is a PCP request and response (RFC 6887 §7) with the private-use opcode VPM (96,
 // dpm/pcp.h VpmBody), sent over UDP to the server side's negotiation port (5351 unless the
 // configurator says otherwise), so tshark decodes its header as PCP. The client side asks for
-// (protocol, virtual port, AID) for a connection from its client port; the server side answers
-// the hidden port of that AID's virtual stream and records a pass-through flow (the connection
-// arrives on the hidden port, and its answers leave from it); the client side records a client
-// flow (Multiplexer::AddClientFlow) and connects: its program sees the virtual port, the wire
-// the hidden one, and the server program the virtual port again.
+// (protocol, virtual port, AID) for a connection (TCP) or association (a connected UDP socket)
+// from its client port; the server side answers the hidden port of that AID's virtual stream
+// and records a pass-through flow (the connection arrives on the hidden port, and its answers
+// leave from it); the client side records a client flow (Multiplexer::AddClientFlow) and
+// connects: its program sees the virtual port, the wire the hidden one, and the server program
+// the virtual port again.
 //
 // Sans-I/O: bytes in, bytes out, time and nonces injected.
 #ifndef DPM_VPM_NEGOTIATION_H_
@@ -58,7 +59,8 @@ struct NegotiationServerCounters {
 /// the connection from `source`:client port to `local_address`:hidden port. Checks, in order:
 /// the PCP parse (dpm/pcp.h, Server::kVpm: any opcode but VPM is UNSUPP_OPCODE), the client
 /// address is the packet's source (ADDRESS_MISMATCH), `source` may negotiate
-/// (Dispatcher::AcceptsNegotiation, else NOT_AUTHORIZED), protocol TCP (UNSUPP_PROTOCOL), a
+/// (Dispatcher::AcceptsNegotiation, else NOT_AUTHORIZED), protocol TCP or UDP
+/// (UNSUPP_PROTOCOL), a
 /// valid AID and a client port (MALFORMED_REQUEST), the virtual port is multiplexed here
 /// (NOT_AUTHORIZED), the AID has a stream on it (VPM_NO_LISTENER), the flow could be recorded
 /// (NO_RESOURCES). A request repeated (a retransmission) gets the same answer. Returns the

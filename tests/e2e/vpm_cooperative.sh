@@ -10,7 +10,8 @@
 # 9000; A's link capture shows the connections on B's hidden ports only (never 9000), every TCP
 # checksum good, and the negotiation as PCP on UDP 5351 (tshark decodes opcode 96 and the
 # result codes); B's status lists negotiated flows and counts the answers, A's the client
-# flows; a connection straight to a hidden port is refused (ECONNREFUSED, from A without the
+# flows; connected UDP sockets on A reach the UDP servers of their AIDs on port 9053 of B the
+# same way (the datagrams on B's hidden ports); a connection straight to a hidden port is refused (ECONNREFUSED, from A without the
 # negotiation: a peer that is not cooperative); an AID with no server on B gets ECONNREFUSED
 # (VPM_NO_LISTENER), a peer that never answers ETIMEDOUT after the file's timeout, and a
 # socket with no AID EACCES.
@@ -22,7 +23,7 @@ e2e_require_preload
 cat >"$TMP/server.json" <<'JSON'
 {
   "hidden_ports": "12760-12769",
-  "ports": { "tcp/9000": { "default": "refuse" } },
+  "ports": { "tcp/9000": { "default": "refuse" }, "udp/9053": { "default": "refuse" } },
   "cooperative": { "accept": ["10.77.9.0/24"] }
 }
 JSON
@@ -30,7 +31,7 @@ cat >"$TMP/client.json" <<'JSON'
 {
   "cooperative": {
     "timeout_ms": 1500,
-    "peers": [ { "destinations": ["10.77.9.2/32", "10.77.9.3/32"], "ports": ["tcp/9000"] } ]
+    "peers": [ { "destinations": ["10.77.9.2/32", "10.77.9.3/32"], "ports": ["tcp/9000", "udp/9053"] } ]
   }
 }
 JSON
@@ -93,6 +94,33 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 e2e_check "ETIMEDOUT after the file's timeout_ms of 1500 ($ms ms)" test "$ms" -ge 1400 -a "$ms" -lt 6000
 e2e_expect_eq "a socket with no AID, no rule and no default" EACCES "$(connect_as '' 10.77.9.2)"
 
+echo "--- a connected UDP socket negotiates too ---"
+UDP_SERVER='import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 9053))
+print("listening", flush=True)
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(b"%s on %d: %s" % (sys.argv[1].encode(), s.getsockname()[1], data), peer)'
+for aid in green blue; do
+  e2e_bg - "$DPMRUN" --api-socket "$API_B" --aid "$aid" -- "$PY" -c "$UDP_SERVER" "$aid" >"$TMP/udp-$aid.out" 2>&1
+  e2e_wait_for 10 grep -q listening "$TMP/udp-$aid.out" || { cat "$TMP/udp-$aid.out" >&2; e2e_fail "the UDP $aid server did not start"; }
+done
+UDP_CLIENT='import errno, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+try:
+    s.connect(("10.77.9.2", 9053))
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno)); sys.exit(0)
+s.send(b"hello")
+print("peer port %d: %s" % (s.getpeername()[1], s.recv(2048).decode()))'
+udp_as() { "$DPMRUN" --api-socket "$API_A" --aid "$1" -- "$PY" -c "$UDP_CLIENT" 2>&1; }
+e2e_expect_eq "UDP with AID green reaches the green server; both see 9053" "peer port 9053: green on 9053: hello" \
+  "$(udp_as green)"
+e2e_expect_eq "UDP with AID blue reaches the blue server" "peer port 9053: blue on 9053: hello" "$(udp_as blue)"
+e2e_expect_eq "UDP connect() with an AID that has no server on B" ECONNREFUSED "$(udp_as red)"
+
 echo "--- B's hidden ports take only negotiated connections ---"
 hidden=$(e2e_json "$API_B" '[x["hidden_port"] for x in s["vpm"]["streams"] if x["aid"] == "green"][0]')
 # From B itself (no negotiation): the connection comes in on the hidden port, un-negotiated.
@@ -108,12 +136,12 @@ echo "--- status ---"
 e2e_status "$API_B" | sed -n '/^virtual ports/,$p' | sed 's/^/  B: /'
 e2e_status "$API_A" | sed -n '/^virtual ports/,$p' | sed 's/^/  A: /'
 answers=$(e2e_json "$API_B" '" ".join("%s:%d" % kv for kv in sorted(s["vpm"]["cooperative"]["server"]["answers"].items()))')
-e2e_expect_eq "B counts its answers by result" "SUCCESS:7 VPM_NO_LISTENER:1" "$answers"
+e2e_expect_eq "B counts its answers by result" "SUCCESS:9 VPM_NO_LISTENER:2" "$answers"
 e2e_expect_eq "B refused the un-negotiated SYN to a hidden port" 1 "$(e2e_json "$API_B" 's["vpm"]["drops"]["hidden_port"]')"
 kinds=$(e2e_json "$API_B" '" ".join(sorted(set(f["kind"] for f in s["vpm"]["flows"])))')
 e2e_expect_eq "B's flows are negotiated ones" negotiated "$kinds"
 client=$(e2e_json "$API_A" '"%d/%d" % (s["vpm"]["cooperative"]["client"]["timeouts"], len([f for f in s["vpm"]["flows"] if f["kind"] == "client"]))')
-e2e_expect_eq "A counts the timeout and holds the 7 client flows (timeouts/flows)" 1/7 "$client"
+e2e_expect_eq "A counts the timeout and holds the 9 client flows (timeouts/flows)" 1/9 "$client"
 
 echo "--- the wire (A's link) ---"
 e2e_stop "$DPMD_PID"  # flushes A's capture
@@ -125,6 +153,12 @@ count=$(tshark -r "$TMP/a.pcap" -Y "tcp && ip.addr == 10.77.9.2" 2>/dev/null | w
 good=$(tshark -r "$TMP/a.pcap" -o tcp.check_checksum:TRUE -Y "tcp && ip.addr == 10.77.9.2 && tcp.checksum.status == 1" 2>/dev/null | wc -l)
 e2e_check "the capture holds the connections ($count TCP packets)" test "$count" -ge 40
 e2e_expect_eq "every TCP checksum on the link verifies" "$count" "$good"
+uports=$(tshark -r "$TMP/a.pcap" -Y "udp && ip.dst == 10.77.9.2 && !portcontrol" -T fields -e udp.dstport 2>/dev/null | sort -un | xargs)
+e2e_check "the UDP datagrams went to B's hidden ports only, never 9053 ($uports)" \
+  "$PY" -c 'import sys; p = [int(x) for x in sys.argv[1].split()]; sys.exit(not (len(p) == 2 and all(12760 <= x <= 12769 for x in p)))' "$uports"
+ugood=$(tshark -r "$TMP/a.pcap" -o udp.check_checksum:TRUE -Y "udp && !portcontrol && udp.checksum.status == 1" 2>/dev/null | wc -l)
+ucount=$(tshark -r "$TMP/a.pcap" -Y "udp && !portcontrol" 2>/dev/null | wc -l)
+e2e_expect_eq "every UDP checksum of the datagrams verifies ($ucount)" 4 "$ugood"
 pcp=$(tshark -r "$TMP/a.pcap" -Y portcontrol -T fields -e portcontrol.opcode -e portcontrol.result_code 2>/dev/null | sort | uniq -c | awk '{print $2 "/" $3 "x" $1}' | xargs)
 echo "  PCP on the link (opcode/result x count): $pcp"
 decoded=$(tshark -r "$TMP/a.pcap" -Y portcontrol 2>/dev/null | wc -l)

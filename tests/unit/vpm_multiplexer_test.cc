@@ -231,7 +231,13 @@ TEST_F(VpmMultiplexerTest, AUdpSocketWritingFirstGetsAFlowForItsAnswers) {
 TEST_F(VpmMultiplexerTest, CooperativeClientFlowsShowTheHiddenPortOnTheWireOnly) {
   const uint32_t server = Ip(10, 77, 9, 9);
   ASSERT_TRUE(mux_.AddClientFlow(0, Protocol::kTcp, kUs, 50000, server, 9000, 12760, "green").ok());
-  EXPECT_EQ(mux_.AddClientFlow(0, Protocol::kTcp, kUs, 50000, server, 9000, 12760, "green").code(),
+  // The same socket negotiating again replaces its flow; a tuple another kind of flow holds
+  // is refused.
+  ASSERT_TRUE(mux_.AddClientFlow(0, Protocol::kTcp, kUs, 50000, server, 9000, 12760, "green").ok());
+  EXPECT_EQ(mux_.flows(), 1u);
+  auto from_peer = Packet(ipv4::kProtocolTcp, Ip(10, 77, 9, 8), 1234, kUs, 80);
+  ASSERT_EQ(mux_.Inbound(0, absl::MakeSpan(from_peer), false).action, Result::kRewritten);  // blue's server flow
+  EXPECT_EQ(mux_.AddClientFlow(0, Protocol::kTcp, kUs, blue_, Ip(10, 77, 9, 8), 1234, 1234, "green").code(),
             absl::StatusCode::kAlreadyExists);
   auto syn = Packet(ipv4::kProtocolTcp, kUs, 50000, server, 9000);
   EXPECT_EQ(mux_.Outbound(0, absl::MakeSpan(syn), false).action, Result::kRewritten);

@@ -126,6 +126,41 @@ TEST_F(VpmNegotiationTest, TheServerAnswersTheAidsHiddenPortAndPassesThatConnect
   EXPECT_EQ(counters_.results[0], 1u);
 }
 
+TEST_F(VpmNegotiationTest, AConnectedUdpSocketNegotiatesToo) {
+  ConfiguratorConfig s;
+  const PortKey dns{Protocol::kUdp, 9053};
+  s.ports = {PortPolicy{dns, std::nullopt}};
+  s.cooperative.present = true;
+  s.cooperative.accept = {SourcePattern{kClient, 32, 0, 65535}};
+  const Dispatcher rules(s);
+  server_mux_.SetDispatcher(&rules);
+  const uint16_t hidden = server_ports_.Bind(0, dns, "green", 3).hidden_port;
+  const NegotiationClient::Send send = client_.Start(0, 1, dns, "green", kClient, kClientPort, kServer, kNonce);
+  const auto answer =
+      AnswerNegotiation(0, 7, send.bytes, kClient, kServer, rules, server_ports_, server_mux_, &counters_);
+  std::optional<NegotiationClient::Outcome> o = client_.OnResponse(answer, kServer);
+  ASSERT_TRUE(o);
+  ASSERT_EQ(o->error, 0);
+  ASSERT_EQ(o->hidden_port, hidden);
+  ASSERT_TRUE(client_mux_.AddClientFlow(0, Protocol::kUdp, kClient, kClientPort, kServer, 9053, hidden, "green").ok());
+  auto query = Packet(ipv4::kProtocolUdp, kClient, kClientPort, kServer, 9053);
+  EXPECT_EQ(client_mux_.Outbound(1, absl::MakeSpan(query), false).action, Result::kRewritten);
+  EXPECT_EQ(DestinationPort(query), hidden);
+  EXPECT_TRUE(ChecksumsValid(query));
+  EXPECT_EQ(server_mux_.Inbound(1, absl::MakeSpan(query), false).action, Result::kPass);
+  auto reply = Packet(ipv4::kProtocolUdp, kServer, hidden, kClient, kClientPort);
+  EXPECT_EQ(server_mux_.Outbound(2, absl::MakeSpan(reply), false).action, Result::kPass);
+  EXPECT_EQ(client_mux_.Inbound(2, absl::MakeSpan(reply), false).action, Result::kRewritten);
+  EXPECT_EQ(SourcePort(reply), 9053);
+  EXPECT_TRUE(ChecksumsValid(reply));
+  // Another client port of the same host did not negotiate: ICMP port unreachable.
+  auto stray = Packet(ipv4::kProtocolUdp, kClient, kClientPort + 1, kServer, hidden);
+  EXPECT_EQ(server_mux_.Inbound(3, absl::MakeSpan(stray), false).action, Result::kRefuse);
+  // The association idles out after 2 minutes, as a NAT's UDP mapping does (RFC 4787 REQ-5).
+  server_mux_.Sweep(2 + 120 * kSecond, 100);
+  EXPECT_EQ(server_mux_.flows(), 0u);
+}
+
 TEST_F(VpmNegotiationTest, AHiddenPortWithoutANegotiationIsRefused) {
   ASSERT_EQ(ResultOf(Ask(0, "green")), 0);
   // Another source port of the same client, and another host: neither negotiated.
@@ -168,7 +203,7 @@ TEST_F(VpmNegotiationTest, RefusalsNameTheirCauseAndMapToErrno) {
   EXPECT_EQ(ResultOf(AnswerNegotiation(0, 7, send.bytes, Ip(10, 77, 9, 3), kServer, server_rules_, server_ports_,
                                        server_mux_, &counters_)),
             static_cast<uint8_t>(pcp::ResultCode::kAddressMismatch));
-  // A virtual port not multiplexed here, and UDP.
+  // A virtual port not multiplexed here (TCP 9001, UDP 9000), and SCTP.
   const NegotiationClient::Send other =
       client_.Start(0, 10, PortKey{Protocol::kTcp, 9001}, "green", kClient, kClientPort, kServer, kNonce);
   EXPECT_EQ(ResultOf(AnswerNegotiation(0, 7, other.bytes, kClient, kServer, server_rules_, server_ports_, server_mux_,
@@ -177,6 +212,11 @@ TEST_F(VpmNegotiationTest, RefusalsNameTheirCauseAndMapToErrno) {
   const NegotiationClient::Send udp =
       client_.Start(0, 11, PortKey{Protocol::kUdp, 9000}, "green", kClient, kClientPort, kServer, kNonce);
   EXPECT_EQ(ResultOf(AnswerNegotiation(0, 7, udp.bytes, kClient, kServer, server_rules_, server_ports_, server_mux_,
+                                       &counters_)),
+            static_cast<uint8_t>(pcp::ResultCode::kNotAuthorized));
+  std::vector<uint8_t> sctp = udp.bytes;
+  sctp[pcp::kCommonHeaderSize + 12] = 132;
+  EXPECT_EQ(ResultOf(AnswerNegotiation(0, 7, sctp, kClient, kServer, server_rules_, server_ports_, server_mux_,
                                        &counters_)),
             static_cast<uint8_t>(pcp::ResultCode::kUnsuppProtocol));
   EXPECT_EQ(server_mux_.flows(), 0u);
