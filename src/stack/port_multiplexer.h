@@ -90,7 +90,7 @@ class PortMultiplexer : public InboundHook, public OutboundHook {
                        uid_t uid, std::string* aid) const;
   /// Called once when a negotiation ends: 0 and the hidden port (the client flow is recorded),
   /// or the errno for connect(): ETIMEDOUT (no answer in the file's timeout_ms), ECONNREFUSED
-  /// (NOT_AUTHORIZED, VPM_NO_LISTENER), EAGAIN (NO_RESOURCES, or our flow table is full),
+  /// (VPM_NO_LISTENER), EACCES (NOT_AUTHORIZED), EAGAIN (NO_RESOURCES, or our flow table is full),
   /// EPROTO (any other answer), EADDRINUSE (a flow holds the tuple already).
   using NegotiationDone = std::function<void(int error, uint16_t hidden)>;
   /// Asks the VPM at `remote` for the hidden port of (`key`, `aid`) for a connection (TCP) or

@@ -37,7 +37,7 @@ int NegotiationErrno(uint8_t result) {
   if (result == kResultNoListener) return ECONNREFUSED;
   switch (static_cast<pcp::ResultCode>(result)) {
     case pcp::ResultCode::kSuccess: return 0;
-    case pcp::ResultCode::kNotAuthorized: return ECONNREFUSED;
+    case pcp::ResultCode::kNotAuthorized: return EACCES;
     case pcp::ResultCode::kNoResources: return EAGAIN;
     default: return EPROTO;
   }
@@ -79,8 +79,8 @@ std::vector<uint8_t> AnswerNegotiation(uint64_t now_ms, uint32_t epoch, absl::Sp
     return answer_error(static_cast<uint8_t>(pcp::ResultCode::kMalformedRequest));
   }
   const PortKey key{static_cast<Protocol>(body.protocol), body.virtual_port};
-  if (!dispatcher.Multiplexed(key)) return answer_error(static_cast<uint8_t>(pcp::ResultCode::kNotAuthorized));
-  const VirtualStream* stream = ports.Find(key, body.aid);
+  // No such virtual port here, or no socket of the AID on it: nobody to connect to.
+  const VirtualStream* stream = dispatcher.Multiplexed(key) ? ports.Find(key, body.aid) : nullptr;
   if (stream == nullptr) return answer_error(kResultNoListener);
   const uint32_t wait_s = std::clamp<uint32_t>(q.lifetime, 1, kMaxNegotiatedWaitS);
   if (!mux.AddNegotiatedFlow(now_ms, key, body.aid, stream->hidden_port, local_address, source, body.client_port,

@@ -34,13 +34,15 @@
 namespace dpm::vpm {
 
 /// Result code (private use, RFC 6887 §19.4 "PCP Result Codes" 192-254): the AID has no socket
-/// on the virtual port. The client's connect() gets ECONNREFUSED, as from a closed port.
+/// on the virtual port (or the port is not multiplexed there). The client's connect() gets
+/// ECONNREFUSED, as from a closed port.
 inline constexpr uint8_t kResultNoListener = 192;
 /// "VPM_NO_LISTENER" for kResultNoListener, else pcp::ResultName.
 const char* NegotiationResultName(uint8_t result);
 /// The errno a client's connect() gets for a negotiation's result code (docs/vpm.md "errno"):
-/// 0 for SUCCESS; ECONNREFUSED for NOT_AUTHORIZED and VPM_NO_LISTENER; EAGAIN for
-/// NO_RESOURCES; EPROTO for anything else (the peer is no VPM, or refused the message).
+/// 0 for SUCCESS; EACCES for NOT_AUTHORIZED (as the DPM driver maps it, docs/api.md);
+/// ECONNREFUSED for VPM_NO_LISTENER; EAGAIN for NO_RESOURCES; EPROTO for anything else (the
+/// peer is no VPM, or refused the message).
 int NegotiationErrno(uint8_t result);
 
 /// Longest a server keeps a negotiated flow waiting for its first packet, seconds.
@@ -61,8 +63,8 @@ struct NegotiationServerCounters {
 /// address is the packet's source (ADDRESS_MISMATCH), `source` may negotiate
 /// (Dispatcher::AcceptsNegotiation, else NOT_AUTHORIZED), protocol TCP or UDP
 /// (UNSUPP_PROTOCOL), a
-/// valid AID and a client port (MALFORMED_REQUEST), the virtual port is multiplexed here
-/// (NOT_AUTHORIZED), the AID has a stream on it (VPM_NO_LISTENER), the flow could be recorded
+/// valid AID and a client port (MALFORMED_REQUEST), the virtual port is multiplexed here and
+/// the AID has a stream on it (VPM_NO_LISTENER), the flow could be recorded
 /// (NO_RESOURCES). A request repeated (a retransmission) gets the same answer. Returns the
 /// response; empty means send nothing.
 std::vector<uint8_t> AnswerNegotiation(uint64_t now_ms, uint32_t epoch, absl::Span<const uint8_t> request,

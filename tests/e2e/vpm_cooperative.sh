@@ -10,7 +10,8 @@
 # 9000; A's link capture shows the connections on B's hidden ports only (never 9000), every TCP
 # checksum good, and the negotiation as PCP on UDP 5351 (tshark decodes opcode 96 and the
 # result codes); B's status lists negotiated flows and counts the answers, A's the client
-# flows; connected UDP sockets on A reach the UDP servers of their AIDs on port 9053 of B the
+# flows; after B reloads its file to accept another prefix, A's connect gets EACCES
+# (NOT_AUTHORIZED); connected UDP sockets on A reach the UDP servers of their AIDs on port 9053 of B the
 # same way (the datagrams on B's hidden ports); a connection straight to a hidden port is refused (ECONNREFUSED, from A without the
 # negotiation: a peer that is not cooperative); an AID with no server on B gets ECONNREFUSED
 # (VPM_NO_LISTENER), a peer that never answers ETIMEDOUT after the file's timeout, and a
@@ -39,6 +40,7 @@ API_A=$TMP/a.sock
 API_B=$TMP/b.sock
 e2e_dpmd - "$API_B" --virtual "$TMP/b.link,$TMP/a.link" --address 10.77.9.2/24 --gateway '' \
   --vpm-config "$TMP/server.json"
+DPMD_B=$DPMD_PID
 e2e_dpmd - "$API_A" --virtual "$TMP/a.link,$TMP/b.link" --address 10.77.9.1/24 --gateway '' \
   --vpm-config "$TMP/client.json" --pcap "$TMP/a.pcap"
 
@@ -143,6 +145,15 @@ e2e_expect_eq "B's flows are negotiated ones" negotiated "$kinds"
 client=$(e2e_json "$API_A" '"%d/%d" % (s["vpm"]["cooperative"]["client"]["timeouts"], len([f for f in s["vpm"]["flows"] if f["kind"] == "client"]))')
 e2e_expect_eq "A counts the timeout and holds the 9 client flows (timeouts/flows)" 1/9 "$client"
 
+echo "--- B reloaded to take negotiations from 10.77.8.0/24 only: A is not authorized ---"
+sed -i 's|10.77.9.0/24|10.77.8.0/24|' "$TMP/server.json"
+kill -HUP "$DPMD_B"
+reloaded() { [ "$(e2e_json "$API_B" 's["vpm"]["reloads"]')" = 1 ]; }
+e2e_wait_for 5 reloaded || true
+e2e_expect_eq "a connect after B's reload (NOT_AUTHORIZED)" EACCES "$(connect_as green 10.77.9.2)"
+e2e_expect_eq "B counts the NOT_AUTHORIZED answer" 1 \
+  "$(e2e_json "$API_B" 's["vpm"]["cooperative"]["server"]["answers"].get("NOT_AUTHORIZED", 0)')"
+
 echo "--- the wire (A's link) ---"
 e2e_stop "$DPMD_PID"  # flushes A's capture
 ports=$(tshark -r "$TMP/a.pcap" -Y "tcp && ip.dst == 10.77.9.2" -T fields -e tcp.dstport 2>/dev/null | sort -un | xargs)
@@ -164,5 +175,5 @@ echo "  PCP on the link (opcode/result x count): $pcp"
 decoded=$(tshark -r "$TMP/a.pcap" -Y portcontrol 2>/dev/null | wc -l)
 e2e_check "tshark decodes the negotiation as PCP ($decoded messages)" test "$decoded" -ge 16
 e2e_check "requests carry opcode 96" grep -q "96/" <<<"$pcp"
-e2e_check "the refusal carries result code 192" grep -q "/192" <<<"$pcp"
+e2e_check "the refusals carry result codes 192 and 2" grep -q "/192.*/2x\|/2x.*/192" <<<"$pcp"
 e2e_finish

@@ -208,12 +208,12 @@ TEST_F(VpmNegotiationTest, RefusalsNameTheirCauseAndMapToErrno) {
       client_.Start(0, 10, PortKey{Protocol::kTcp, 9001}, "green", kClient, kClientPort, kServer, kNonce);
   EXPECT_EQ(ResultOf(AnswerNegotiation(0, 7, other.bytes, kClient, kServer, server_rules_, server_ports_, server_mux_,
                                        &counters_)),
-            static_cast<uint8_t>(pcp::ResultCode::kNotAuthorized));
+            kResultNoListener);
   const NegotiationClient::Send udp =
       client_.Start(0, 11, PortKey{Protocol::kUdp, 9000}, "green", kClient, kClientPort, kServer, kNonce);
   EXPECT_EQ(ResultOf(AnswerNegotiation(0, 7, udp.bytes, kClient, kServer, server_rules_, server_ports_, server_mux_,
                                        &counters_)),
-            static_cast<uint8_t>(pcp::ResultCode::kNotAuthorized));
+            kResultNoListener);
   std::vector<uint8_t> sctp = udp.bytes;
   sctp[pcp::kCommonHeaderSize + 12] = 132;
   EXPECT_EQ(ResultOf(AnswerNegotiation(0, 7, sctp, kClient, kServer, server_rules_, server_ports_, server_mux_,
@@ -223,7 +223,7 @@ TEST_F(VpmNegotiationTest, RefusalsNameTheirCauseAndMapToErrno) {
 
   EXPECT_EQ(NegotiationErrno(0), 0);
   EXPECT_EQ(NegotiationErrno(kResultNoListener), ECONNREFUSED);
-  EXPECT_EQ(NegotiationErrno(static_cast<uint8_t>(pcp::ResultCode::kNotAuthorized)), ECONNREFUSED);
+  EXPECT_EQ(NegotiationErrno(static_cast<uint8_t>(pcp::ResultCode::kNotAuthorized)), EACCES);
   EXPECT_EQ(NegotiationErrno(static_cast<uint8_t>(pcp::ResultCode::kNoResources)), EAGAIN);
   EXPECT_EQ(NegotiationErrno(static_cast<uint8_t>(pcp::ResultCode::kUnsuppOpcode)), EPROTO);
   EXPECT_STREQ(NegotiationResultName(kResultNoListener), "VPM_NO_LISTENER");
