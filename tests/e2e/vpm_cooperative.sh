@@ -4,7 +4,8 @@
 # virtual link: A (10.77.9.1) connects, B (10.77.9.2) serves. On B two unmodified Python web
 # servers of AIDs green and blue both listen on port 9000 (dpm-run --aid); B's port refuses
 # every connection that was not negotiated. A's configurator names B as a cooperative peer for
-# tcp/9000, and unmodified programs on A (curl, Python) connect with dpm-run --aid.
+# tcp/9000, and unmodified programs on A (curl, Python) connect with dpm-run --aid; a libdpm
+# program (dpm-cat) that sets no AID gets its peer entry's default.
 # Asserts: curl with AID green gets the green site and with blue the blue one (each several
 # times); the green server's getsockname() and the Python client's getpeername() both say
 # 9000; A's link capture shows the connections on B's hidden ports only (never 9000), every TCP
@@ -24,7 +25,8 @@ e2e_require_preload
 cat >"$TMP/server.json" <<'JSON'
 {
   "hidden_ports": "12760-12769",
-  "ports": { "tcp/9000": { "default": "refuse" }, "udp/9053": { "default": "refuse" } },
+  "ports": { "tcp/9000": { "default": "refuse" }, "tcp/9002": { "default": "refuse" },
+             "udp/9053": { "default": "refuse" } },
   "cooperative": { "accept": ["10.77.9.0/24"] }
 }
 JSON
@@ -32,7 +34,8 @@ cat >"$TMP/client.json" <<'JSON'
 {
   "cooperative": {
     "timeout_ms": 1500,
-    "peers": [ { "destinations": ["10.77.9.2/32", "10.77.9.3/32"], "ports": ["tcp/9000", "udp/9053"] } ]
+    "peers": [ { "destinations": ["10.77.9.2/32", "10.77.9.3/32"], "ports": ["tcp/9000", "udp/9053"] },
+               { "destinations": ["10.77.9.2/32"], "ports": ["tcp/9002"], "default": "green" } ]
   }
 }
 JSON
@@ -48,7 +51,7 @@ e2e_dpmd - "$API_A" --virtual "$TMP/a.link,$TMP/b.link" --address 10.77.9.1/24 -
 SERVER='import socket, sys
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 9000))
+s.bind(("0.0.0.0", int(sys.argv[2])))
 s.listen(16)
 print("listening", flush=True)
 while True:
@@ -58,9 +61,11 @@ while True:
     c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     c.close()'
 for aid in green blue; do
-  e2e_bg - "$DPMRUN" --api-socket "$API_B" --aid "$aid" -- "$PY" -c "$SERVER" "$aid" >"$TMP/$aid.out" 2>&1
+  e2e_bg - "$DPMRUN" --api-socket "$API_B" --aid "$aid" -- "$PY" -c "$SERVER" "$aid" 9000 >"$TMP/$aid.out" 2>&1
   e2e_wait_for 10 grep -q listening "$TMP/$aid.out" || { cat "$TMP/$aid.out" >&2; e2e_fail "the $aid server did not start"; }
 done
+e2e_bg - "$DPMRUN" --api-socket "$API_B" --aid green -- "$PY" -c "$SERVER" green 9002 >"$TMP/green9002.out" 2>&1
+e2e_wait_for 10 grep -q listening "$TMP/green9002.out" || e2e_fail "the green server on 9002 did not start"
 e2e_status "$API_B" | sed -n '/^virtual ports/,/flows/p' | sed 's/^/  B: /'
 
 echo "--- curl on A reaches the server of its AID on port 9000 ---"
@@ -87,6 +92,11 @@ print("peer port %d: %s" % (s.getpeername()[1], data.split(b"\r\n\r\n", 1)[-1].d
 connect_as() { "$DPMRUN" --api-socket "$API_A" ${1:+--aid "$1"} -- "$PY" -c "$CLIENT" "$2" 2>&1; }
 e2e_expect_eq "both programs see port 9000 (Python client, AID green)" "peer port 9000: site green, local port 9000" \
   "$(connect_as green 10.77.9.2)"
+
+# A libdpm program that sets no AID: the peer entry's default (green) is its AID.
+cat_out=$(printf 'GET / HTTP/1.0\r\n\r\n' | timeout 10 "$DPMCAT" --socket "$API_A" -q -N 10.77.9.2 9002 2>&1 | tail -n 1)
+e2e_expect_eq "dpm-cat (libdpm, no AID) on port 9002: the entry's default AID, green" "site green, local port 9002" \
+  "$cat_out"
 
 echo "--- refusals and timeouts reach connect() as errno ---"
 e2e_expect_eq "an AID with no server on B (VPM_NO_LISTENER)" ECONNREFUSED "$(connect_as red 10.77.9.2)"
@@ -138,12 +148,12 @@ echo "--- status ---"
 e2e_status "$API_B" | sed -n '/^virtual ports/,$p' | sed 's/^/  B: /'
 e2e_status "$API_A" | sed -n '/^virtual ports/,$p' | sed 's/^/  A: /'
 answers=$(e2e_json "$API_B" '" ".join("%s:%d" % kv for kv in sorted(s["vpm"]["cooperative"]["server"]["answers"].items()))')
-e2e_expect_eq "B counts its answers by result" "SUCCESS:9 VPM_NO_LISTENER:2" "$answers"
+e2e_expect_eq "B counts its answers by result" "SUCCESS:10 VPM_NO_LISTENER:2" "$answers"
 e2e_expect_eq "B refused the un-negotiated SYN to a hidden port" 1 "$(e2e_json "$API_B" 's["vpm"]["drops"]["hidden_port"]')"
 kinds=$(e2e_json "$API_B" '" ".join(sorted(set(f["kind"] for f in s["vpm"]["flows"])))')
 e2e_expect_eq "B's flows are negotiated ones" negotiated "$kinds"
 client=$(e2e_json "$API_A" '"%d/%d" % (s["vpm"]["cooperative"]["client"]["timeouts"], len([f for f in s["vpm"]["flows"] if f["kind"] == "client"]))')
-e2e_expect_eq "A counts the timeout and holds the 9 client flows (timeouts/flows)" 1/9 "$client"
+e2e_expect_eq "A counts the timeout and holds the 10 client flows (timeouts/flows)" 1/10 "$client"
 
 echo "--- B reloaded to take negotiations from 10.77.8.0/24 only: A is not authorized ---"
 sed -i 's|10.77.9.0/24|10.77.8.0/24|' "$TMP/server.json"
