@@ -4,6 +4,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -361,10 +362,46 @@ nlohmann::json PortMultiplexer::StatusJson() const {
                           {"aid", f.aid},
                           {"idle_s", f.idle_ms / 1000}});
   }
+  // The rules, per virtual port, as the file has them (the dispatcher's compiled form answers
+  // lookups, not listings).
+  const vpm::ConfiguratorConfig& file = dispatcher_->config();
+  j["rules"] = nlohmann::json::array();
+  for (const vpm::PortPolicy& p : file.ports) {
+    nlohmann::json port = {{"port", vpm::FormatPortKey(p.key)}, {"default", p.default_aid.value_or("refuse")}};
+    port["sources"] = nlohmann::json::array();
+    port["programs"] = nlohmann::json::array();
+    port["users"] = nlohmann::json::array();
+    for (const vpm::ApplicationRule& app : file.applications) {
+      if (std::find(app.ports.begin(), app.ports.end(), p.key) == app.ports.end()) continue;
+      for (const vpm::SourcePattern& s : app.sources) {
+        port["sources"].push_back({{"source", vpm::FormatSourcePattern(s)}, {"aid", app.aid}});
+      }
+      for (const std::string& program : app.programs) port["programs"].push_back({{"program", program}, {"aid", app.aid}});
+      for (uid_t uid : app.users) port["users"].push_back({{"uid", uid}, {"aid", app.aid}});
+    }
+    j["rules"].push_back(std::move(port));
+  }
   j["aids"] = nlohmann::json::object();
+  auto aid_entry = [&](const std::string& aid) -> nlohmann::json& {
+    nlohmann::json& e = j["aids"][aid];
+    if (e.is_null()) {
+      e = {{"flows", 0}, {"unmatched", 0}, {"packets_in", 0}, {"packets_out", 0}, {"refused", 0},
+           {"queued", 0}, {"queue_timeouts", 0}};
+    }
+    return e;
+  };
   for (const auto& [aid, c] : mux_.aid_counters()) {
-    j["aids"][aid] = {{"flows", c.flows}, {"unmatched", c.by_default}, {"packets_in", c.packets_in},
-                      {"packets_out", c.packets_out}};
+    nlohmann::json& e = aid_entry(aid);
+    e["flows"] = c.flows;
+    e["unmatched"] = c.by_default;
+    e["packets_in"] = c.packets_in;
+    e["packets_out"] = c.packets_out;
+    e["refused"] = c.refused;
+  }
+  for (const auto& [aid, q] : ports_.queue_by_aid()) {
+    nlohmann::json& e = aid_entry(aid);
+    e["queued"] = q.queued;
+    e["queue_timeouts"] = q.timeouts;
   }
   j["refused"] = nlohmann::json::object();
   for (const auto& [key, n] : mux_.refused_by_port()) j["refused"][vpm::FormatPortKey(key)] = n;
@@ -381,7 +418,16 @@ nlohmann::json PortMultiplexer::StatusJson() const {
     nlohmann::json coop;
     coop["port"] = negotiation_port_;
     coop["serving"] = server_pcb_ != nullptr;
-    coop["peers"] = c.peers.size();
+    coop["accept"] = nlohmann::json::array();
+    for (const vpm::SourcePattern& a : c.accept) coop["accept"].push_back(vpm::FormatSourcePattern(a));
+    coop["peers"] = nlohmann::json::array();
+    for (const vpm::CooperativePeer& peer : c.peers) {
+      nlohmann::json e = {{"destinations", nlohmann::json::array()}, {"ports", nlohmann::json::array()}};
+      for (const vpm::SourcePattern& d : peer.destinations) e["destinations"].push_back(vpm::FormatSourcePattern(d));
+      for (const vpm::PortKey& k : peer.ports) e["ports"].push_back(vpm::FormatPortKey(k));
+      if (peer.default_aid) e["default"] = *peer.default_aid;
+      coop["peers"].push_back(std::move(e));
+    }
     nlohmann::json answered = nlohmann::json::object();
     for (const auto& [code, n] : server_counters_.results) answered[vpm::NegotiationResultName(code)] = n;
     coop["server"] = {{"requests", server_counters_.requests}, {"dropped", server_counters_.dropped},
@@ -406,6 +452,26 @@ std::string PortMultiplexer::StatusText() const {
     absl::StrAppendFormat(&out, "  %-10s %-16s %-7d %d\n", s["port"].get<std::string>(), s["aid"].get<std::string>(),
                           s["hidden_port"].get<int>(), s["members"].get<size_t>());
   }
+  constexpr size_t kRulesShown = 8;
+  for (const auto& r : j["rules"]) {
+    absl::StrAppendFormat(&out, "  rules %s: default %s; %d source, %d program, %d user rules\n",
+                          r["port"].get<std::string>(), r["default"].get<std::string>(), r["sources"].size(),
+                          r["programs"].size(), r["users"].size());
+    size_t shown = 0;
+    for (const auto& s : r["sources"]) {
+      if (shown++ == kRulesShown) break;
+      absl::StrAppendFormat(&out, "    from %-24s -> %s\n", s["source"].get<std::string>(), s["aid"].get<std::string>());
+    }
+    if (r["sources"].size() > kRulesShown) {
+      absl::StrAppendFormat(&out, "    ... %d more (dpmd status --json lists them all)\n", r["sources"].size() - kRulesShown);
+    }
+    for (const auto& s : r["programs"]) {
+      absl::StrAppendFormat(&out, "    program %s -> %s\n", s["program"].get<std::string>(), s["aid"].get<std::string>());
+    }
+    for (const auto& s : r["users"]) {
+      absl::StrAppendFormat(&out, "    uid %d -> %s\n", s["uid"].get<uid_t>(), s["aid"].get<std::string>());
+    }
+  }
   absl::StrAppendFormat(&out, "  flows %d\n", j["flows"].size());
   for (const auto& f : j["flows"]) {
     absl::StrAppendFormat(&out, "  %-6s %s %-21s %-21s %5d -> %-5d %-16s idle %ds\n", f["kind"].get<std::string>(),
@@ -414,9 +480,11 @@ std::string PortMultiplexer::StatusText() const {
                           f["aid"].get<std::string>(), f["idle_s"].get<uint64_t>());
   }
   for (const auto& [aid, c] : j["aids"].items()) {
-    absl::StrAppendFormat(&out, "  aid %-16s flows %d unmatched %d packets in %d out %d\n", aid,
-                          c["flows"].get<uint64_t>(), c["unmatched"].get<uint64_t>(), c["packets_in"].get<uint64_t>(),
-                          c["packets_out"].get<uint64_t>());
+    absl::StrAppendFormat(&out, "  aid %-16s flows %d unmatched %d packets in %d out %d refused %d queued %d (timed out %d)\n",
+                          aid, c["flows"].get<uint64_t>(), c["unmatched"].get<uint64_t>(),
+                          c["packets_in"].get<uint64_t>(), c["packets_out"].get<uint64_t>(),
+                          c["refused"].get<uint64_t>(), c["queued"].get<uint64_t>(),
+                          c["queue_timeouts"].get<uint64_t>());
   }
   for (const auto& [port, n] : j["refused"].items()) absl::StrAppendFormat(&out, "  refused %s: %d\n", port, n.get<uint64_t>());
   absl::StrAppendFormat(&out, "  queued %d, queue timeouts %d\n", j["queued"].get<uint64_t>(),
@@ -428,8 +496,17 @@ std::string PortMultiplexer::StatusText() const {
       for (const auto& [name, n] : a.items()) absl::StrAppend(&text, " ", name, " ", n.get<uint64_t>());
       return text.empty() ? std::string(" none") : text;
     };
-    absl::StrAppendFormat(&out, "  cooperative: udp/%d, %s, %d peer entries\n", c["port"].get<int>(),
-                          c["serving"].get<bool>() ? "answering" : "not answering", c["peers"].get<size_t>());
+    std::string accept;
+    for (const auto& a : c["accept"]) absl::StrAppend(&accept, accept.empty() ? "" : " ", a.get<std::string>());
+    absl::StrAppendFormat(&out, "  cooperative: udp/%d, %s\n", c["port"].get<int>(),
+                          c["serving"].get<bool>() ? absl::StrCat("answering ", accept) : std::string("not answering"));
+    for (const auto& peer : c["peers"]) {
+      std::string d, k;
+      for (const auto& x : peer["destinations"]) absl::StrAppend(&d, d.empty() ? "" : " ", x.get<std::string>());
+      for (const auto& x : peer["ports"]) absl::StrAppend(&k, k.empty() ? "" : " ", x.get<std::string>());
+      absl::StrAppendFormat(&out, "    peer %s ports %s default %s\n", d, k,
+                            peer.contains("default") ? peer["default"].get<std::string>() : std::string("none"));
+    }
     absl::StrAppendFormat(&out, "    asked of us %d (dropped %d), answers:%s\n", c["server"]["requests"].get<uint64_t>(),
                           c["server"]["dropped"].get<uint64_t>(), answers(c["server"]["answers"]));
     absl::StrAppendFormat(&out, "    asked by us %d (retransmitted %d, timed out %d, in flight %d), answers:%s\n",

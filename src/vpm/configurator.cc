@@ -248,6 +248,13 @@ absl::StatusOr<SourcePattern> ParseSourcePattern(absl::string_view text) {
   return p;
 }
 
+std::string FormatSourcePattern(const SourcePattern& p) {
+  std::string out = absl::StrCat(wire::FormatIpv4(p.prefix), "/", p.length);
+  if (p.port_min == 0 && p.port_max == 65535) return out;
+  if (p.port_min == p.port_max) return absl::StrCat(out, ":", p.port_min);
+  return absl::StrCat(out, ":", p.port_min, "-", p.port_max);
+}
+
 absl::StatusOr<ConfiguratorConfig> ParseConfigurator(absl::string_view json_text, UserLookup users) {
   absl::StatusOr<json> root = wire::ParseStrictJson(json_text);
   if (!root.ok()) return root.status();
@@ -291,7 +298,8 @@ absl::StatusOr<ConfiguratorConfig> ParseConfigurator(absl::string_view json_text
 }
 
 Dispatcher::Dispatcher(const ConfiguratorConfig& config)
-    : cooperative_(config.cooperative),
+    : config_(config),
+      cooperative_(config.cooperative),
       hidden_min_(config.hidden_min),
       hidden_max_(config.hidden_max),
       queue_timeout_ms_(config.queue_timeout_ms) {

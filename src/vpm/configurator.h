@@ -86,6 +86,8 @@ struct SourcePattern {
 };
 /// "A.B.C.D", "A.B.C.D/LEN", either with ":PORT" or ":LOW-HIGH". Errors name the problem.
 absl::StatusOr<SourcePattern> ParseSourcePattern(absl::string_view text);
+/// "A.B.C.D/LEN", with ":PORT" or ":LOW-HIGH" unless the range is all ports (status).
+std::string FormatSourcePattern(const SourcePattern& pattern);
 
 /// One application entry of the file.
 struct ApplicationRule {
@@ -180,6 +182,8 @@ class Dispatcher {
   /// Cooperative mode, server side: `source` (host order) may negotiate. Linear in "accept".
   bool AcceptsNegotiation(uint32_t source) const;
   const CooperativeConfig& cooperative() const { return cooperative_; }
+  /// The file it was compiled from (status lists the rules).
+  const ConfiguratorConfig& config() const { return config_; }
   bool Multiplexed(PortKey key) const { return ports_.contains(key); }
   /// Source rules compiled (for status).
   size_t source_rules() const { return source_rules_; }
@@ -202,6 +206,7 @@ class Dispatcher {
   std::vector<std::string> aids_;
   absl::flat_hash_map<PortKey, Port> ports_;
   absl::flat_hash_map<PortKey, Port> connect_ports_;  // socket rules of cooperative peer ports
+  ConfiguratorConfig config_;
   CooperativeConfig cooperative_;
   size_t source_rules_ = 0;
   uint16_t hidden_min_ = 40000, hidden_max_ = 40999;

@@ -191,7 +191,10 @@ Result Multiplexer::Inbound(uint64_t now_ms, absl::Span<uint8_t> packet, bool pa
     return Refuse(Reason::kRefused, key);
   }
   const VirtualStream* s = ports_.Find(key, d.aid);
-  if (s == nullptr) return Refuse(Reason::kNoListener, key);
+  if (s == nullptr) {
+    ++aid_counters_[InternAid(d.aid)].refused;
+    return Refuse(Reason::kNoListener, key);
+  }
   Flow f;
   f.wire = wire_tuple;
   f.stack = Tuple{p.protocol, p.destination, p.source, s->hidden_port, p.source_port};

@@ -81,6 +81,7 @@ struct AidCounters {
   uint64_t by_default = 0;    // of those, by the port's default (no rule matched: "unmatched")
   uint64_t packets_in = 0;    // translated towards its sockets
   uint64_t packets_out = 0;   // translated from its sockets
+  uint64_t refused = 0;       // new flows dispatched to it refused: it had no socket on the port
 };
 
 /// One flow, for status.

@@ -44,6 +44,7 @@ VirtualPortTable::BindResult VirtualPortTable::Bind(uint64_t now_ms, PortKey key
   if (queue_.size() >= config_.max_waiters) return {BindStatus::kQueueFull};
   queue_.push_back(Waiter{waiter, key, std::string(aid), now_ms + config_.queue_timeout_ms});
   ++queued_total_;
+  ++queue_by_aid_[aid].queued;
   return {BindStatus::kQueued};
 }
 
@@ -104,6 +105,7 @@ std::vector<uint64_t> VirtualPortTable::TakeExpired(uint64_t now_ms) {
     if (it->deadline_ms <= now_ms) {
       out.push_back(it->id);
       touched.push_back(it->key.protocol);
+      ++queue_by_aid_[it->aid].timeouts;
       it = queue_.erase(it);
       ++timeouts_total_;
     } else {

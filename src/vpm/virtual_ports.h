@@ -95,6 +95,11 @@ class VirtualPortTable {
   /// Binds ever queued and ever timed out (counters).
   uint64_t queued_total() const { return queued_total_; }
   uint64_t timeouts_total() const { return timeouts_total_; }
+  /// The same per AID.
+  struct QueueCounters {
+    uint64_t queued = 0, timeouts = 0;
+  };
+  const absl::flat_hash_map<std::string, QueueCounters>& queue_by_aid() const { return queue_by_aid_; }
   /// Hidden ports in use for `protocol`.
   size_t hidden_in_use(Protocol protocol) const;
   /// Grows by one each time a hidden port is given to a new stream: while it stays the same,
@@ -129,6 +134,7 @@ class VirtualPortTable {
   std::deque<Waiter> queue_;
   std::vector<Grant> granted_;
   uint64_t queued_total_ = 0, timeouts_total_ = 0;
+  absl::flat_hash_map<std::string, QueueCounters> queue_by_aid_;
   uint64_t generation_ = 0;
 };
 

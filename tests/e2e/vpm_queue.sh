@@ -67,4 +67,6 @@ sed 's/^/  e: /' "$TMP/e.log"
 e2e_check "with EADDRINUSE after the 1.5 s queue timeout" grep -Eq "^failed EADDRINUSE after (1\.[5-9]|2\.[0-9])" "$TMP/e.log"
 counts=$(e2e_json "$API" '"%d queued, %d timed out" % (s["vpm"]["queued"], s["vpm"]["queue_timeouts"])')
 e2e_expect_eq "status counts the queued binds and the timeout" "3 queued, 1 timed out" "$counts"
+per_aid=$(e2e_json "$API" '" ".join("%s:%d/%d" % (a, c["queued"], c["queue_timeouts"]) for a, c in sorted(s["vpm"]["aids"].items()) if c["queued"])')
+e2e_expect_eq "and per AID (queued/timed out)" "c:1/0 d:1/0 e:1/1" "$per_aid"
 e2e_finish

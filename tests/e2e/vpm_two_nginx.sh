@@ -65,6 +65,8 @@ e2e_expect_eq "site B logged 3 requests from 198.51.100.10 to port 80" 3 \
   "$(grep -c '^198\.51\.100\.10 80 "GET / HTTP/1.1" 200$' "$TMP/B/access.log" || true)"
 aids=$(e2e_json "$API" '" ".join("%s:%d/%d" % (a, c["flows"], c["unmatched"]) for a, c in sorted(s["vpm"]["aids"].items()))')
 e2e_expect_eq "status counts flows per AID (flows/unmatched)" "blue:3/3 green:3/0" "$aids"
+rules=$(e2e_json "$API" '"; ".join("%s default %s: %s" % (r["port"], r["default"], " ".join("%s->%s" % (x["source"], x["aid"]) for x in r["sources"])) for r in s["vpm"]["rules"])')
+e2e_expect_eq "status lists each port's rules" "tcp/80 default blue: 198.51.100.11/32->green; tcp/81 default refuse: " "$rules"
 
 echo "--- a connection open across a reload keeps its site; new ones follow the new rules ---"
 # A keep-alive connection from .11 opened before the reload (curl sends its second request on

@@ -162,6 +162,15 @@ TEST(VpmConfigurator, SocketRulesByProgramThenUser) {
 
 // 10^4 rules, each a /32 of its own with an AID of its own, plus /16 and /24 rules: every
 // lookup finds its own rule (the time per lookup is bench/vpm.sh's to measure).
+TEST(VpmConfigurator, FormatsSourcePatternsAsTheFileWritesThem) {
+  for (const char* text : {"10.0.0.0/8", "10.77.2.5/32:1024-2047", "0.0.0.0/0:7"}) {
+    absl::StatusOr<SourcePattern> p = ParseSourcePattern(text);
+    ASSERT_TRUE(p.ok()) << text;
+    EXPECT_EQ(FormatSourcePattern(*p), text);
+  }
+  EXPECT_EQ(FormatSourcePattern(*ParseSourcePattern("10.1.2.3")), "10.1.2.3/32");
+}
+
 TEST(VpmConfigurator, CooperativePeersAcceptAndTheConnectingAid) {
   absl::StatusOr<ConfiguratorConfig> c = ParseConfigurator(R"({
     "cooperative": { "port": 5999, "timeout_ms": 900, "accept": ["10.77.9.0/24"],

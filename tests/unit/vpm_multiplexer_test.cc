@@ -157,6 +157,9 @@ TEST_F(VpmMultiplexerTest, AnAidWithoutASocketIsRefused) {
   Result r = mux_.Inbound(0, absl::MakeSpan(syn), false);
   EXPECT_EQ(r.action, Result::kRefuse);
   EXPECT_EQ(r.reason, Reason::kNoListener);
+  bool counted = false;
+  for (const auto& [aid, c] : mux_.aid_counters()) counted |= aid == "green" && c.refused == 1 && c.flows == 0;
+  EXPECT_TRUE(counted) << "the refusal is counted against green, the AID the rules chose";
 }
 
 TEST_F(VpmMultiplexerTest, AFlowOutlivesItsStreamUntilItsHiddenPortIsGivenAgain) {

@@ -89,6 +89,9 @@ TEST(VpmVirtualPorts, AQueuedBindFailsAtItsDeadline) {
   EXPECT_EQ(t.TakeExpired(9000), std::vector<uint64_t>{3});
   EXPECT_FALSE(t.NextDeadline());
   EXPECT_EQ(t.timeouts_total(), 2u);
+  EXPECT_EQ(t.queue_by_aid().at("b").queued, 1u);
+  EXPECT_EQ(t.queue_by_aid().at("c").timeouts, 1u);
+  EXPECT_FALSE(t.queue_by_aid().contains("a")) << "a never waited";
   // A port freed after the deadline goes to nobody.
   t.Release(kWeb, "a");
   EXPECT_TRUE(t.TakeGranted().empty());
