@@ -82,12 +82,16 @@ int main(int argc, char** argv) {
       {"getsockopt", GetSockOptRequest{ref, SOL_SOCKET, SO_ERROR}},
       {"status", StatusRequest{true}},
       {"resolve", ResolveRequest{"web.alpha.dpm.internal"}},
+      {"vpm_configure", VpmConfigureRequest{R"({"ports": {"tcp/80": {"default": "blue"}}})"}},
   };
   for (const auto& [name, request] : requests) WriteSeed(root / "api_request", name, EncodeRequest(request));
 
   WriteSeed(root / "api_reply", "reply_socket", EncodeReply({Opcode::kSocket, 0, EncodeSocketRef(ref)}));
   WriteSeed(root / "api_reply", "reply_getsockname", EncodeReply({Opcode::kGetSockName, 0, EncodeEndpoint(local)}));
   WriteSeed(root / "api_reply", "reply_error", EncodeReply({Opcode::kConnect, ECONNREFUSED, {}}));
+  const std::string why = "dpm_vpm_configure: ports: missing: no virtual port is multiplexed";
+  WriteSeed(root / "api_reply", "reply_vpm_configure_error",
+            EncodeReply({Opcode::kVpmConfigure, EINVAL, std::vector<uint8_t>(why.begin(), why.end())}));
   WriteSeed(root / "api_reply", "reply_resolve",
             EncodeReply({Opcode::kResolve, 0, EncodeEndpoint(Endpoint::Ipv4(0x64400002, 0))}));  // 100.64.0.2
   WriteSeed(root / "api_reply", "accept_record", EncodeAcceptRecord({ref, local, remote}));

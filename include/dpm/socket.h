@@ -167,6 +167,18 @@ int dpm_setsockopt(int fd, int level, int optname, const void *optval, socklen_t
  * (a level the socket's protocol does not have), EINVAL (negative *optlen). */
 int dpm_getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen);
 
+/** Virtual port multiplexing's application configurator as a library call (docs/vpm.md "The
+ * library call"): `json` (`length` bytes, at most 65472) is the text of a configurator file
+ * (virtual ports, their defaults, applications with their programs, users and source rules,
+ * the cooperative object). It replaces the instance's rules as a SIGHUP reload of the file
+ * does (new flows follow them, open ones keep their AID), and turns virtual port multiplexing
+ * on in an instance started without --vpm-config. Only root and the daemon's own user may.
+ * Returns 0, or -1 with errno: EPERM (another user), EINVAL (the text: when `why` is not
+ * NULL, up to `why_size` bytes of the reason, NUL-terminated, e.g. "applications[0]: port
+ * udp/53 is not in ports"), EMSGSIZE (longer than 65472 bytes), EADDRINUSE (the rules are in
+ * force but cooperative mode's UDP port is taken), ENETDOWN (no daemon). */
+int dpm_vpm_configure(const char *json, size_t length, char *why, size_t why_size);
+
 /** Sends one datagram (UDP) to dest, or to the connected peer when dest is NULL; for TCP it
  * is send(2) and dest must be NULL. Returns bytes taken. A UDP datagram is at most 65507
  * bytes (EMSGSIZE). Errors: EBADF, ENOTSOCK, EDESTADDRREQ, EMSGSIZE, EAGAIN, EPIPE. */

@@ -241,6 +241,18 @@ absl::StatusOr<Request> ParseRequest(absl::Span<const uint8_t> bytes) {
       out = std::move(q);
       break;
     }
+    case Opcode::kVpmConfigure: {
+      uint32_t len = 0;
+      if (!r.ReadHost(&len)) return Missing("text length");
+      if (len > kMaxVpmConfig) {
+        return absl::InvalidArgumentError(absl::StrCat("text length ", len, " over ", kMaxVpmConfig));
+      }
+      VpmConfigureRequest q;
+      q.text.resize(len);
+      if (!r.ReadBytes(q.text.data(), len)) return Missing("text");
+      out = std::move(q);
+      break;
+    }
     default:
       return absl::InvalidArgumentError(absl::StrCat("unknown opcode ", op));
   }
@@ -309,6 +321,11 @@ struct RequestEncoder {
     Header(Opcode::kResolve);
     w.WriteHost(static_cast<uint16_t>(q.name.size()));
     w.WriteBytes(q.name.data(), q.name.size());
+  }
+  void operator()(const VpmConfigureRequest& q) {
+    Header(Opcode::kVpmConfigure);
+    w.WriteHost(static_cast<uint32_t>(q.text.size()));
+    w.WriteBytes(q.text.data(), q.text.size());
   }
 };
 }  // namespace

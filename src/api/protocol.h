@@ -48,6 +48,7 @@ enum class Opcode : uint16_t {
   kGetSockOpt = 9,
   kStatus = 10,
   kResolve = 11,
+  kVpmConfigure = 12,
 };
 
 /// An IPv4 or IPv6 endpoint. family is AF_INET, AF_INET6 or 0 (none: "the connected peer").
@@ -114,10 +115,18 @@ struct StatusRequest { bool json = false; };
 /// address left). A daemon that resolves no names (dpmd client) answers ENOENT; one older
 /// than the opcode answers EINVAL.
 struct ResolveRequest { std::string name; };
+/// VPM_CONFIGURE (docs/vpm.md "The library call"): the text of a VPM configurator file, which
+/// replaces the instance's rules as a reload does (and turns VPM on when it was off). At most
+/// kMaxVpmConfig bytes. Wire: u32 length, the bytes. Errors: EPERM (a caller other than root
+/// and the daemon's user), EINVAL (the text; the reply body then says why, as the file's
+/// errors do).
+struct VpmConfigureRequest { std::string text; };
+/// Largest VPM_CONFIGURE text, bytes: what fits in one message beside the header and length.
+inline constexpr size_t kMaxVpmConfig = kMaxMessage - 64;
 
 using Request = std::variant<SocketRequest, BindRequest, ListenRequest, ConnectRequest,
                              NameRequest, ShutdownRequest, SetSockOptRequest, GetSockOptRequest,
-                             StatusRequest, ResolveRequest>;
+                             StatusRequest, ResolveRequest, VpmConfigureRequest>;
 
 /// Parses one request message. Errors (InvalidArgument) name the field that is missing or
 /// wrong: "truncated header", "bad version 7", "unknown opcode 99", "truncated endpoint", ...
@@ -130,7 +139,7 @@ std::vector<uint8_t> EncodeRequest(const Request& request);
 /// Reply: header (opcode of the request), i32 error (0 or an errno value), then a body that
 /// depends on the opcode: SOCKET → SocketRef; GETSOCKNAME/GETPEERNAME/RESOLVE → Endpoint;
 /// GETSOCKOPT → the value's bytes (an int for most options, at most kMaxOptionReply);
-/// STATUS → text; the others → nothing.
+/// STATUS → text; VPM_CONFIGURE → on EINVAL, the reason as text; the others → nothing.
 struct Reply {
   Opcode opcode = Opcode::kSocket;
   int32_t error = 0;

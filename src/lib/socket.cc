@@ -328,6 +328,21 @@ int dpm_shutdown(int fd, int how) {
   return ::shutdown(fd, how);
 }
 
+int dpm_vpm_configure(const char* json, size_t length, char* why, size_t why_size) {
+  if (why != nullptr && why_size > 0) why[0] = '\0';
+  if (json == nullptr && length > 0) return Fail(EFAULT);
+  if (length > dpm::api::kMaxVpmConfig) return Fail(EMSGSIZE);
+  dpm::api::Reply reply;
+  const int e = Transact(dpm::api::VpmConfigureRequest{std::string(json == nullptr ? "" : json, length)}, &reply);
+  if (e == 0) return 0;
+  if (why != nullptr && why_size > 0) {
+    const size_t n = std::min(reply.body.size(), why_size - 1);
+    std::memcpy(why, reply.body.data(), n);
+    why[n] = '\0';
+  }
+  return Fail(e);
+}
+
 int dpm_close(int fd) {
   {
     std::lock_guard<std::mutex> lock(g_table_mu);

@@ -25,6 +25,7 @@ namespace dpm::stack {
 namespace {
 
 constexpr uint64_t kSweepEveryMs = 1000;
+constexpr char kLibraryOrigin[] = "dpm_vpm_configure";
 constexpr size_t kSweepFlowsPerTick = 4096;
 
 std::optional<uid_t> LookUpUser(absl::string_view name) {
@@ -36,6 +37,13 @@ std::optional<uid_t> LookUpUser(absl::string_view name) {
   return found->pw_uid;
 }
 
+// The configurator text → the dispatcher; `origin` names it in errors ("--vpm-config FILE").
+absl::StatusOr<std::unique_ptr<vpm::Dispatcher>> ParseConfig(const std::string& text, absl::string_view origin) {
+  absl::StatusOr<vpm::ConfiguratorConfig> config = vpm::ParseConfigurator(text, &LookUpUser);
+  if (!config.ok()) return absl::InvalidArgumentError(absl::StrCat(origin, ": ", config.status().message()));
+  return std::make_unique<vpm::Dispatcher>(*config);
+}
+
 absl::StatusOr<std::unique_ptr<vpm::Dispatcher>> ReadConfig(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
@@ -45,9 +53,7 @@ absl::StatusOr<std::unique_ptr<vpm::Dispatcher>> ReadConfig(const std::string& p
   }
   std::stringstream text;
   text << in.rdbuf();
-  absl::StatusOr<vpm::ConfiguratorConfig> config = vpm::ParseConfigurator(text.str(), &LookUpUser);
-  if (!config.ok()) return absl::InvalidArgumentError(absl::StrCat("--vpm-config ", path, ": ", config.status().message()));
-  return std::make_unique<vpm::Dispatcher>(*config);
+  return ParseConfig(text.str(), absl::StrCat("--vpm-config ", path));
 }
 
 vpm::VirtualPortTable::Config TableConfig(const vpm::Dispatcher& d) {
@@ -69,8 +75,10 @@ std::string ExecutableOf(pid_t pid) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<PortMultiplexer>> PortMultiplexer::Create(Stack& stack, const std::string& path) {
-  absl::StatusOr<std::unique_ptr<vpm::Dispatcher>> d = ReadConfig(path);
+absl::StatusOr<std::unique_ptr<PortMultiplexer>> PortMultiplexer::Create(Stack& stack, const std::string& path,
+                                                                         const std::string* text) {
+  absl::StatusOr<std::unique_ptr<vpm::Dispatcher>> d =
+      text != nullptr ? ParseConfig(*text, kLibraryOrigin) : ReadConfig(path);
   if (!d.ok()) return d.status();
   std::unique_ptr<PortMultiplexer> m(new PortMultiplexer(stack, path, *std::move(d)));
   m->inbound_ = stack.AddInboundHook(hook_order::kPortMultiplexer, m.get());
@@ -98,24 +106,28 @@ PortMultiplexer::~PortMultiplexer() {
 absl::Status PortMultiplexer::OpenNegotiation() {
   const vpm::CooperativeConfig& c = dispatcher_->cooperative();
   if (!c.present) return absl::OkStatus();
-  negotiation_port_ = c.port;
-  client_ = std::make_unique<vpm::NegotiationClient>(c.timeout_ms);
-  negotiation_timer_ = stack_.clock().NewTimer();
-  client_pcb_ = udp_new();
-  if (client_pcb_ == nullptr || udp_bind(client_pcb_, IP4_ADDR_ANY, 0) != ERR_OK) {
-    return absl::ResourceExhaustedError("--vpm-config: no UDP socket for the negotiation");
+  if (client_ == nullptr) {
+    negotiation_port_ = c.port;
+    client_ = std::make_unique<vpm::NegotiationClient>(c.timeout_ms);
+    negotiation_timer_ = stack_.clock().NewTimer();
+    client_pcb_ = udp_new();
+    if (client_pcb_ == nullptr || udp_bind(client_pcb_, IP4_ADDR_ANY, 0) != ERR_OK) {
+      return absl::ResourceExhaustedError("--vpm-config: no UDP socket for the negotiation");
+    }
+    udp_recv(
+        client_pcb_,
+        [](void* arg, udp_pcb*, pbuf* p, const ip_addr_t* addr, u16_t) {
+          static_cast<PortMultiplexer*>(arg)->OnAnswer(p, ntohl(ip4_addr_get_u32(ip_2_ip4(addr))));
+        },
+        this);
   }
-  udp_recv(
-      client_pcb_,
-      [](void* arg, udp_pcb*, pbuf* p, const ip_addr_t* addr, u16_t) {
-        static_cast<PortMultiplexer*>(arg)->OnAnswer(p, ntohl(ip4_addr_get_u32(ip_2_ip4(addr))));
-      },
-      this);
-  if (c.accept.empty()) return absl::OkStatus();
+  if (c.accept.empty() || server_pcb_ != nullptr) return absl::OkStatus();
   server_pcb_ = udp_new();
-  if (server_pcb_ == nullptr || udp_bind(server_pcb_, IP4_ADDR_ANY, c.port) != ERR_OK) {
+  if (server_pcb_ == nullptr || udp_bind(server_pcb_, IP4_ADDR_ANY, negotiation_port_) != ERR_OK) {
+    if (server_pcb_ != nullptr) udp_remove(server_pcb_);
+    server_pcb_ = nullptr;
     return absl::FailedPreconditionError(
-        absl::StrCat("--vpm-config: cooperative.port ", c.port, ": UDP port in use in this instance"));
+        absl::StrCat("--vpm-config: cooperative.port ", negotiation_port_, ": UDP port in use in this instance"));
   }
   udp_recv(
       server_pcb_,
@@ -229,12 +241,25 @@ void PortMultiplexer::ArmSweep() {
 }
 
 absl::Status PortMultiplexer::Reload() {
+  if (path_.empty()) return absl::FailedPreconditionError("the rules came from dpm_vpm_configure: no file to read");
   absl::StatusOr<std::unique_ptr<vpm::Dispatcher>> d = ReadConfig(path_);
   if (!d.ok()) return d.status();
-  mux_.SetDispatcher(d->get());
-  dispatcher_ = *std::move(d);
+  return Replace(*std::move(d));
+}
+
+absl::Status PortMultiplexer::Configure(const std::string& text) {
+  absl::StatusOr<std::unique_ptr<vpm::Dispatcher>> d = ParseConfig(text, kLibraryOrigin);
+  if (!d.ok()) return d.status();
+  return Replace(*std::move(d));
+}
+
+absl::Status PortMultiplexer::Replace(std::unique_ptr<vpm::Dispatcher> d) {
+  mux_.SetDispatcher(d.get());
+  dispatcher_ = std::move(d);
   ++reloads_;
-  return absl::OkStatus();
+  // Cooperative mode turned on (or answering asked for) by the new rules: its sockets open
+  // now, on the port the first rules that had it named.
+  return OpenNegotiation();
 }
 
 int PortMultiplexer::ChooseAid(vpm::PortKey key, const std::string& requested, pid_t pid, uid_t uid,
@@ -342,7 +367,7 @@ HookAction PortMultiplexer::OnOutbound(const OutboundPacket& packet) {
 nlohmann::json PortMultiplexer::StatusJson() const {
   const uint64_t now = stack_.clock().NowMs();
   nlohmann::json j;
-  j["config"] = path_;
+  j["config"] = path_.empty() ? std::string("(dpm_vpm_configure)") : path_;
   j["reloads"] = reloads_;
   j["hidden_ports"] = absl::StrCat(ports_.config().hidden_min, "-", ports_.config().hidden_max);
   j["source_rules"] = dispatcher_->source_rules();

@@ -42,15 +42,22 @@ class Stack;
 class PortMultiplexer : public InboundHook, public OutboundHook {
  public:
   /// Reads and checks the configurator file at `path` (vpm/configurator.h; user names through
-  /// getpwnam_r) and joins `stack`'s hook chains. Errors: NotFound / PermissionDenied (the
-  /// file), InvalidArgument (its content, naming the place).
-  static absl::StatusOr<std::unique_ptr<PortMultiplexer>> Create(Stack& stack, const std::string& path);
+  /// getpwnam_r), or takes `text` when given (dpm_vpm_configure: `path` is then ""), and joins
+  /// `stack`'s hook chains. Errors: NotFound / PermissionDenied (the file), InvalidArgument (its
+  /// content, naming the place), FailedPrecondition (cooperative.port taken).
+  static absl::StatusOr<std::unique_ptr<PortMultiplexer>> Create(Stack& stack, const std::string& path,
+                                                                 const std::string* text = nullptr);
   ~PortMultiplexer() override;
 
   /// Reads the file again: new flows follow the new rules and defaults, flows that exist keep
   /// their AID, sockets keep their streams. The hidden range and queue timeout stay as they
-  /// were at start. On error the old rules stay.
+  /// were at start. On error the old rules stay. FailedPrecondition when the rules came from
+  /// Configure and there is no file, or (the new rules in force) when cooperative mode's
+  /// answering port could not be opened.
   absl::Status Reload();
+  /// The same from configurator text (dpm_vpm_configure). Error: InvalidArgument naming the
+  /// place, as for the file.
+  absl::Status Configure(const std::string& text);
 
   /// True when `key` is a multiplexed virtual port.
   bool Multiplexed(vpm::PortKey key) const { return dispatcher_->Multiplexed(key); }
@@ -113,6 +120,8 @@ class PortMultiplexer : public InboundHook, public OutboundHook {
   // Cooperative mode: the server side's UDP port (when "accept" names anyone), the client's
   // socket for its requests. Error: the port is taken.
   absl::Status OpenNegotiation();
+  // Swaps in new rules (Reload, Configure), and opens what cooperative mode needs now.
+  absl::Status Replace(std::unique_ptr<vpm::Dispatcher> d);
   void OnRequest(pbuf* p, uint32_t source, uint16_t source_port, uint32_t destination);
   void OnAnswer(pbuf* p, uint32_t source);
   void SendUdp(udp_pcb* pcb, absl::Span<const uint8_t> bytes, uint32_t source, uint32_t destination, uint16_t port);

@@ -18,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
+#include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "api/protocol.h"
 #include "dpm/dpm_driver.h"
@@ -69,6 +70,12 @@ class SocketHost {
   virtual bool Full() const = 0;
   /// Virtual port multiplexing (SocketServiceConfig::vpm_config), or nullptr when off.
   virtual PortMultiplexer* vpm() { return nullptr; }
+  /// dpm_vpm_configure: new VPM rules from configurator text (PortMultiplexer::Configure),
+  /// turning VPM on when it was off. Errors: InvalidArgument (the text, naming the place),
+  /// FailedPrecondition (cooperative.port in use), Unimplemented (a host without VPM).
+  virtual absl::Status ConfigureVpm(const std::string& /*text*/) {
+    return absl::UnimplementedError("no virtual port multiplexing here");
+  }
 };
 
 /// lwIP err_t → the errno a kernel gives for the same failure (EIO for unknown values).

@@ -99,6 +99,16 @@ void SocketRegistry::Handle(const std::shared_ptr<ControlConn>& conn, const api:
           },
           // Pseudo names are a redirector's (docs/tunnel.md); a client resolves none.
           [&](const api::ResolveRequest&) { conn->Reply(op, ENOENT); },
+          [&](const api::VpmConfigureRequest& q) {
+            // The instance's rules are its owner's: root or the daemon's own user, not every
+            // user the API lets in (--api-group).
+            if (conn->peer().uid != 0 && conn->peer().uid != ::geteuid()) return conn->Reply(op, EPERM);
+            const absl::Status s = host_.ConfigureVpm(q.text);
+            if (s.ok()) return conn->Reply(op, 0);
+            const std::string why(s.message());
+            conn->Reply(op, absl::IsInvalidArgument(s) ? EINVAL : absl::IsFailedPrecondition(s) ? EADDRINUSE : EOPNOTSUPP,
+                        std::vector<uint8_t>(why.begin(), why.end()));
+          },
           [&](const api::BindRequest& q) {
             auto s = Target(conn, request, q.ref, op, true);
             if (s == nullptr) return;

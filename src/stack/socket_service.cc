@@ -60,6 +60,15 @@ class SocketService::Impl final : public SocketHost {
   void Release(uint64_t id) override { registry_->Release(id); }
   bool Full() const override { return registry_->Full(); }
   PortMultiplexer* vpm() override { return vpm_.get(); }
+  absl::Status ConfigureVpm(const std::string& text) override {
+    // The gateway's stack carries the DPM server, not programs' servers: nothing to multiplex.
+    if (config_.role == "gateway") return absl::UnimplementedError("dpmd gateway multiplexes no ports");
+    if (vpm_ != nullptr) return vpm_->Configure(text);
+    absl::StatusOr<std::unique_ptr<PortMultiplexer>> vpm = PortMultiplexer::Create(stack_, "", &text);
+    if (!vpm.ok()) return vpm.status();
+    vpm_ = *std::move(vpm);
+    return absl::OkStatus();
+  }
 
   SocketServiceStatus Collect() const;
   // Collect() and the parts of SocketServiceConfig::add_status_parts, rendered.

@@ -343,6 +343,8 @@ void Redirector::Handle(const std::shared_ptr<stack::ControlConn>& conn, const a
             std::string text = Status(q.json);
             conn->Reply(op, 0, std::vector<uint8_t>(text.begin(), text.end()));
           },
+          // A redirector multiplexes no ports (docs/vpm.md is dpmd client's).
+          [&](const api::VpmConfigureRequest&) { conn->Reply(op, EOPNOTSUPP); },
           [&](const api::ResolveRequest& q) {
             // Fig. 4 step 405's pseudo DNS name, resolved only here (Fig. 6 step 615): every
             // well-formed name under the suffix gets an address, known to the server or not,

@@ -81,6 +81,7 @@ std::string Describe(const Request& request) {
     }
     std::string operator()(const StatusRequest& q) { return absl::StrCat("status json=", q.json); }
     std::string operator()(const ResolveRequest& q) { return absl::StrCat("resolve '", q.name, "'"); }
+    std::string operator()(const VpmConfigureRequest& q) { return absl::StrCat("vpm configure '", q.text, "'"); }
   };
   return std::visit(Visitor{}, request);
 }
@@ -137,6 +138,9 @@ std::vector<Sample> Samples() {
       {"resolve_max", ResolveRequest{std::string(kMaxResolveName, 'a')}, Opcode::kResolve,
        {{"name length", 2}, {"name", kMaxResolveName}}},
       {"resolve_empty", ResolveRequest{""}, Opcode::kResolve, {{"name length", 2}}},
+      {"vpm_configure", VpmConfigureRequest{R"({"ports": {"tcp/80": {"default": "blue"}}})"}, Opcode::kVpmConfigure,
+       {{"text length", 4}, {"text", 42}}},
+      {"vpm_configure_empty", VpmConfigureRequest{""}, Opcode::kVpmConfigure, {{"text length", 4}}},
   };
 }
 
@@ -229,7 +233,7 @@ TEST(ApiRequest, BadVersionIsRejectedAndNamed) {
 }
 
 TEST(ApiRequest, UnknownOpcodeIsRejectedAndNamed) {
-  for (uint16_t op : {uint16_t{0}, uint16_t{12}, uint16_t{99}, uint16_t{0xffff}}) {
+  for (uint16_t op : {uint16_t{0}, uint16_t{13}, uint16_t{99}, uint16_t{0xffff}}) {
     absl::StatusOr<Request> parsed = ParseRequest(Header(kVersion, op));
     ASSERT_FALSE(parsed.ok());
     EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
@@ -292,6 +296,20 @@ TEST(ApiRequest, ResolveNameUpTo253BytesIsAcceptedAndLongerRejected) {
   EXPECT_EQ(parsed.status().message(), "name length 65535 over 253");
 }
 
+TEST(ApiRequest, VpmConfigureTextUpToTheLimitIsAcceptedAndLongerRejected) {
+  VpmConfigureRequest q{std::string(kMaxVpmConfig, ' ')};
+  std::vector<uint8_t> bytes = EncodeRequest(q);
+  EXPECT_LE(bytes.size(), kMaxMessage) << "the longest text fits in one message";
+  absl::StatusOr<Request> parsed = ParseRequest(bytes);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(std::get<VpmConfigureRequest>(*parsed).text.size(), kMaxVpmConfig);
+  q.text.push_back(' ');
+  parsed = ParseRequest(EncodeRequest(q));
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(std::string(parsed.status().message()).find("text length 65473 over 65472"), std::string::npos)
+      << parsed.status();
+}
+
 TEST(ApiRequest, ResolveWireFormIsLengthThenNameBytes) {
   std::vector<uint8_t> bytes = EncodeRequest(ResolveRequest{"Ab."});
   std::vector<uint8_t> expected = Header(kVersion, 11);
@@ -341,7 +359,7 @@ TEST(ApiRequest, FuzzSeedCorpusHasOneValidRequestOfEveryOpcode) {
     opcodes.insert(HostU16At(bytes, 2));
   }
   std::set<uint16_t> all;
-  for (uint16_t op = static_cast<uint16_t>(Opcode::kSocket); op <= static_cast<uint16_t>(Opcode::kResolve); ++op) {
+  for (uint16_t op = static_cast<uint16_t>(Opcode::kSocket); op <= static_cast<uint16_t>(Opcode::kVpmConfigure); ++op) {
     all.insert(op);
   }
   EXPECT_EQ(opcodes, all);
